@@ -1,0 +1,83 @@
+# Tachyon: one entry point for building, testing, benchmarking and the demo.
+#   make            build the C library (build/libtachyon.{so,a})
+#   make test       every test in the repository (C, sanitizers, Python, Rust, cross-language)
+#   make bench      the benchmarks (run them on an otherwise idle machine)
+#   make demo       the seed job: Python producer -> Rust consumer
+#   make install PREFIX=/usr/local
+#
+# Options: CC=clang, OPT="-O3 -march=native", PREFIX, DESTDIR.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+OPT     ?= -O2
+BUILD   ?= build
+VERSION := 0.1.0
+SOVER   := 0
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CSTD    := -std=c11
+CFLAGS_LIB := $(CSTD) $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -Iinclude -Isrc $(EXTRA_CFLAGS)
+
+LIB_SRCS := src/shm.c src/handshake.c src/ring.c src/wait.c src/bus.c
+LIB_HDRS := include/tachyon.h src/wire.h src/barrier.h src/internal.h
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all lib test test-c test-sanitize test-tsan bench demo install clean fuzz soak help
+
+all: lib
+
+lib: $(BUILD)/libtachyon.so $(BUILD)/libtachyon.a $(BUILD)/tachyon.pc
+
+$(BUILD)/obj/%.o: src/%.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB) -c $< -o $@
+
+$(BUILD)/libtachyon.so: $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,libtachyon.so.$(SOVER) -o $@ $(LIB_OBJS)
+
+$(BUILD)/libtachyon.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $(LIB_OBJS)
+
+$(BUILD)/tachyon.pc: tachyon.pc.in Makefile
+	@mkdir -p $(BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/tachyon.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BUILD)/libtachyon.so $(DESTDIR)$(PREFIX)/lib/libtachyon.so.$(VERSION)
+	ln -sf libtachyon.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtachyon.so.$(SOVER)
+	ln -sf libtachyon.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libtachyon.so
+	install -m 644 $(BUILD)/libtachyon.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(BUILD)/tachyon.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+# ---- the parts -----------------------------------------------------------------
+# Each part adds its targets to TEST_TARGETS / BENCH_TARGETS / FUZZ_TARGETS.
+TEST_TARGETS  :=
+BENCH_TARGETS :=
+include tests/tests.mk
+-include bench/bench.mk
+-include fuzz/fuzz.mk
+-include bindings/python/python.mk
+-include bindings/rust/rust.mk
+-include examples/examples.mk
+
+# ---- everything ----------------------------------------------------------------
+test: $(TEST_TARGETS)
+	@echo "make test: all suites passed ($(TEST_TARGETS))"
+
+bench: $(BENCH_TARGETS)
+
+demo:
+	@if [ -f examples/python_producer_rust_consumer/run_demo.sh ]; then \
+		bash examples/python_producer_rust_consumer/run_demo.sh; \
+	else \
+		echo "make demo: the Python->Rust example is not built yet (examples/python_producer_rust_consumer)"; \
+		exit 1; \
+	fi
+
+clean:
+	rm -rf $(BUILD)
+
+help:
+	@sed -n '1,10p' Makefile

@@ -1,0 +1,264 @@
+/*
+ * tachyon.h - same-machine, zero-copy, single-producer/single-consumer messaging.
+ *
+ * One bus is one ring in a sealed memfd shared by exactly two processes. The
+ * listener creates the segment and hands its fd to the one connector over a
+ * Unix socket; after that no byte goes through the kernel.
+ *
+ * Roles: whichever process calls the tx functions is the producer, whichever
+ * calls the rx functions is the consumer. A bus handle is not thread-safe:
+ * one thread produces and one thread consumes through it at a time (the two
+ * may be different threads of one process holding two handles).
+ *
+ * The functions from tachyon_bus_listen to tachyon_memory_barrier_acquire are
+ * the published tachyon-ipc ABI (SPEC.md section 2) and never change. The
+ * functions marked "addition" are this project's.
+ */
+#ifndef TACHYON_H
+#define TACHYON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TACHYON_API __attribute__((visibility("default")))
+#else
+#define TACHYON_API
+#endif
+
+typedef enum {
+    TACHYON_SUCCESS = 0,
+    TACHYON_ERR_NULL_PTR = 1,      /* a required pointer argument was NULL */
+    TACHYON_ERR_MEM = 2,           /* out of memory */
+    TACHYON_ERR_OPEN = 3,          /* memfd_create or socket creation failed */
+    TACHYON_ERR_TRUNCATE = 4,      /* ftruncate failed, or the fd is smaller than claimed */
+    TACHYON_ERR_CHMOD = 5,         /* the socket file's permissions could not be set */
+    TACHYON_ERR_SEAL = 6,          /* seals could not be applied, or the peer's fd lacks them */
+    TACHYON_ERR_MAP = 7,           /* mmap failed */
+    TACHYON_ERR_INVALID_SZ = 8,    /* a size or capacity out of range */
+    TACHYON_ERR_FULL = 9,          /* no room in the ring (or a timed wait for room expired) */
+    TACHYON_ERR_EMPTY = 10,        /* nothing to read */
+    TACHYON_ERR_NETWORK = 11,      /* socket bind/connect/accept/send/recv failed */
+    TACHYON_ERR_SYSTEM = 12,       /* another system call failed */
+    TACHYON_ERR_INTERRUPTED = 13,  /* a signal interrupted a blocking call */
+    TACHYON_ERR_ABI_MISMATCH = 14, /* handshake or segment header does not match ABI v4 */
+    /* Additions of this project; values after 14 never change either. */
+    TACHYON_ERR_PEER_DEAD = 15,    /* the peer exited, was killed, or destroyed the bus */
+    TACHYON_ERR_PERMISSION = 16,   /* the peer's uid is not allowed */
+    TACHYON_ERR_FATAL = 17,        /* the shared segment is corrupt; the bus is unusable */
+    TACHYON_ERR_STATE = 18,        /* call out of order (commit without acquire, ...) */
+    TACHYON_ERR_TIMEOUT = 19,      /* a timed wait expired */
+    TACHYON_ERR_ADDR_IN_USE = 20,  /* a live listener owns the socket path */
+    TACHYON_ERR_NOT_SOCKET = 21,   /* the socket path exists and is not a socket */
+    TACHYON_ERR_PATH_TOO_LONG = 22 /* the socket path does not fit in sun_path */
+} tachyon_error_t;
+
+typedef enum {
+    TACHYON_STATE_UNINITIALIZED = 0,
+    TACHYON_STATE_INITIALIZING = 1,
+    TACHYON_STATE_READY = 2,
+    TACHYON_STATE_DISCONNECTED = 3, /* the peer is gone (crash or clean destroy) */
+    TACHYON_STATE_FATAL_ERROR = 4,  /* a corrupt header or counter was seen */
+    TACHYON_STATE_UNKNOWN = 5
+} tachyon_state_t;
+
+/* type_id: bits 31..16 route id, bits 15..0 message type. */
+#define TACHYON_TYPE_ID(route, type) \
+    ((uint32_t)((((uint32_t)(route) & 0xFFFFu) << 16) | ((uint32_t)(type) & 0xFFFFu)))
+#define TACHYON_ROUTE_ID(id) ((uint16_t)(((uint32_t)(id) >> 16) & 0xFFFFu))
+#define TACHYON_MSG_TYPE(id) ((uint16_t)((uint32_t)(id) & 0xFFFFu))
+
+typedef struct tachyon_bus tachyon_bus_t;
+
+/* One received message in a batch. `reserved_` is private to the library. */
+typedef struct {
+    const void *ptr;
+    size_t actual_size;
+    size_t reserved_;
+    uint32_t type_id;
+    uint32_t padding_;
+} tachyon_msg_view_t;
+
+/* ---- Published API (SPEC.md section 2) ---------------------------------- */
+
+/*
+ * Create a segment with a ring of `capacity` bytes (a power of two, at least
+ * 64 and at most 1 GiB), bind `socket_path`, wait for exactly one peer, hand it
+ * the segment and remove the socket file. Blocks until a peer comes; a signal
+ * returns TACHYON_ERR_INTERRUPTED. On success *out holds a bus with one
+ * reference.
+ */
+TACHYON_API tachyon_error_t tachyon_bus_listen(const char *socket_path, size_t capacity,
+                                               tachyon_bus_t **out);
+
+/* Connect to a listener at `socket_path` and map the segment it hands over. */
+TACHYON_API tachyon_error_t tachyon_bus_connect(const char *socket_path, tachyon_bus_t **out);
+
+/* Take one more reference; each reference is dropped by tachyon_bus_destroy. */
+TACHYON_API void tachyon_bus_ref(tachyon_bus_t *bus);
+
+/*
+ * Drop one reference. The last one marks the bus disconnected in the shared
+ * segment (so the peer learns we left), wakes the peer and unmaps. NULL is a
+ * no-op.
+ */
+TACHYON_API void tachyon_bus_destroy(tachyon_bus_t *bus);
+
+/* Bind the segment's pages to a NUMA node (mbind). ERR_SYSTEM if unsupported. */
+TACHYON_API tachyon_error_t tachyon_bus_set_numa_node(const tachyon_bus_t *bus, int node_id);
+
+/*
+ * Consumer side: pure_spin != 0 means the consumer never sleeps, so the
+ * producer skips the fence and the wake-up check on every publication.
+ */
+TACHYON_API void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure_spin);
+
+/*
+ * Reserve a slot for up to `max_payload_size` bytes and return a pointer to
+ * its payload (64-byte aligned). NULL: the ring is full (ERR_FULL), the size
+ * is out of range (ERR_INVALID_SZ), a slot is already acquired (ERR_STATE),
+ * or the peer is gone; tachyon_bus_last_error tells which. Non-blocking.
+ */
+TACHYON_API void *tachyon_acquire_tx(tachyon_bus_t *bus, size_t max_payload_size);
+
+/* Commit the acquired slot with its real size (<= the size acquired) and
+ * publish it to the consumer immediately. */
+TACHYON_API tachyon_error_t tachyon_commit_tx(tachyon_bus_t *bus, size_t actual_payload_size,
+                                              uint32_t type_id);
+
+/* Give the acquired slot back unpublished. */
+TACHYON_API tachyon_error_t tachyon_rollback_tx(tachyon_bus_t *bus);
+
+/* Publish everything committed and wake a sleeping consumer. Commits already
+ * publish, so this is cheap; it exists for the published API. */
+TACHYON_API void tachyon_flush(tachyon_bus_t *bus);
+
+/* Non-blocking receive: the next message's payload or NULL (ERR_EMPTY, or the
+ * bus is fatal / the peer gone). The slot stays ours until tachyon_commit_rx. */
+TACHYON_API const void *tachyon_acquire_rx(tachyon_bus_t *bus, uint32_t *out_type_id,
+                                           size_t *out_actual_size);
+
+/* As tachyon_acquire_rx, polling up to max_spins times before giving up. */
+TACHYON_API const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id,
+                                                size_t *out_actual_size, uint32_t max_spins);
+
+/*
+ * Wait for the next message: spin `spin_threshold` times, then sleep on the
+ * shared futex. NULL when a signal interrupted the wait (state READY, error
+ * INTERRUPTED), the bus is fatal (state FATAL_ERROR), or the peer is gone and
+ * every message it committed has been read (state DISCONNECTED).
+ */
+TACHYON_API const void *tachyon_acquire_rx_blocking(tachyon_bus_t *bus, uint32_t *out_type_id,
+                                                    size_t *out_actual_size,
+                                                    uint32_t spin_threshold);
+
+/* Release the slot returned by the last acquire_rx* call. */
+TACHYON_API tachyon_error_t tachyon_commit_rx(tachyon_bus_t *bus);
+
+/* Fill up to max_msgs views with the messages available now (none committed);
+ * returns how many. Release them with tachyon_commit_rx_batch. */
+TACHYON_API size_t tachyon_acquire_rx_batch(tachyon_bus_t *bus, tachyon_msg_view_t *out,
+                                            size_t max_msgs);
+
+/* As tachyon_acquire_rx_batch, but waits like acquire_rx_blocking for at least
+ * one message. 0: interrupted, fatal or peer gone (see tachyon_get_state). */
+TACHYON_API size_t tachyon_drain_batch(tachyon_bus_t *bus, tachyon_msg_view_t *out,
+                                       size_t max_msgs, uint32_t spin_threshold);
+
+/* Release the first `count` views of the last batch (count may be fewer than
+ * were acquired; the rest stay acquired and come first in the next batch). */
+TACHYON_API tachyon_error_t tachyon_commit_rx_batch(tachyon_bus_t *bus,
+                                                    const tachyon_msg_view_t *views, size_t count);
+
+/* READY, DISCONNECTED (peer gone), FATAL_ERROR (corrupt segment), ... */
+TACHYON_API tachyon_state_t tachyon_get_state(const tachyon_bus_t *bus);
+
+/* A full acquire fence, for callers that read shared memory by hand. */
+TACHYON_API void tachyon_memory_barrier_acquire(void);
+
+/* ---- Additions of this project ------------------------------------------ */
+
+/* A static English message for an error code ("unknown error" for others). */
+TACHYON_API const char *tachyon_strerror(tachyon_error_t err);
+
+/* The error behind the last NULL/0/failed result of a call on this bus. */
+TACHYON_API tachyon_error_t tachyon_bus_last_error(const tachyon_bus_t *bus);
+
+/*
+ * Listener options. Default: only the listener's own uid may connect. Each
+ * call to tachyon_listen_opts_allow_uid adds a uid to the allowlist (root is
+ * not special). A refused peer has its connection closed and the listener
+ * returns TACHYON_ERR_PERMISSION unless keep_waiting is set, in which case it
+ * keeps waiting for an allowed peer. timeout_ms < 0 waits forever; otherwise
+ * ERR_TIMEOUT when no allowed peer came in time.
+ */
+#define TACHYON_MAX_ALLOWED_UIDS 16
+typedef struct {
+    size_t capacity;
+    int timeout_ms;
+    int keep_waiting;
+    unsigned n_allowed_uids;          /* 0 = the listener's own uid only */
+    uid_t allowed_uids[TACHYON_MAX_ALLOWED_UIDS];
+} tachyon_listen_opts_t;
+
+TACHYON_API void tachyon_listen_opts_init(tachyon_listen_opts_t *opts, size_t capacity);
+TACHYON_API tachyon_error_t tachyon_listen_opts_allow_uid(tachyon_listen_opts_t *opts, uid_t uid);
+TACHYON_API tachyon_error_t tachyon_bus_listen_ex(const char *socket_path,
+                                                  const tachyon_listen_opts_t *opts,
+                                                  tachyon_bus_t **out);
+
+/* Connect, retrying while nothing listens yet, for up to timeout_ms (< 0: forever). */
+TACHYON_API tachyon_error_t tachyon_bus_connect_timeout(const char *socket_path, int timeout_ms,
+                                                        tachyon_bus_t **out);
+
+/*
+ * acquire_rx_blocking with a deadline: NULL with ERR_TIMEOUT after timeout_ms
+ * (< 0: no deadline). Also returns on signals, fatal state and peer death.
+ */
+TACHYON_API const void *tachyon_acquire_rx_timeout(tachyon_bus_t *bus, uint32_t *out_type_id,
+                                                   size_t *out_actual_size,
+                                                   uint32_t spin_threshold, int timeout_ms);
+
+/* drain_batch with a deadline (0 with ERR_TIMEOUT when it expires). */
+TACHYON_API size_t tachyon_drain_batch_timeout(tachyon_bus_t *bus, tachyon_msg_view_t *out,
+                                               size_t max_msgs, uint32_t spin_threshold,
+                                               int timeout_ms);
+
+/*
+ * Producer side: wait for room (spin, then sleep in short steps) for up to
+ * timeout_ms (< 0: forever). NULL with ERR_TIMEOUT, ERR_PEER_DEAD when the
+ * consumer is gone, ERR_INTERRUPTED on a signal, or as tachyon_acquire_tx.
+ */
+TACHYON_API void *tachyon_acquire_tx_blocking(tachyon_bus_t *bus, size_t max_payload_size,
+                                              uint32_t spin_threshold, int timeout_ms);
+
+/* Copy `size` bytes in, commit and publish: one call. Non-blocking (ERR_FULL). */
+TACHYON_API tachyon_error_t tachyon_send(tachyon_bus_t *bus, const void *data, size_t size,
+                                         uint32_t type_id);
+
+/*
+ * Copy `count` records of `record_size` bytes each from `records`, one message
+ * per record, all with `type_id`, and publish once at the end. Returns how
+ * many were sent: fewer than count when the ring filled up (ERR_FULL) or on
+ * error (see tachyon_bus_last_error). Non-blocking.
+ */
+TACHYON_API size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, size_t record_size,
+                                      size_t count, uint32_t type_id);
+
+/* 1 when the peer process is alive and has not destroyed the bus, else 0. */
+TACHYON_API int tachyon_peer_alive(tachyon_bus_t *bus);
+
+/* The ring's capacity in bytes, and the largest payload one message can carry. */
+TACHYON_API size_t tachyon_bus_capacity(const tachyon_bus_t *bus);
+TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus_t *bus);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TACHYON_H */

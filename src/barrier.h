@@ -1,0 +1,132 @@
+/*
+ * barrier.h - every memory-ordering operation of the library, in one place.
+ *
+ * Call sites never use <stdatomic.h> orderings directly; they call one of the
+ * helpers below, named for the protocol step it carries. The pairs are
+ * lettered as in docs/design.md:
+ *
+ *   A  producer: publish_head (release)      pairs with  B  consumer: observe_head (acquire)
+ *      "the slot's header and payload are written before head says so"
+ *   C  consumer: publish_tail (release)      pairs with  D  producer: observe_tail (acquire)
+ *      "the consumer is done reading a slot before the producer may reuse it"
+ *   E  consumer: announce_sleep (seq_cst)    pairs with  F  producer: publish_head_check_sleeper (seq_cst)
+ *      Dekker pair: the consumer stores sleeping=1 then loads head; the producer
+ *      stores head then loads sleeping. Sequential consistency forbids both
+ *      from missing the other's store, so no wake-up is lost.
+ *   G  destroy/death: mark_disconnected (seq_cst) pairs with observe_state (acquire)
+ *      "everything committed before leaving is visible once the peer sees state 3"
+ *
+ * A futex wake orders nothing by itself; the pairs above do.
+ */
+#ifndef TACHYON_BARRIER_H
+#define TACHYON_BARRIER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define tachyon_cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define tachyon_cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define tachyon_cpu_relax() ((void)0)
+#endif
+
+/* A: the producer makes every byte of the slots up to `head` visible. */
+static inline void publish_head(_Atomic uint64_t *head, uint64_t value)
+{
+    atomic_store_explicit(head, value, memory_order_release); /* pairs with B */
+}
+
+/*
+ * F: publish head, then read the sleeper word, with a full barrier between
+ * (the exchange is seq_cst; on x86 it is one locked instruction, cheaper than
+ * a store plus mfence). Pairs with E.
+ */
+static inline uint32_t publish_head_check_sleeper(_Atomic uint64_t *head, uint64_t value,
+                                                  _Atomic uint32_t *sleeping)
+{
+    atomic_exchange_explicit(head, value, memory_order_seq_cst);    /* F1: pairs with E2 */
+    return atomic_load_explicit(sleeping, memory_order_seq_cst);    /* F2: pairs with E1 */
+}
+
+/* B: the consumer may read slots up to the returned head. Pairs with A/F1. */
+static inline uint64_t observe_head(_Atomic uint64_t *head)
+{
+    return atomic_load_explicit(head, memory_order_acquire);
+}
+
+/* C: the consumer gives slots up to `tail` back. Pairs with D. */
+static inline void publish_tail(_Atomic uint64_t *tail, uint64_t value)
+{
+    atomic_store_explicit(tail, value, memory_order_release);
+}
+
+/* D: the producer may overwrite bytes below the returned tail. Pairs with C. */
+static inline uint64_t observe_tail(_Atomic uint64_t *tail)
+{
+    return atomic_load_explicit(tail, memory_order_acquire);
+}
+
+/*
+ * E: the consumer announces it is about to sleep, then re-reads head. If the
+ * producer's F1 came first, E2 sees the new head; otherwise F2 sees the 1.
+ */
+static inline uint64_t announce_sleep_recheck_head(_Atomic uint32_t *sleeping, _Atomic uint64_t *head)
+{
+    atomic_store_explicit(sleeping, 1u, memory_order_seq_cst);      /* E1: pairs with F2 */
+    return atomic_load_explicit(head, memory_order_seq_cst);        /* E2: pairs with F1 */
+}
+
+/* The consumer is awake again; nothing is ordered by this store. */
+static inline void set_sleeper_word(_Atomic uint32_t *sleeping, uint32_t value)
+{
+    atomic_store_explicit(sleeping, value, memory_order_relaxed);
+}
+
+/* The producer's cheap look at the sleeper word (is it pure-spin?). */
+static inline uint32_t peek_sleeper_word(_Atomic uint32_t *sleeping)
+{
+    return atomic_load_explicit(sleeping, memory_order_relaxed);
+}
+
+/* G: leave the bus: all our earlier publications happen before state 3. */
+static inline void mark_disconnected(_Atomic uint32_t *state, uint32_t ready, uint32_t gone)
+{
+    uint32_t expected = ready;
+    /* Only READY becomes DISCONNECTED: a fatal state is never overwritten. */
+    atomic_compare_exchange_strong_explicit(state, &expected, gone, memory_order_seq_cst,
+                                            memory_order_relaxed);
+}
+
+/* G: pairs with mark_disconnected; also reads FATAL set by either side. */
+static inline uint32_t observe_state(_Atomic uint32_t *state)
+{
+    return atomic_load_explicit(state, memory_order_acquire);
+}
+
+/* Store a state value (formatting, fatal). */
+static inline void store_state(_Atomic uint32_t *state, uint32_t value)
+{
+    atomic_store_explicit(state, value, memory_order_release);
+}
+
+/* Header fields of a slot are read once into locals, racy by nature when the
+ * peer is hostile; relaxed atomic loads keep that defined behaviour. */
+static inline uint32_t read_slot_word(_Atomic uint32_t *word)
+{
+    return atomic_load_explicit(word, memory_order_relaxed);
+}
+
+/* Counters are read at attach time and for diagnostics only. */
+static inline uint64_t read_counter_relaxed(_Atomic uint64_t *counter)
+{
+    return atomic_load_explicit(counter, memory_order_relaxed);
+}
+
+static inline void write_counter_relaxed(_Atomic uint64_t *counter, uint64_t value)
+{
+    atomic_store_explicit(counter, value, memory_order_relaxed);
+}
+
+#endif /* TACHYON_BARRIER_H */

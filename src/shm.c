@@ -1,0 +1,107 @@
+/*
+ * shm.c - the shared segment: a sealed memfd, mapped once by each side.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "barrier.h"
+#include "internal.h"
+
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#endif
+
+#define REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
+
+/* Create, size and seal the memfd. The seals make the size a fact the peer can
+ * check: nobody can shrink the file under a mapping (SIGBUS) or grow it. */
+tachyon_error_t shm_create_segment(uint64_t capacity, int *out_fd)
+{
+    int fd = memfd_create("tachyon", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return TACHYON_ERR_OPEN;
+    if (ftruncate(fd, (off_t)(TACHYON_HEADER_BYTES + capacity)) != 0) {
+        close(fd);
+        return TACHYON_ERR_TRUNCATE;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+        close(fd);
+        return TACHYON_ERR_SEAL;
+    }
+    *out_fd = fd;
+    return TACHYON_SUCCESS;
+}
+
+/* Before mapping a peer's fd: it must be a regular file at least map_size long
+ * that can neither shrink nor grow. */
+tachyon_error_t shm_check_received_fd(int fd, uint64_t map_size)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return TACHYON_ERR_SYSTEM;
+    if (!S_ISREG(st.st_mode))
+        return TACHYON_ERR_ABI_MISMATCH;
+    if (st.st_size < 0 || (uint64_t)st.st_size < map_size)
+        return TACHYON_ERR_TRUNCATE;
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS)
+        return TACHYON_ERR_SEAL;
+    return TACHYON_SUCCESS;
+}
+
+/* Map shared, keep it out of fork()ed children (a child writing the ring would
+ * be a third party in an SPSC protocol), optionally pre-fault every page. */
+tachyon_error_t shm_map(int fd, size_t map_size, int prefault, void **out)
+{
+    int flags = MAP_SHARED;
+#ifdef MAP_POPULATE
+    if (prefault)
+        flags |= MAP_POPULATE;
+#endif
+    void *p = mmap(NULL, map_size, PROT_READ | PROT_WRITE, flags, fd, 0);
+    if (p == MAP_FAILED)
+        return TACHYON_ERR_MAP;
+#ifdef MADV_DONTFORK
+    (void)madvise(p, map_size, MADV_DONTFORK);
+#endif
+    *out = p;
+    return TACHYON_SUCCESS;
+}
+
+/* The listener formats a fresh (zero-filled) segment; READY is stored last. */
+void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity)
+{
+    store_state(&hdr->state, TACHYON_STATE_INITIALIZING);
+    hdr->magic = TACHYON_MAGIC;
+    hdr->version = TACHYON_VERSION;
+    hdr->capacity = capacity;
+    hdr->msg_alignment = TACHYON_MSG_ALIGN;
+    write_counter_relaxed(&hdr->head, 0);
+    write_counter_relaxed(&hdr->tail, 0);
+    set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
+    write_counter_relaxed(&hdr->producer_heartbeat, 0);
+    write_counter_relaxed(&hdr->consumer_heartbeat, 0);
+    store_state(&hdr->state, TACHYON_STATE_READY);
+}
+
+/* The connector's check that the mapped header says what the handshake said. */
+tachyon_error_t shm_check_header(const tachyon_segment_header_t *hdr, uint64_t capacity)
+{
+    if (hdr->magic != TACHYON_MAGIC || hdr->version != TACHYON_VERSION ||
+        hdr->capacity != capacity || hdr->msg_alignment != TACHYON_MSG_ALIGN)
+        return TACHYON_ERR_ABI_MISMATCH;
+    return TACHYON_SUCCESS;
+}

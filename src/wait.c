@@ -1,0 +1,98 @@
+/*
+ * wait.c - sleeping and waking (SPEC.md 1.4), and knowing whether the peer
+ * is still there.
+ *
+ * The consumer sleeps on the shared futex word consumer_sleeping in slices of
+ * TACHYON_SLEEP_SLICE_MS; between slices it checks the peer's liveness, which
+ * bounds how long a dead producer can keep it waiting. A live producer wakes it
+ * at once (pair E/F in barrier.h), so no message waits for a slice to end.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "barrier.h"
+#include "internal.h"
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
+{
+    /* Shared futex (no FUTEX_PRIVATE_FLAG): the word lives in a MAP_SHARED
+     * segment that another process waits or wakes on. */
+    return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
+}
+
+void wait_wake_consumer(struct tachyon_bus *bus)
+{
+    (void)futex(&bus->hdr->consumer_sleeping, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+int64_t wait_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Sleep until the producer publishes, up to timeout_ms. Returns SUCCESS when
+ * woken or when the re-check found data, TIMEOUT when the slice ran out,
+ * INTERRUPTED when a signal handler ran.
+ */
+tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
+{
+    tachyon_segment_header_t *hdr = bus->hdr;
+    if (peek_sleeper_word(&hdr->consumer_sleeping) == TACHYON_CONSUMER_PURE_SPIN)
+        return TACHYON_SUCCESS; /* pure-spin consumers never sleep */
+
+    /* E: pairs with the producer's F. If head moved, do not sleep. */
+    if (announce_sleep_recheck_head(&hdr->consumer_sleeping, &hdr->head) != bus->rx.tail) {
+        set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
+        return TACHYON_SUCCESS;
+    }
+    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    long rc = futex(&hdr->consumer_sleeping, FUTEX_WAIT, TACHYON_CONSUMER_SLEEPING, &ts);
+    int err = rc == 0 ? 0 : errno;
+    set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
+    if (err == EINTR)
+        return TACHYON_ERR_INTERRUPTED;
+    if (err == ETIMEDOUT)
+        return TACHYON_ERR_TIMEOUT;
+    return TACHYON_SUCCESS; /* woken, or the word changed (EAGAIN) */
+}
+
+/*
+ * Is the peer still there? It is gone when it marked the segment disconnected
+ * (clean destroy) or when its process exited (pidfd readable, or for kernels
+ * without pidfds, kill(pid, 0) failing with ESRCH).
+ */
+int wait_peer_alive(struct tachyon_bus *bus)
+{
+    if (bus->peer_gone)
+        return 0;
+    if (observe_state(&bus->hdr->state) == TACHYON_STATE_DISCONNECTED) {
+        bus->peer_gone = 1;
+        return 0;
+    }
+    if (bus->peer_pidfd >= 0) {
+        struct pollfd p = {.fd = bus->peer_pidfd, .events = POLLIN};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+            bus->peer_gone = 1;
+    } else if (bus->peer_pid > 0) {
+        if (kill(bus->peer_pid, 0) != 0 && errno == ESRCH)
+            bus->peer_gone = 1;
+    }
+    return !bus->peer_gone;
+}
+
+void wait_close_peer(struct tachyon_bus *bus)
+{
+    if (bus->peer_pidfd >= 0)
+        close(bus->peer_pidfd);
+    bus->peer_pidfd = -1;
+}

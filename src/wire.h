@@ -1,0 +1,126 @@
+/*
+ * wire.h - the bytes two processes share: handshake, segment header, message
+ * header (ABI version 4, SPEC.md 1.1-1.3). Every offset is pinned by a
+ * _Static_assert so a change of packing or a typo cannot pass the compiler.
+ *
+ * Nothing here is trusted when it comes from the peer: see validate_* in
+ * handshake.c and ring.c.
+ */
+#ifndef TACHYON_WIRE_H
+#define TACHYON_WIRE_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TACHYON_MAGIC 0x54414348u /* "TACH" */
+#define TACHYON_VERSION 4u
+#define TACHYON_MSG_ALIGN 64u
+#define TACHYON_HEADER_BYTES 768u  /* segment header before the ring */
+#define TACHYON_MSG_HEADER 64u     /* message header before each payload */
+#define TACHYON_SKIP_MARKER 0xFFFFFFFFu
+#define TACHYON_MIN_CAPACITY 64u
+#define TACHYON_MAX_CAPACITY (1u << 30) /* 1 GiB: fits u32, far above any sane ring */
+#define TACHYON_HS_FLAG_REQREP 1u
+
+/* 1.1 Handshake: 32 bytes, sent with the memfd as SCM_RIGHTS. */
+typedef struct {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t capacity_fwd;
+    uint32_t shm_size_fwd;
+    uint32_t capacity_rev;
+    uint32_t shm_size_rev;
+    uint32_t msg_alignment;
+    uint32_t flags;
+} tachyon_handshake_t;
+
+_Static_assert(sizeof(tachyon_handshake_t) == 32, "handshake is 32 bytes");
+_Static_assert(offsetof(tachyon_handshake_t, magic) == 0, "hs.magic");
+_Static_assert(offsetof(tachyon_handshake_t, version) == 4, "hs.version");
+_Static_assert(offsetof(tachyon_handshake_t, capacity_fwd) == 8, "hs.capacity_fwd");
+_Static_assert(offsetof(tachyon_handshake_t, shm_size_fwd) == 12, "hs.shm_size_fwd");
+_Static_assert(offsetof(tachyon_handshake_t, capacity_rev) == 16, "hs.capacity_rev");
+_Static_assert(offsetof(tachyon_handshake_t, shm_size_rev) == 20, "hs.shm_size_rev");
+_Static_assert(offsetof(tachyon_handshake_t, msg_alignment) == 24, "hs.msg_alignment");
+_Static_assert(offsetof(tachyon_handshake_t, flags) == 28, "hs.flags");
+
+/* 1.2 Segment header: each side's hot word on its own 128-byte line. */
+typedef struct {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t capacity;
+    uint32_t msg_alignment;
+    _Atomic uint32_t state;
+    uint8_t pad_state_[128 - 20];
+
+    _Atomic uint64_t head;              /* written by the producer only */
+    uint8_t pad_head_[128 - 8];
+
+    _Atomic uint64_t tail;              /* written by the consumer only */
+    uint8_t pad_tail_[128 - 8];
+
+    _Atomic uint32_t consumer_sleeping; /* futex word, written by the consumer */
+    uint8_t pad_sleep_[128 - 4];
+
+    _Atomic uint64_t producer_heartbeat;
+    uint8_t pad_phb_[128 - 8];
+
+    _Atomic uint64_t consumer_heartbeat;
+    uint8_t pad_chb_[128 - 8];
+} tachyon_segment_header_t;
+
+_Static_assert(sizeof(tachyon_segment_header_t) == TACHYON_HEADER_BYTES, "segment header is 768 bytes");
+_Static_assert(offsetof(tachyon_segment_header_t, magic) == 0, "seg.magic");
+_Static_assert(offsetof(tachyon_segment_header_t, version) == 4, "seg.version");
+_Static_assert(offsetof(tachyon_segment_header_t, capacity) == 8, "seg.capacity");
+_Static_assert(offsetof(tachyon_segment_header_t, msg_alignment) == 12, "seg.msg_alignment");
+_Static_assert(offsetof(tachyon_segment_header_t, state) == 16, "seg.state");
+_Static_assert(offsetof(tachyon_segment_header_t, head) == 128, "seg.head");
+_Static_assert(offsetof(tachyon_segment_header_t, tail) == 256, "seg.tail");
+_Static_assert(offsetof(tachyon_segment_header_t, consumer_sleeping) == 384, "seg.consumer_sleeping");
+_Static_assert(offsetof(tachyon_segment_header_t, producer_heartbeat) == 512, "seg.producer_heartbeat");
+_Static_assert(offsetof(tachyon_segment_header_t, consumer_heartbeat) == 640, "seg.consumer_heartbeat");
+_Static_assert(sizeof(_Atomic uint32_t) == 4 && sizeof(_Atomic uint64_t) == 8,
+               "atomics have the plain layout the peer expects");
+
+/* consumer_sleeping values */
+#define TACHYON_CONSUMER_AWAKE 0u
+#define TACHYON_CONSUMER_SLEEPING 1u
+#define TACHYON_CONSUMER_PURE_SPIN 2u
+
+/* 1.3 Message header, at the start of every slot. */
+typedef struct {
+    _Atomic uint32_t size;          /* payload bytes, or TACHYON_SKIP_MARKER */
+    _Atomic uint32_t type_id;
+    _Atomic uint32_t reserved_size; /* whole slot, multiple of 64 */
+    uint32_t pad_;
+    uint64_t correlation_id;
+    uint8_t pad_tail_[TACHYON_MSG_HEADER - 24];
+} tachyon_msg_header_t;
+
+_Static_assert(sizeof(tachyon_msg_header_t) == TACHYON_MSG_HEADER, "message header is 64 bytes");
+_Static_assert(offsetof(tachyon_msg_header_t, size) == 0, "msg.size");
+_Static_assert(offsetof(tachyon_msg_header_t, type_id) == 4, "msg.type_id");
+_Static_assert(offsetof(tachyon_msg_header_t, reserved_size) == 8, "msg.reserved_size");
+_Static_assert(offsetof(tachyon_msg_header_t, correlation_id) == 16, "msg.correlation_id");
+
+/* The slot a payload of `payload` bytes needs; caller ensures no overflow. */
+static inline uint64_t tachyon_slot_size(uint64_t payload)
+{
+    return (TACHYON_MSG_HEADER + payload + (TACHYON_MSG_ALIGN - 1)) & ~(uint64_t)(TACHYON_MSG_ALIGN - 1);
+}
+
+static inline int tachyon_is_pow2(uint64_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+static inline int tachyon_capacity_valid(uint64_t capacity)
+{
+    return tachyon_is_pow2(capacity) && capacity >= TACHYON_MIN_CAPACITY &&
+           capacity <= TACHYON_MAX_CAPACITY;
+}
+
+#endif /* TACHYON_WIRE_H */
