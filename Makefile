@@ -57,6 +57,7 @@ TEST_TARGETS  :=
 BENCH_TARGETS :=
 include tests/tests.mk
 -include bench/bench.mk
+-include bench/compare/compare.mk
 -include fuzz/fuzz.mk
 -include bindings/python/python.mk
 -include bindings/rust/rust.mk
