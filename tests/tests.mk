@@ -1,0 +1,41 @@
+# C tests: each tests/test_*.c is one program (exit 0 pass, 1 fail, 77 skip),
+# run by tests/run_tests.sh with a per-test timeout. The same programs are
+# built again with ASan+UBSan and with TSan, against the library's sources.
+
+C_TESTS     := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+TEST_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -Iinclude -Isrc -Itests
+TEST_LIBS   := -lpthread
+
+SAN_CC      ?= $(shell command -v clang >/dev/null 2>&1 && echo clang || echo $(CC))
+ASAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+TSAN_FLAGS  := -fsanitize=thread
+
+# Plain build: the tests link the static library (hidden symbols included).
+$(BUILD)/tests/%: tests/%.c tests/helpers.h $(BUILD)/libtachyon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< $(BUILD)/libtachyon.a $(TEST_LIBS) -o $@
+
+# Sanitizer builds compile the library sources into each test.
+$(BUILD)/asan/%: tests/%.c tests/helpers.h $(LIB_SRCS) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(TEST_CFLAGS) -O1 $(ASAN_FLAGS) $< $(LIB_SRCS) $(TEST_LIBS) -o $@
+
+$(BUILD)/tsan/%: tests/%.c tests/helpers.h $(LIB_SRCS) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(TEST_CFLAGS) -O1 $(TSAN_FLAGS) $< $(LIB_SRCS) $(TEST_LIBS) -o $@
+
+.PHONY: test-c test-sanitize test-tsan
+TEST_TARGETS += test-c test-sanitize test-tsan
+
+test-c: lib $(C_TESTS:%=$(BUILD)/tests/%)
+	@bash tests/run_tests.sh "C" $(C_TESTS:%=$(BUILD)/tests/%)
+
+# Under sanitizers the long stress runs use fewer messages (they are 3-10x slower).
+test-sanitize: $(C_TESTS:%=$(BUILD)/asan/%)
+	@TACHYON_STRESS_MSGS=1000000 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 bash tests/run_tests.sh "ASan+UBSan" $(C_TESTS:%=$(BUILD)/asan/%)
+
+test-tsan: $(C_TESTS:%=$(BUILD)/tsan/%)
+	@TACHYON_STRESS_MSGS=300000 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	 bash tests/run_tests.sh "TSan" $(C_TESTS:%=$(BUILD)/tsan/%)
