@@ -3,7 +3,9 @@
  * state and errors. The ring itself is in ring.c, the socket work in
  * handshake.c, the segment in shm.c, sleeping and liveness in wait.c.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

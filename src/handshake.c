@@ -6,7 +6,9 @@
  * a pidfd for it, which is how peer death is noticed later without any change
  * to the wire format.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -1,7 +1,9 @@
 /*
  * shm.c - the shared segment: a sealed memfd, mapped once by each side.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

@@ -7,7 +7,9 @@
  * bounds how long a dead producer can keep it waiting. A live producer wakes it
  * at once (pair E/F in barrier.h), so no message waits for a slice to end.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>

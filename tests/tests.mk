@@ -37,5 +37,5 @@ test-sanitize: $(C_TESTS:%=$(BUILD)/asan/%)
 	 bash tests/run_tests.sh "ASan+UBSan" $(C_TESTS:%=$(BUILD)/asan/%)
 
 test-tsan: $(C_TESTS:%=$(BUILD)/tsan/%)
-	@TACHYON_STRESS_MSGS=300000 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	@TACHYON_STRESS_MSGS=300000 TACHYON_STRESS_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	 bash tests/run_tests.sh "TSan" $(C_TESTS:%=$(BUILD)/tsan/%)
