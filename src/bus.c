@@ -422,6 +422,17 @@ const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, s
     }
 }
 
+/* Poll head up to `spins` times; 1 as soon as it moved. */
+static int spin_for_data(tachyon_bus_t *bus, uint32_t spins)
+{
+    for (uint32_t i = 0; i < spins; i++) {
+        if (ring_has_unread(bus))
+            return 1;
+        tachyon_cpu_relax();
+    }
+    return 0;
+}
+
 /*
  * The consumer's wait for "something to read", shared by the blocking single
  * and batch receives. Returns SUCCESS when the ring has unread bytes, or why
@@ -452,12 +463,12 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
              * look at the clock and, below, at the peer. */
             uint32_t burst = spin_threshold - spins < SPIN_CLOCK_STRIDE ? spin_threshold - spins
                                                                          : SPIN_CLOCK_STRIDE;
-            for (uint32_t i = 0; i < burst && !ring_has_unread(bus); i++)
-                tachyon_cpu_relax();
             spins += burst;
+            if (spin_for_data(bus, burst))
+                return TACHYON_SUCCESS; /* straight back to the reader: latency */
         } else if (peek_sleeper_word(&bus->hdr->consumer_sleeping) == TACHYON_CONSUMER_PURE_SPIN) {
-            for (uint32_t i = 0; i < SPIN_CLOCK_STRIDE && !ring_has_unread(bus); i++)
-                tachyon_cpu_relax();
+            if (spin_for_data(bus, SPIN_CLOCK_STRIDE))
+                return TACHYON_SUCCESS;
         } else {
             int slice = (int)(left < TACHYON_SLEEP_SLICE_MS ? left : TACHYON_SLEEP_SLICE_MS);
             if (wait_consumer_sleep(bus, slice) == TACHYON_ERR_INTERRUPTED)

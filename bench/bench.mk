@@ -1,0 +1,19 @@
+# Native C benchmarks: round-trip latency against the cache-line floor, and
+# streaming throughput by payload size. They print figures (and RESULT lines
+# for bench/compare/run.py); they assert nothing about speed.
+
+BENCH_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -Iinclude -Ibench
+BENCH_BINS   := $(BUILD)/bench/pingpong $(BUILD)/bench/throughput
+
+$(BUILD)/bench/%: bench/%.c bench/bench_common.h $(BUILD)/libtachyon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) $< $(BUILD)/libtachyon.a -lpthread -o $@
+
+.PHONY: bench-c bench-c-bin
+BENCH_TARGETS += bench-c
+
+bench-c-bin: lib $(BENCH_BINS)
+
+bench-c: bench-c-bin
+	$(BUILD)/bench/pingpong
+	$(BUILD)/bench/throughput

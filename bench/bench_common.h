@@ -1,0 +1,83 @@
+/*
+ * bench_common.h - shared by the C benchmarks: clocks, CPU pinning, the
+ * machine line, percentiles, and the RESULT line format that
+ * bench/compare/run.py collects.
+ */
+#ifndef TACHYON_BENCH_COMMON_H
+#define TACHYON_BENCH_COMMON_H
+
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+static inline uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Pin the calling process to one CPU (if it exists); a benchmark on two cores
+ * is only repeatable when the scheduler does not move the two sides around. */
+static inline void bench_pin(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 1)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % (int)n, &set);
+    (void)sched_setaffinity(0, sizeof(set), &set);
+}
+
+static inline void bench_print_machine(void)
+{
+    char model[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof(line), f)) {
+            if (strncmp(line, "model name", 10) == 0) {
+                char *c = strchr(line, ':');
+                if (c) {
+                    snprintf(model, sizeof(model), "%s", c + 2);
+                    model[strcspn(model, "\n")] = 0;
+                }
+                break;
+            }
+        }
+        fclose(f);
+    }
+    struct utsname u;
+    uname(&u);
+    printf("machine: %s, %ld cores, Linux %s\n", model, sysconf(_SC_NPROCESSORS_ONLN), u.release);
+}
+
+static int bench_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* p in [0, 100]; sorts v in place. */
+static inline uint64_t bench_percentile(uint64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof(*v), bench_cmp_u64);
+    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static inline uint64_t bench_env_u64(const char *name, uint64_t def)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtoull(v, NULL, 10) : def;
+}
+
+#endif /* TACHYON_BENCH_COMMON_H */
