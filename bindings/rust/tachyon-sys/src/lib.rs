@@ -1,0 +1,298 @@
+//! Raw FFI declarations for the Tachyon C library (`include/tachyon.h`).
+//!
+//! Tachyon moves messages between two processes on one machine through a
+//! ring in shared memory: after a Unix-socket handshake no byte goes through
+//! the kernel. This crate declares the C API by hand, one item per item of the
+//! header, and builds or links the library (see `build.rs`). It adds nothing:
+//! for a safe API use the `tachyon` crate.
+//!
+//! Every function is `unsafe`: the caller upholds the C contract written above
+//! each declaration (a live bus pointer, one producer and one consumer thread
+//! per bus, commit after acquire).
+//!
+//! # Example: a consumer, as the C API is called from Rust
+//!
+//! ```no_run
+//! use std::ffi::CString;
+//! use std::ptr;
+//! use tachyon_sys::*;
+//!
+//! let path = CString::new("/tmp/example.sock").unwrap();
+//! let mut rx: *mut tachyon_bus_t = ptr::null_mut();
+//! // SAFETY: path is NUL-terminated and rx a valid out-pointer.
+//! let rc = unsafe { tachyon_bus_listen(path.as_ptr(), 1 << 20, &mut rx) };
+//! assert_eq!(rc, TACHYON_SUCCESS);
+//! let (mut type_id, mut size) = (0u32, 0usize);
+//! // SAFETY: rx is a live bus; the slot is read before it is committed.
+//! unsafe {
+//!     let ptr = tachyon_acquire_rx_blocking(rx, &mut type_id, &mut size, 10_000);
+//!     if !ptr.is_null() {
+//!         let bytes = std::slice::from_raw_parts(ptr as *const u8, size);
+//!         println!("type {type_id}: {} bytes", bytes.len());
+//!         tachyon_commit_rx(rx);
+//!     }
+//!     tachyon_bus_destroy(rx);
+//! }
+//! ```
+#![allow(non_camel_case_types, non_snake_case)]
+#![no_std]
+
+use core::ffi::{c_char, c_int, c_uint, c_void};
+
+/// A C `enum` of error codes (`tachyon_error_t`). Kept as a plain integer:
+/// a Rust enum would be undefined behaviour for a value it does not list.
+pub type tachyon_error_t = c_uint;
+/// A C `enum` of bus states (`tachyon_state_t`), as in the segment header.
+pub type tachyon_state_t = c_uint;
+/// `uid_t` on Linux.
+pub type uid_t = u32;
+
+pub const TACHYON_SUCCESS: tachyon_error_t = 0;
+/// A required pointer argument was NULL.
+pub const TACHYON_ERR_NULL_PTR: tachyon_error_t = 1;
+/// Out of memory.
+pub const TACHYON_ERR_MEM: tachyon_error_t = 2;
+/// memfd_create or socket creation failed.
+pub const TACHYON_ERR_OPEN: tachyon_error_t = 3;
+/// ftruncate failed, or the fd is smaller than claimed.
+pub const TACHYON_ERR_TRUNCATE: tachyon_error_t = 4;
+/// The socket file's permissions could not be set.
+pub const TACHYON_ERR_CHMOD: tachyon_error_t = 5;
+/// Seals could not be applied, or the peer's fd lacks them.
+pub const TACHYON_ERR_SEAL: tachyon_error_t = 6;
+/// mmap failed.
+pub const TACHYON_ERR_MAP: tachyon_error_t = 7;
+/// A size or capacity out of range.
+pub const TACHYON_ERR_INVALID_SZ: tachyon_error_t = 8;
+/// No room in the ring (or a timed wait for room expired).
+pub const TACHYON_ERR_FULL: tachyon_error_t = 9;
+/// Nothing to read.
+pub const TACHYON_ERR_EMPTY: tachyon_error_t = 10;
+/// Socket bind/connect/accept/send/recv failed.
+pub const TACHYON_ERR_NETWORK: tachyon_error_t = 11;
+/// Another system call failed.
+pub const TACHYON_ERR_SYSTEM: tachyon_error_t = 12;
+/// A signal interrupted a blocking call.
+pub const TACHYON_ERR_INTERRUPTED: tachyon_error_t = 13;
+/// Handshake or segment header does not match ABI v4.
+pub const TACHYON_ERR_ABI_MISMATCH: tachyon_error_t = 14;
+/// The peer exited, was killed, or destroyed the bus.
+pub const TACHYON_ERR_PEER_DEAD: tachyon_error_t = 15;
+/// The peer's uid is not allowed.
+pub const TACHYON_ERR_PERMISSION: tachyon_error_t = 16;
+/// The shared segment is corrupt; the bus is unusable.
+pub const TACHYON_ERR_FATAL: tachyon_error_t = 17;
+/// Call out of order (commit without acquire, ...).
+pub const TACHYON_ERR_STATE: tachyon_error_t = 18;
+/// A timed wait expired.
+pub const TACHYON_ERR_TIMEOUT: tachyon_error_t = 19;
+/// A live listener owns the socket path.
+pub const TACHYON_ERR_ADDR_IN_USE: tachyon_error_t = 20;
+/// The socket path exists and is not a socket.
+pub const TACHYON_ERR_NOT_SOCKET: tachyon_error_t = 21;
+/// The socket path does not fit in `sun_path`.
+pub const TACHYON_ERR_PATH_TOO_LONG: tachyon_error_t = 22;
+
+pub const TACHYON_STATE_UNINITIALIZED: tachyon_state_t = 0;
+pub const TACHYON_STATE_INITIALIZING: tachyon_state_t = 1;
+pub const TACHYON_STATE_READY: tachyon_state_t = 2;
+/// The peer is gone (crash or clean destroy).
+pub const TACHYON_STATE_DISCONNECTED: tachyon_state_t = 3;
+/// A corrupt header or counter was seen.
+pub const TACHYON_STATE_FATAL_ERROR: tachyon_state_t = 4;
+pub const TACHYON_STATE_UNKNOWN: tachyon_state_t = 5;
+
+/// How many uids a listener's allowlist holds.
+pub const TACHYON_MAX_ALLOWED_UIDS: usize = 16;
+
+/// `TACHYON_TYPE_ID(route, type)`: bits 31..16 route id, bits 15..0 message type.
+#[inline]
+pub const fn TACHYON_TYPE_ID(route: u32, msg_type: u32) -> u32 {
+    ((route & 0xFFFF) << 16) | (msg_type & 0xFFFF)
+}
+
+/// `TACHYON_ROUTE_ID(id)`: the route id in bits 31..16.
+#[inline]
+pub const fn TACHYON_ROUTE_ID(id: u32) -> u16 {
+    ((id >> 16) & 0xFFFF) as u16
+}
+
+/// `TACHYON_MSG_TYPE(id)`: the message type in bits 15..0.
+#[inline]
+pub const fn TACHYON_MSG_TYPE(id: u32) -> u16 {
+    (id & 0xFFFF) as u16
+}
+
+/// An opaque bus handle (`tachyon_bus_t`). Only ever used behind a pointer.
+#[repr(C)]
+pub struct tachyon_bus_t {
+    _private: [u8; 0],
+    // Neither Send, Sync nor Unpin: the C object is not thread-safe.
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+/// One received message in a batch (`tachyon_msg_view_t`, 32 bytes on 64-bit).
+/// `reserved_` is private to the library.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tachyon_msg_view_t {
+    pub ptr: *const c_void,
+    pub actual_size: usize,
+    pub reserved_: usize,
+    pub type_id: u32,
+    pub padding_: u32,
+}
+
+impl Default for tachyon_msg_view_t {
+    fn default() -> Self {
+        Self { ptr: core::ptr::null(), actual_size: 0, reserved_: 0, type_id: 0, padding_: 0 }
+    }
+}
+
+/// Listener options (`tachyon_listen_opts_t`); fill with [`tachyon_listen_opts_init`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tachyon_listen_opts_t {
+    pub capacity: usize,
+    /// < 0 waits forever.
+    pub timeout_ms: c_int,
+    pub keep_waiting: c_int,
+    /// 0 = the listener's own uid only.
+    pub n_allowed_uids: c_uint,
+    pub allowed_uids: [uid_t; TACHYON_MAX_ALLOWED_UIDS],
+}
+
+extern "C" {
+    // ---- Published API (SPEC.md section 2) --------------------------------
+
+    /// Create a segment with a ring of `capacity` bytes (a power of two, 64 B
+    /// to 1 GiB), bind `socket_path`, wait for exactly one peer, hand it the
+    /// segment and remove the socket file. Blocks; a signal returns
+    /// `TACHYON_ERR_INTERRUPTED`. On success `*out` holds one reference.
+    pub fn tachyon_bus_listen(socket_path: *const c_char, capacity: usize, out: *mut *mut tachyon_bus_t)
+        -> tachyon_error_t;
+    /// Connect to a listener at `socket_path` and map the segment it hands over.
+    pub fn tachyon_bus_connect(socket_path: *const c_char, out: *mut *mut tachyon_bus_t) -> tachyon_error_t;
+    /// Take one more reference; each one is dropped by [`tachyon_bus_destroy`].
+    pub fn tachyon_bus_ref(bus: *mut tachyon_bus_t);
+    /// Drop one reference; the last marks the bus disconnected, wakes the peer
+    /// and unmaps. NULL is a no-op.
+    pub fn tachyon_bus_destroy(bus: *mut tachyon_bus_t);
+    /// Bind the segment's pages to a NUMA node. `TACHYON_ERR_SYSTEM` if unsupported.
+    pub fn tachyon_bus_set_numa_node(bus: *const tachyon_bus_t, node_id: c_int) -> tachyon_error_t;
+    /// Consumer side: `pure_spin != 0` means the consumer never sleeps.
+    pub fn tachyon_bus_set_polling_mode(bus: *const tachyon_bus_t, pure_spin: c_int);
+
+    /// Reserve a slot for up to `max_payload_size` bytes; its payload pointer
+    /// (64-byte aligned) or NULL (see [`tachyon_bus_last_error`]). Non-blocking.
+    pub fn tachyon_acquire_tx(bus: *mut tachyon_bus_t, max_payload_size: usize) -> *mut c_void;
+    /// Commit the acquired slot with its real size and publish it.
+    pub fn tachyon_commit_tx(bus: *mut tachyon_bus_t, actual_payload_size: usize, type_id: u32)
+        -> tachyon_error_t;
+    /// Give the acquired slot back unpublished.
+    pub fn tachyon_rollback_tx(bus: *mut tachyon_bus_t) -> tachyon_error_t;
+    /// Publish everything committed and wake a sleeping consumer.
+    pub fn tachyon_flush(bus: *mut tachyon_bus_t);
+
+    /// Non-blocking receive: the next payload or NULL. The slot stays ours
+    /// until [`tachyon_commit_rx`].
+    pub fn tachyon_acquire_rx(bus: *mut tachyon_bus_t, out_type_id: *mut u32, out_actual_size: *mut usize)
+        -> *const c_void;
+    /// As [`tachyon_acquire_rx`], polling up to `max_spins` times.
+    pub fn tachyon_acquire_rx_spin(
+        bus: *mut tachyon_bus_t,
+        out_type_id: *mut u32,
+        out_actual_size: *mut usize,
+        max_spins: u32,
+    ) -> *const c_void;
+    /// Wait for the next message: spin `spin_threshold` times, then sleep.
+    /// NULL when interrupted, fatal, or the peer is gone and everything it
+    /// committed was read ([`tachyon_get_state`] tells which).
+    pub fn tachyon_acquire_rx_blocking(
+        bus: *mut tachyon_bus_t,
+        out_type_id: *mut u32,
+        out_actual_size: *mut usize,
+        spin_threshold: u32,
+    ) -> *const c_void;
+    /// Release the slot returned by the last acquire_rx* call.
+    pub fn tachyon_commit_rx(bus: *mut tachyon_bus_t) -> tachyon_error_t;
+    /// Fill up to `max_msgs` views with the messages available now; how many.
+    pub fn tachyon_acquire_rx_batch(bus: *mut tachyon_bus_t, out: *mut tachyon_msg_view_t, max_msgs: usize)
+        -> usize;
+    /// As [`tachyon_acquire_rx_batch`], waiting for at least one message.
+    /// 0: interrupted, fatal or peer gone.
+    pub fn tachyon_drain_batch(
+        bus: *mut tachyon_bus_t,
+        out: *mut tachyon_msg_view_t,
+        max_msgs: usize,
+        spin_threshold: u32,
+    ) -> usize;
+    /// Release the first `count` views of the last batch.
+    pub fn tachyon_commit_rx_batch(bus: *mut tachyon_bus_t, views: *const tachyon_msg_view_t, count: usize)
+        -> tachyon_error_t;
+
+    /// READY, DISCONNECTED (peer gone), FATAL_ERROR (corrupt segment), ...
+    pub fn tachyon_get_state(bus: *const tachyon_bus_t) -> tachyon_state_t;
+    /// A full acquire fence, for callers that read shared memory by hand.
+    pub fn tachyon_memory_barrier_acquire();
+
+    // ---- Additions of this project ------------------------------------------
+
+    /// A static English message for an error code ("unknown error" for others).
+    pub fn tachyon_strerror(err: tachyon_error_t) -> *const c_char;
+    /// The error behind the last NULL/0/failed result of a call on this bus.
+    pub fn tachyon_bus_last_error(bus: *const tachyon_bus_t) -> tachyon_error_t;
+    /// Default options: own uid only, wait forever, the given capacity.
+    pub fn tachyon_listen_opts_init(opts: *mut tachyon_listen_opts_t, capacity: usize);
+    /// Add a uid to the allowlist (`TACHYON_ERR_INVALID_SZ` when full).
+    pub fn tachyon_listen_opts_allow_uid(opts: *mut tachyon_listen_opts_t, uid: uid_t) -> tachyon_error_t;
+    /// [`tachyon_bus_listen`] with options (timeout, allowed uids).
+    pub fn tachyon_bus_listen_ex(
+        socket_path: *const c_char,
+        opts: *const tachyon_listen_opts_t,
+        out: *mut *mut tachyon_bus_t,
+    ) -> tachyon_error_t;
+    /// Connect, retrying while nothing listens yet, for up to `timeout_ms` (< 0: forever).
+    pub fn tachyon_bus_connect_timeout(socket_path: *const c_char, timeout_ms: c_int, out: *mut *mut tachyon_bus_t)
+        -> tachyon_error_t;
+    /// [`tachyon_acquire_rx_blocking`] with a deadline (NULL with `TACHYON_ERR_TIMEOUT`).
+    pub fn tachyon_acquire_rx_timeout(
+        bus: *mut tachyon_bus_t,
+        out_type_id: *mut u32,
+        out_actual_size: *mut usize,
+        spin_threshold: u32,
+        timeout_ms: c_int,
+    ) -> *const c_void;
+    /// [`tachyon_drain_batch`] with a deadline (0 with `TACHYON_ERR_TIMEOUT`).
+    pub fn tachyon_drain_batch_timeout(
+        bus: *mut tachyon_bus_t,
+        out: *mut tachyon_msg_view_t,
+        max_msgs: usize,
+        spin_threshold: u32,
+        timeout_ms: c_int,
+    ) -> usize;
+    /// Producer side: wait for room for up to `timeout_ms` (< 0: forever).
+    pub fn tachyon_acquire_tx_blocking(
+        bus: *mut tachyon_bus_t,
+        max_payload_size: usize,
+        spin_threshold: u32,
+        timeout_ms: c_int,
+    ) -> *mut c_void;
+    /// Copy `size` bytes in, commit and publish. Non-blocking (`TACHYON_ERR_FULL`).
+    pub fn tachyon_send(bus: *mut tachyon_bus_t, data: *const c_void, size: usize, type_id: u32) -> tachyon_error_t;
+    /// Send `count` records of `record_size` bytes, one message each, publish
+    /// once; returns how many were sent. Non-blocking.
+    pub fn tachyon_send_batch(
+        bus: *mut tachyon_bus_t,
+        records: *const c_void,
+        record_size: usize,
+        count: usize,
+        type_id: u32,
+    ) -> usize;
+    /// 1 when the peer is alive and has not destroyed the bus, else 0.
+    pub fn tachyon_peer_alive(bus: *mut tachyon_bus_t) -> c_int;
+    /// The ring's capacity in bytes.
+    pub fn tachyon_bus_capacity(bus: *const tachyon_bus_t) -> usize;
+    /// The largest payload one message can carry.
+    pub fn tachyon_bus_max_payload(bus: *const tachyon_bus_t) -> usize;
+}

@@ -1,0 +1,85 @@
+//! Safe Rust API for Tachyon: zero-copy messaging between two processes on
+//! one machine through a ring in shared memory.
+//!
+//! One [`Bus`] joins exactly two processes. The listener creates the shared
+//! segment and waits on a Unix socket; the connector receives the segment's
+//! file descriptor; after that no byte goes through the kernel. Whichever side
+//! sends is the producer, the other the consumer.
+//!
+//! Messages are written in place with a [`TxGuard`] (commit on drop, roll back
+//! when dropped during a panic) and read in place with an [`RxGuard`] (the slot
+//! is released on drop), or in batches with [`Batch`].
+//!
+//! ```no_run
+//! use tachyon::Bus;
+//!
+//! # fn main() -> tachyon::Result<()> {
+//! // Consumer: owns the socket, blocks until the producer connects.
+//! let mut bus = Bus::listen("/tmp/quotes.sock", 1 << 20)?;
+//! loop {
+//!     match bus.recv() {
+//!         Ok(msg) => println!("type {} with {} bytes", msg.type_id(), msg.data().len()),
+//!         Err(tachyon::Error::PeerDead) => break, // producer gone, all read
+//!         Err(e) => return Err(e),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ```no_run
+//! use tachyon::Bus;
+//!
+//! # fn main() -> tachyon::Result<()> {
+//! // Producer: copy a message in, or write it in place.
+//! let mut bus = Bus::connect("/tmp/quotes.sock")?;
+//! bus.send(b"hello", 1)?;
+//! let mut tx = bus.acquire_tx(16, None)?;
+//! tx.buf()[..5].copy_from_slice(b"world");
+//! tx.set_len(5);
+//! tx.set_type_id(2);
+//! tx.commit()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A [`Bus`] is `Send` (move it to the thread that uses it) but not `Sync`:
+//!
+//! ```compile_fail
+//! fn shared_between_threads<T: Sync>() {}
+//! shared_between_threads::<tachyon::Bus>();
+//! ```
+
+mod bus;
+mod error;
+mod rx;
+mod tx;
+
+pub use bus::{Bus, ListenOptions, PollingMode, State};
+pub use error::{Error, Result};
+pub use rx::{Batch, BatchIter, Message, RxGuard};
+pub use tx::TxGuard;
+
+/// Re-export of the raw bindings, for what this crate does not wrap.
+pub use tachyon_sys as sys;
+
+/// A type id from a route (bits 31..16) and a message type (bits 15..0).
+///
+/// ```
+/// assert_eq!(tachyon::make_type_id(1, 2), 0x0001_0002);
+/// assert_eq!(tachyon::route_id(0x0001_0002), 1);
+/// assert_eq!(tachyon::msg_type(0x0001_0002), 2);
+/// ```
+pub const fn make_type_id(route: u16, msg_type: u16) -> u32 {
+    sys::TACHYON_TYPE_ID(route as u32, msg_type as u32)
+}
+
+/// The route id of a type id (bits 31..16).
+pub const fn route_id(type_id: u32) -> u16 {
+    sys::TACHYON_ROUTE_ID(type_id)
+}
+
+/// The message type of a type id (bits 15..0).
+pub const fn msg_type(type_id: u32) -> u16 {
+    sys::TACHYON_MSG_TYPE(type_id)
+}
