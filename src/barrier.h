@@ -12,7 +12,9 @@
  *   E  consumer: announce_sleep (seq_cst)    pairs with  F  producer: publish_head_check_sleeper (seq_cst)
  *      Dekker pair: the consumer stores sleeping=1 then loads head; the producer
  *      stores head then loads sleeping. Sequential consistency forbids both
- *      from missing the other's store, so no wake-up is lost.
+ *      from missing the other's store. The waker then takes the word from 1
+ *      to 0 (claim_sleeper) before FUTEX_WAKE, so a wake that lands before
+ *      the consumer's FUTEX_WAIT makes that wait return at once.
  *   G  destroy/death: mark_disconnected (seq_cst) pairs with observe_state (acquire)
  *      "everything committed before leaving is visible once the peer sees state 3"
  *
@@ -76,6 +78,20 @@ static inline uint64_t announce_sleep_recheck_head(_Atomic uint32_t *sleeping, _
 {
     atomic_store_explicit(sleeping, 1u, memory_order_seq_cst);      /* E1: pairs with F2 */
     return atomic_load_explicit(head, memory_order_seq_cst);        /* E2: pairs with F1 */
+}
+
+/*
+ * The producer (or a leaving peer) takes the sleeper's 1 back to 0 before
+ * FUTEX_WAKE. Without this a wake issued between the consumer's E2 and its
+ * FUTEX_WAIT would find no waiter and the wait, seeing the word still 1,
+ * would sleep the whole slice. With it the wait sees 0 and returns at once.
+ * Returns 1 if this call took the word from 1 (and so should wake).
+ */
+static inline int claim_sleeper(_Atomic uint32_t *sleeping)
+{
+    uint32_t expected = 1u;
+    return atomic_compare_exchange_strong_explicit(sleeping, &expected, 0u, memory_order_seq_cst,
+                                                   memory_order_relaxed);
 }
 
 /* The consumer is awake again; nothing is ordered by this store. */

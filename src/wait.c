@@ -29,9 +29,12 @@ static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct tim
     return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
 }
 
+/* Wake a consumer that announced sleep (word 1). A pure-spin (2) or awake (0)
+ * consumer needs no system call. */
 void wait_wake_consumer(struct tachyon_bus *bus)
 {
-    (void)futex(&bus->hdr->consumer_sleeping, FUTEX_WAKE, INT_MAX, NULL);
+    if (claim_sleeper(&bus->hdr->consumer_sleeping))
+        (void)futex(&bus->hdr->consumer_sleeping, FUTEX_WAKE, INT_MAX, NULL);
 }
 
 int64_t wait_now_ms(void)
@@ -60,7 +63,9 @@ tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
     struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
     long rc = futex(&hdr->consumer_sleeping, FUTEX_WAIT, TACHYON_CONSUMER_SLEEPING, &ts);
     int err = rc == 0 ? 0 : errno;
-    set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
+    /* Back to 0 unless the producer already did (claim_sleeper) or the
+     * consumer switched to pure-spin meanwhile. */
+    (void)claim_sleeper(&hdr->consumer_sleeping);
     if (err == EINTR)
         return TACHYON_ERR_INTERRUPTED;
     if (err == ETIMEDOUT)
