@@ -39,3 +39,16 @@ test-sanitize: $(C_TESTS:%=$(BUILD)/asan/%)
 test-tsan: $(C_TESTS:%=$(BUILD)/tsan/%)
 	@TACHYON_STRESS_MSGS=300000 TACHYON_STRESS_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	 bash tests/run_tests.sh "TSan" $(C_TESTS:%=$(BUILD)/tsan/%)
+
+# The library builds warning-free (-Werror) as C11 with gcc and with clang,
+# and exports only the API's symbols.
+.PHONY: test-build
+TEST_TARGETS := test-build $(TEST_TARGETS)
+test-build:
+	@for cc in gcc clang; do \
+		command -v $$cc >/dev/null || { echo "test-build: $$cc not found"; exit 1; }; \
+		$(MAKE) -s BUILD=$(BUILD)/check-$$cc CC=$$cc EXTRA_CFLAGS="-Werror -Wpedantic" lib >/dev/null || exit 1; \
+		bad=$$(nm -D --defined-only $(BUILD)/check-$$cc/libtachyon.so | awk '$$2 ~ /[TDBR]/ && $$3 !~ /^tachyon_/ {print $$3}'); \
+		if [ -n "$$bad" ]; then echo "test-build: $$cc exports non-API symbols: $$bad"; exit 1; fi; \
+		echo "PASS build with $$cc: -std=c11 -Wall -Wextra -Wpedantic -Werror, only tachyon_* exported"; \
+	done
