@@ -1,5 +1,6 @@
 # Tachyon: one entry point for building, testing, benchmarking and the demo.
 #   make            build the C library (build/libtachyon.{so,a})
+#   make install    headers, libraries and tachyon.pc under PREFIX
 #   make test       every test in the repository (C, sanitizers, Python, Rust, cross-language)
 #   make bench      the benchmarks (run them on an otherwise idle machine)
 #   make demo       the seed job: Python producer -> Rust consumer
@@ -26,7 +27,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 
 all: lib
 
-lib: $(BUILD)/libtachyon.so $(BUILD)/libtachyon.a $(BUILD)/tachyon.pc
+lib: $(BUILD)/libtachyon.so $(BUILD)/libtachyon.a
 
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDRS)
 	@mkdir -p $(dir $@)
@@ -38,10 +39,6 @@ $(BUILD)/libtachyon.so: $(LIB_OBJS)
 $(BUILD)/libtachyon.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $(LIB_OBJS)
 
-$(BUILD)/tachyon.pc: tachyon.pc.in Makefile
-	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
-
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/tachyon.h $(DESTDIR)$(PREFIX)/include/
@@ -49,7 +46,8 @@ install: lib
 	ln -sf libtachyon.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtachyon.so.$(SOVER)
 	ln -sf libtachyon.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libtachyon.so
 	install -m 644 $(BUILD)/libtachyon.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(BUILD)/tachyon.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' tachyon.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/tachyon.pc
 
 # ---- the parts -----------------------------------------------------------------
 # Each part adds its targets to TEST_TARGETS / BENCH_TARGETS / FUZZ_TARGETS.

@@ -52,3 +52,15 @@ test-build:
 		if [ -n "$$bad" ]; then echo "test-build: $$cc exports non-API symbols: $$bad"; exit 1; fi; \
 		echo "PASS build with $$cc: -std=c11 -Wall -Wextra -Wpedantic -Werror, only tachyon_* exported"; \
 	done
+
+# make install PREFIX=... gives a library that pkg-config finds and links.
+.PHONY: test-install
+TEST_TARGETS := test-install $(TEST_TARGETS)
+test-install: lib
+	@prefix=$$(mktemp -d) && \
+	$(MAKE) -s install PREFIX=$$prefix >/dev/null && \
+	flags=$$(PKG_CONFIG_PATH=$$prefix/lib/pkgconfig pkg-config --cflags --libs tachyon) && \
+	printf '#include <tachyon.h>\n#include <stdio.h>\nint main(void){puts(tachyon_strerror(TACHYON_ERR_FULL));return 0;}\n' > $$prefix/t.c && \
+	$(CC) $$prefix/t.c $$flags -o $$prefix/t && LD_LIBRARY_PATH=$$prefix/lib $$prefix/t >/dev/null && \
+	echo "PASS make install PREFIX=... + pkg-config: compiled, linked and ran against the installed library" && \
+	rm -rf $$prefix
