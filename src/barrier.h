@@ -134,6 +134,13 @@ static inline uint32_t read_slot_word(_Atomic uint32_t *word)
     return atomic_load_explicit(word, memory_order_relaxed);
 }
 
+/* The producer fills a slot header with plain stores; head's release (A/F1)
+ * is what publishes them. */
+static inline void write_slot_word(_Atomic uint32_t *word, uint32_t value)
+{
+    atomic_store_explicit(word, value, memory_order_relaxed);
+}
+
 /* Counters are read at attach time and for diagnostics only. */
 static inline uint64_t read_counter_relaxed(_Atomic uint64_t *counter)
 {

@@ -60,10 +60,18 @@ void ring_attach(struct tachyon_bus *bus)
 
 /* Is there room for `bytes` more after tx.head? Re-reads tail only when the
  * cached copy says no. */
-static int tx_has_room(struct tachyon_bus *bus, uint64_t bytes)
+static int tx_refresh_tail_has_room(struct tachyon_bus *bus, uint64_t bytes);
+
+static inline int tx_has_room(struct tachyon_bus *bus, uint64_t bytes)
 {
-    if (bus->tx.head + bytes - bus->tx.cached_tail <= bus->capacity)
+    if (likely(bus->tx.head + bytes - bus->tx.cached_tail <= bus->capacity))
         return 1;
+    return tx_refresh_tail_has_room(bus, bytes);
+}
+
+/* The slow half of tx_has_room: the cached tail says no, look at the real one. */
+static int tx_refresh_tail_has_room(struct tachyon_bus *bus, uint64_t bytes)
+{
     uint64_t tail = observe_tail(&bus->hdr->tail); /* D: pairs with the consumer's C */
     if (!counters_consistent(bus, bus->tx.head, tail)) {
         bus_set_fatal(bus);
@@ -90,10 +98,10 @@ void ring_publish_head(struct tachyon_bus *bus)
 static void write_skip_marker(struct tachyon_bus *bus, uint64_t pos, uint64_t to_end)
 {
     tachyon_msg_header_t *h = header_at(bus, pos);
-    atomic_store_explicit(&h->type_id, 0, memory_order_relaxed);
-    atomic_store_explicit(&h->reserved_size, (uint32_t)to_end, memory_order_relaxed);
+    write_slot_word(&h->type_id, 0);
+    write_slot_word(&h->reserved_size, (uint32_t)to_end);
     h->correlation_id = 0;
-    atomic_store_explicit(&h->size, TACHYON_SKIP_MARKER, memory_order_relaxed);
+    write_slot_word(&h->size, TACHYON_SKIP_MARKER);
 }
 
 static void *tx_full(struct tachyon_bus *bus)
@@ -143,10 +151,10 @@ tachyon_error_t tachyon_commit_tx(tachyon_bus_t *bus, size_t actual_payload_size
     /* Give back what the payload did not use: the slot shrinks to fit. */
     uint32_t reserved = (uint32_t)tachyon_slot_size(actual_payload_size);
     tachyon_msg_header_t *h = header_at(bus, bus->tx.pending_pos);
-    atomic_store_explicit(&h->type_id, type_id, memory_order_relaxed);
-    atomic_store_explicit(&h->reserved_size, reserved, memory_order_relaxed);
+    write_slot_word(&h->type_id, type_id);
+    write_slot_word(&h->reserved_size, reserved);
     h->correlation_id = 0;
-    atomic_store_explicit(&h->size, (uint32_t)actual_payload_size, memory_order_relaxed);
+    write_slot_word(&h->size, (uint32_t)actual_payload_size);
     bus->tx.head = bus->tx.pending_pos + reserved;
     bus->tx.pending_size = 0;
     ring_publish_head(bus);
@@ -173,32 +181,36 @@ size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, size_t record
             bus_set_error(bus, TACHYON_ERR_NULL_PTR);
         return 0;
     }
+    if (unlikely(bus->tx.pending_size != 0 || bus_is_fatal(bus))) {
+        bus_set_error(bus, bus_is_fatal(bus) ? TACHYON_ERR_FATAL : TACHYON_ERR_STATE);
+        return 0;
+    }
+    if (unlikely(record_size > bus->capacity - TACHYON_MSG_HEADER)) {
+        bus_set_error(bus, TACHYON_ERR_INVALID_SZ);
+        return 0;
+    }
     const uint8_t *src = records;
+    const uint64_t need = tachyon_slot_size(record_size);
     size_t sent = 0;
     for (; sent < count; sent++) {
-        if (bus->tx.pending_size != 0 || record_size > bus->capacity - TACHYON_MSG_HEADER) {
-            bus_set_error(bus, bus->tx.pending_size ? TACHYON_ERR_STATE : TACHYON_ERR_INVALID_SZ);
-            break;
-        }
-        uint64_t need = tachyon_slot_size(record_size);
         uint64_t to_end = bus->capacity - (bus->tx.head & bus->mask);
-        if (to_end < need) {
+        if (unlikely(to_end < need)) {
             if (!tx_has_room(bus, to_end))
                 break;
             write_skip_marker(bus, bus->tx.head, to_end);
             bus->tx.head += to_end;
         }
-        if (!tx_has_room(bus, need))
+        if (unlikely(!tx_has_room(bus, need)))
             break;
         tachyon_msg_header_t *h = header_at(bus, bus->tx.head);
         memcpy((uint8_t *)h + TACHYON_MSG_HEADER, src + sent * record_size, record_size);
-        atomic_store_explicit(&h->type_id, type_id, memory_order_relaxed);
-        atomic_store_explicit(&h->reserved_size, (uint32_t)need, memory_order_relaxed);
+        write_slot_word(&h->type_id, type_id);
+        write_slot_word(&h->reserved_size, (uint32_t)need);
         h->correlation_id = 0;
-        atomic_store_explicit(&h->size, (uint32_t)record_size, memory_order_relaxed);
+        write_slot_word(&h->size, (uint32_t)record_size);
         bus->tx.head += need;
     }
-    if (sent < count && bus->tx.pending_size == 0 && record_size <= bus->capacity - TACHYON_MSG_HEADER)
+    if (sent < count)
         bus_set_error(bus, bus_is_fatal(bus) ? TACHYON_ERR_FATAL : TACHYON_ERR_FULL);
     if (!bus_is_fatal(bus))
         ring_publish_head(bus); /* once for the whole batch (and any skip marker) */
@@ -225,7 +237,7 @@ int ring_has_unread(struct tachyon_bus *bus)
 }
 
 /* A message header as read once from shared memory, and its checks. */
-static int slot_valid(uint32_t size, uint32_t reserved, uint64_t to_end, uint64_t avail)
+static inline int slot_valid(uint32_t size, uint32_t reserved, uint64_t to_end, uint64_t avail)
 {
     return reserved >= TACHYON_MSG_HEADER && (reserved & (TACHYON_MSG_ALIGN - 1)) == 0 &&
            reserved <= to_end && reserved <= avail && size <= reserved - TACHYON_MSG_HEADER;
@@ -246,7 +258,7 @@ static void rx_consume_skip_at_tail(struct tachyon_bus *bus, uint64_t to_end)
  * in a row cannot come from an honest producer and is treated as corruption,
  * so the loop is bounded.
  */
-static const uint8_t *rx_read_at(struct tachyon_bus *bus, uint64_t *pos, uint32_t *type_id,
+static inline const uint8_t *rx_read_at(struct tachyon_bus *bus, uint64_t *pos, uint32_t *type_id,
                                  uint32_t *size)
 {
     for (int hop = 0; hop < 2; hop++) {
