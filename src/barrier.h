@@ -152,4 +152,36 @@ static inline void write_counter_relaxed(_Atomic uint64_t *counter, uint64_t val
     atomic_store_explicit(counter, value, memory_order_relaxed);
 }
 
+/* ---- Process-local words (not shared memory) -------------------------------
+ * A bus handle's flags may be touched by its producer thread and its consumer
+ * thread; relaxed atomics keep that free of data races. They order nothing. */
+static inline int local_flag_load(const _Atomic int *flag)
+{
+    return atomic_load_explicit((_Atomic int *)flag, memory_order_relaxed);
+}
+
+static inline void local_flag_store(const _Atomic int *flag, int value)
+{
+    atomic_store_explicit((_Atomic int *)flag, value, memory_order_relaxed);
+}
+
+static inline void local_ref_get(_Atomic int *refs)
+{
+    atomic_fetch_add_explicit(refs, 1, memory_order_relaxed);
+}
+
+/* 1 when this was the last reference. acq_rel: every use of the bus by other
+ * holders happens before the last one frees it. */
+static inline int local_ref_put(_Atomic int *refs)
+{
+    return atomic_fetch_sub_explicit(refs, 1, memory_order_acq_rel) == 1;
+}
+
+/* The public tachyon_memory_barrier_acquire: pairs with whatever release the
+ * caller is reading past (for the ring, the producer's A). */
+static inline void acquire_fence(void)
+{
+    atomic_thread_fence(memory_order_acquire);
+}
+
 #endif /* TACHYON_BARRIER_H */

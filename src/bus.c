@@ -60,26 +60,25 @@ const char *tachyon_strerror(tachyon_error_t err)
 
 void bus_set_error(const struct tachyon_bus *bus, tachyon_error_t err)
 {
-    /* The published setters take const pointers; the error slot is ours. */
-    atomic_store_explicit((_Atomic int *)&bus->last_error, (int)err, memory_order_relaxed);
+    local_flag_store(&bus->last_error, (int)err);
 }
 
 tachyon_error_t tachyon_bus_last_error(const tachyon_bus_t *bus)
 {
     if (!bus)
         return TACHYON_ERR_NULL_PTR;
-    return (tachyon_error_t)atomic_load_explicit((_Atomic int *)&bus->last_error, memory_order_relaxed);
+    return (tachyon_error_t)local_flag_load(&bus->last_error);
 }
 
 int bus_is_fatal(const struct tachyon_bus *bus)
 {
-    return atomic_load_explicit((_Atomic int *)&bus->local_fatal, memory_order_relaxed);
+    return local_flag_load(&bus->local_fatal);
 }
 
 /* Corruption seen: stop using the ring and tell the peer through the segment. */
 void bus_set_fatal(struct tachyon_bus *bus)
 {
-    atomic_store_explicit(&bus->local_fatal, 1, memory_order_relaxed);
+    local_flag_store(&bus->local_fatal, 1);
     store_state(&bus->hdr->state, TACHYON_STATE_FATAL_ERROR);
     bus_set_error(bus, TACHYON_ERR_FATAL);
     wait_wake_consumer(bus); /* a sleeping consumer should learn it now */
@@ -91,7 +90,7 @@ tachyon_state_t tachyon_get_state(const tachyon_bus_t *bus)
         return TACHYON_STATE_UNKNOWN;
     if (bus_is_fatal(bus))
         return TACHYON_STATE_FATAL_ERROR;
-    if (bus->peer_gone)
+    if (local_flag_load(&bus->peer_gone))
         return TACHYON_STATE_DISCONNECTED;
     uint32_t s = observe_state(&bus->hdr->state);
     return s <= TACHYON_STATE_UNKNOWN ? (tachyon_state_t)s : TACHYON_STATE_UNKNOWN;
@@ -99,7 +98,7 @@ tachyon_state_t tachyon_get_state(const tachyon_bus_t *bus)
 
 void tachyon_memory_barrier_acquire(void)
 {
-    atomic_thread_fence(memory_order_acquire);
+    acquire_fence();
 }
 
 /* ---- Lifecycle ----------------------------------------------------------- */
@@ -117,7 +116,7 @@ static tachyon_error_t bus_from_fd(int fd, uint64_t capacity, int prefault,
         munmap(base, map_size);
         return TACHYON_ERR_MEM;
     }
-    atomic_init(&bus->refs, 1);
+    bus->refs = 1; /* not yet shared with anyone */
     bus->hdr = base;
     bus->ring = (uint8_t *)base + TACHYON_HEADER_BYTES;
     bus->capacity = capacity;
@@ -247,14 +246,14 @@ tachyon_error_t tachyon_bus_connect(const char *socket_path, tachyon_bus_t **out
 void tachyon_bus_ref(tachyon_bus_t *bus)
 {
     if (bus)
-        atomic_fetch_add_explicit(&bus->refs, 1, memory_order_relaxed);
+        local_ref_get(&bus->refs);
 }
 
 void tachyon_bus_destroy(tachyon_bus_t *bus)
 {
     if (!bus)
         return;
-    if (atomic_fetch_sub_explicit(&bus->refs, 1, memory_order_acq_rel) != 1)
+    if (!local_ref_put(&bus->refs))
         return;
     /* G: everything we published happens before the peer sees DISCONNECTED. */
     mark_disconnected(&bus->hdr->state, TACHYON_STATE_READY, TACHYON_STATE_DISCONNECTED);
@@ -394,7 +393,7 @@ static void *rx_nothing(tachyon_bus_t *bus)
 {
     if (bus_is_fatal(bus))
         bus_set_error(bus, TACHYON_ERR_FATAL);
-    else if (bus->peer_gone)
+    else if (local_flag_load(&bus->peer_gone))
         bus_set_error(bus, TACHYON_ERR_PEER_DEAD);
     else
         bus_set_error(bus, TACHYON_ERR_EMPTY);
@@ -448,7 +447,7 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
             return TACHYON_ERR_FATAL;
         if (ring_has_unread(bus))
             return TACHYON_SUCCESS;
-        if (bus->peer_gone)
+        if (local_flag_load(&bus->peer_gone))
             return TACHYON_ERR_PEER_DEAD;
         if (observe_state(&bus->hdr->state) == TACHYON_STATE_FATAL_ERROR) {
             bus_set_fatal(bus); /* the peer found the ring corrupt */

@@ -63,7 +63,7 @@ struct tachyon_bus {
     /* Peer liveness: a pidfd (or -1 with peer_pid for the kill(0) fallback). */
     int peer_pidfd;
     pid_t peer_pid;
-    int peer_gone;           /* sticky once seen */
+    _Atomic int peer_gone;   /* sticky once seen */
 
     /* Written through const pointers by the published API's setters. */
     _Atomic int last_error;

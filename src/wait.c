@@ -80,21 +80,18 @@ tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
  */
 int wait_peer_alive(struct tachyon_bus *bus)
 {
-    if (bus->peer_gone)
+    if (local_flag_load(&bus->peer_gone))
         return 0;
-    if (observe_state(&bus->hdr->state) == TACHYON_STATE_DISCONNECTED) {
-        bus->peer_gone = 1;
-        return 0;
-    }
-    if (bus->peer_pidfd >= 0) {
+    int gone = observe_state(&bus->hdr->state) == TACHYON_STATE_DISCONNECTED;
+    if (!gone && bus->peer_pidfd >= 0) {
         struct pollfd p = {.fd = bus->peer_pidfd, .events = POLLIN};
-        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
-            bus->peer_gone = 1;
-    } else if (bus->peer_pid > 0) {
-        if (kill(bus->peer_pid, 0) != 0 && errno == ESRCH)
-            bus->peer_gone = 1;
+        gone = poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+    } else if (!gone && bus->peer_pid > 0) {
+        gone = kill(bus->peer_pid, 0) != 0 && errno == ESRCH;
     }
-    return !bus->peer_gone;
+    if (gone)
+        local_flag_store(&bus->peer_gone, 1); /* sticky */
+    return !gone;
 }
 
 void wait_close_peer(struct tachyon_bus *bus)
