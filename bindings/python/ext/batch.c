@@ -1,0 +1,320 @@
+/*
+ * batch.c - Batch (drain_batch): up to max_msgs received messages read in
+ * place, and BatchItem, one of them (a read-only buffer with type_id and
+ * actual_size). The whole batch is released to the producer when its
+ * with-block exits; as for RxGuard, not while a view of any item is alive.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ext.h"
+
+#define MAX_BATCH 65536
+
+static void batch_let_go(BatchObject *b)
+{
+    BusObject *bus = b->bus;
+    b->bus = NULL;
+    b->hold = TPY_IDLE;
+    if (bus) {
+        if (bus->rx_holder == (PyObject *)b)
+            bus->rx_holder = NULL;
+        Py_DECREF(bus);
+    }
+}
+
+static void batch_commit(BatchObject *b)
+{
+    if (b->bus && b->bus->bus && b->count > 0)
+        tachyon_commit_rx_batch(b->bus->bus, b->views, (size_t)b->count);
+    batch_let_go(b);
+}
+
+void tpy_batch_bus_closing(BatchObject *b)
+{
+    batch_let_go(b);
+}
+
+PyObject *tpy_bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames)
+{
+    tpy_state *st = self->st;
+    PyObject *names[] = {st->kw_max_msgs, st->kw_timeout};
+    PyObject *a[2];
+    int64_t timeout_ms;
+    Py_ssize_t max = 1024;
+    if (tpy_parse_args(args, nargs, kwnames, names, 2, 2, 0, "drain_batch", a) < 0 ||
+        tpy_timeout_ms(a[1], &timeout_ms) < 0)
+        return NULL;
+    if (a[0]) {
+        if (!PyLong_Check(a[0]) || PyBool_Check(a[0])) {
+            PyErr_Format(PyExc_TypeError, "max_msgs must be an int, not %.100s", Py_TYPE(a[0])->tp_name);
+            return NULL;
+        }
+        max = PyLong_AsSsize_t(a[0]);
+        if (max == -1 && PyErr_Occurred())
+            return NULL;
+        if (max < 1 || max > MAX_BATCH) {
+            PyErr_Format(PyExc_ValueError, "max_msgs must be in [1, %d]", MAX_BATCH);
+            return NULL;
+        }
+    }
+    if (!self->bus)
+        return tpy_closed_error(), NULL;
+    BatchObject *b = PyObject_GC_New(BatchObject, st->Batch_Type);
+    if (!b)
+        return NULL;
+    b->bus = NULL;
+    b->count = 0;
+    b->hold = TPY_IDLE;
+    b->exports = 0;
+    b->views = PyMem_Malloc((size_t)max * sizeof(tachyon_msg_view_t));
+    PyObject_GC_Track(b);
+    if (!b->views) {
+        Py_DECREF(b);
+        return PyErr_NoMemory();
+    }
+    size_t n = tpy_bus_wait_batch(self, b->views, (size_t)max, timeout_ms);
+    if (n == 0) {
+        Py_DECREF(b);
+        return NULL;
+    }
+    b->count = (Py_ssize_t)n;
+    b->bus = (BusObject *)Py_NewRef(self);
+    b->hold = TPY_ACTIVE;
+    self->rx_holder = (PyObject *)b;
+    return (PyObject *)b;
+}
+
+static PyObject *batch_finished_error(BatchObject *b)
+{
+    if (b->hold == TPY_ORPHANED)
+        PyErr_SetString(PyExc_BufferError,
+                        "this batch's release was refused: a memoryview of one of its items is alive");
+    else
+        PyErr_SetString(PyExc_ValueError,
+                        "this batch was released (its with-block ended or its bus closed); copy "
+                        "what you need inside the block");
+    return NULL;
+}
+
+static PyObject *batch_enter(BatchObject *b, PyObject *unused)
+{
+    if (b->hold != TPY_ACTIVE)
+        return batch_finished_error(b);
+    return Py_NewRef(b);
+}
+
+static PyObject *batch_exit(BatchObject *b, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (b->hold != TPY_ACTIVE)
+        return batch_finished_error(b);
+    if (b->exports > 0) {
+        b->hold = TPY_ORPHANED;
+        if (nargs >= 1 && args[0] != Py_None)
+            Py_RETURN_FALSE;
+        PyErr_SetString(PyExc_BufferError,
+                        "a memoryview of a batch item is still alive at the end of the batch's "
+                        "with-block; the batch is released when every such view is");
+        return NULL;
+    }
+    batch_commit(b);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *batch_release(BatchObject *b, PyObject *unused)
+{
+    PyObject *r = batch_exit(b, NULL, 0);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t batch_len(BatchObject *b)
+{
+    return b->count;
+}
+
+static PyObject *batch_item(BatchObject *b, Py_ssize_t i)
+{
+    if (i < 0 || i >= b->count) {
+        PyErr_SetString(PyExc_IndexError, "batch index out of range");
+        return NULL;
+    }
+    if (b->hold != TPY_ACTIVE)
+        return batch_finished_error(b);
+    tpy_state *st = b->bus->st;
+    BatchItemObject *it = PyObject_New(BatchItemObject, st->BatchItem_Type);
+    if (!it)
+        return NULL;
+    it->batch = (BatchObject *)Py_NewRef(b);
+    it->index = i;
+    it->actual_size = (Py_ssize_t)b->views[i].actual_size;
+    it->type_id = b->views[i].type_id;
+    return (PyObject *)it;
+}
+
+static PyObject *batch_get_active(BatchObject *b, void *c)
+{
+    return PyBool_FromLong(b->hold == TPY_ACTIVE);
+}
+
+static int batch_traverse(BatchObject *b, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(b));
+    Py_VISIT(b->bus);
+    return 0;
+}
+
+static int batch_clear(BatchObject *b)
+{
+    if (b->exports == 0 && b->hold != TPY_IDLE)
+        batch_commit(b);
+    return 0;
+}
+
+static void batch_dealloc(BatchObject *b)
+{
+    PyTypeObject *tp = Py_TYPE(b);
+    PyObject_GC_UnTrack(b);
+    if (b->hold != TPY_IDLE)
+        batch_commit(b);
+    PyMem_Free(b->views);
+    PyObject_GC_Del(b);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef batch_methods[] = {
+    {"__enter__", (PyCFunction)batch_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))batch_exit, METH_FASTCALL, NULL},
+    {"release", (PyCFunction)batch_release, METH_NOARGS,
+     "Release every message of the batch to the producer now."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef batch_getset[] = {
+    {"active", (getter)batch_get_active, NULL, "True until released.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot batch_slots[] = {
+    {Py_tp_doc, "Messages received in place by Bus.drain_batch: len(batch), batch[i] (a "
+                "BatchItem), iteration. Released at the with-exit."},
+    {Py_tp_new, tpy_no_new},
+    {Py_tp_dealloc, batch_dealloc},
+    {Py_tp_traverse, batch_traverse},
+    {Py_tp_clear, batch_clear},
+    {Py_tp_methods, batch_methods},
+    {Py_tp_getset, batch_getset},
+    {Py_sq_length, batch_len},
+    {Py_sq_item, batch_item},
+    {0, NULL},
+};
+
+static PyType_Spec batch_spec = {
+    .name = "tachyon.Batch",
+    .basicsize = sizeof(BatchObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = batch_slots,
+};
+
+/* ---- BatchItem ------------------------------------------------------------ */
+
+static int item_getbuffer(BatchItemObject *it, Py_buffer *view, int flags)
+{
+    BatchObject *b = it->batch;
+    if (b->hold != TPY_ACTIVE) {
+        view->obj = NULL;
+        PyErr_SetString(PyExc_BufferError,
+                        "this batch was released; take memoryview(item) inside its with-block");
+        return -1;
+    }
+    const tachyon_msg_view_t *v = &b->views[it->index];
+    if (PyBuffer_FillInfo(view, (PyObject *)it, (void *)v->ptr, (Py_ssize_t)v->actual_size, 1,
+                          flags) < 0)
+        return -1;
+    b->exports++;
+    b->bus->exports++;
+    return 0;
+}
+
+static void item_releasebuffer(BatchItemObject *it, Py_buffer *view)
+{
+    BatchObject *b = it->batch;
+    b->exports--;
+    b->bus->exports--;
+    if (b->exports == 0 && b->hold == TPY_ORPHANED)
+        batch_commit(b);
+}
+
+static PyObject *item_get_data(BatchItemObject *it, void *c)
+{
+    BatchObject *b = it->batch;
+    if (b->hold == TPY_IDLE)
+        return batch_finished_error(b);
+    return PyBytes_FromStringAndSize(b->views[it->index].ptr, it->actual_size);
+}
+
+static Py_ssize_t item_len(BatchItemObject *it)
+{
+    return it->actual_size;
+}
+
+static PyObject *item_repr(BatchItemObject *it)
+{
+    return PyUnicode_FromFormat("<tachyon.BatchItem type_id=%u actual_size=%zd>", it->type_id,
+                                it->actual_size);
+}
+
+static void item_dealloc(BatchItemObject *it)
+{
+    PyTypeObject *tp = Py_TYPE(it);
+    Py_DECREF(it->batch);
+    PyObject_Free(it);
+    Py_DECREF(tp);
+}
+
+static PyMemberDef item_members[] = {
+    {"type_id", T_UINT, offsetof(BatchItemObject, type_id), READONLY, "The message's type_id."},
+    {"actual_size", T_PYSSIZET, offsetof(BatchItemObject, actual_size), READONLY,
+     "The payload's size in bytes."},
+    {"size", T_PYSSIZET, offsetof(BatchItemObject, actual_size), READONLY, "Same as actual_size."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef item_getset[] = {
+    {"data", (getter)item_get_data, NULL, "A bytes copy of the payload.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot item_slots[] = {
+    {Py_tp_doc, "One message of a Batch: a read-only buffer, type_id, actual_size, data."},
+    {Py_tp_new, tpy_no_new},
+    {Py_tp_dealloc, item_dealloc},
+    {Py_tp_repr, item_repr},
+    {Py_tp_members, item_members},
+    {Py_tp_getset, item_getset},
+    {Py_sq_length, item_len},
+    {Py_bf_getbuffer, item_getbuffer},
+    {Py_bf_releasebuffer, item_releasebuffer},
+    {0, NULL},
+};
+
+static PyType_Spec item_spec = {
+    .name = "tachyon.BatchItem",
+    .basicsize = sizeof(BatchItemObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = item_slots,
+};
+
+int tpy_batch_type_init(PyObject *module, tpy_state *st)
+{
+    st->Batch_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &batch_spec, NULL);
+    if (!st->Batch_Type || PyModule_AddObjectRef(module, "Batch", (PyObject *)st->Batch_Type) < 0)
+        return -1;
+    st->BatchItem_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &item_spec, NULL);
+    if (!st->BatchItem_Type)
+        return -1;
+    return PyModule_AddObjectRef(module, "BatchItem", (PyObject *)st->BatchItem_Type);
+}

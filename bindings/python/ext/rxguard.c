@@ -1,0 +1,269 @@
+/*
+ * rxguard.c - RxGuard, one received message read in place (recv_zero_copy).
+ *
+ * The guard exports the message as a read-only buffer. The message is
+ * released to the producer when the with-block exits (cleanly or not: it was
+ * delivered either way, and keeping it would hand the same message out
+ * again). Releasing it while a memoryview is alive would let the producer
+ * overwrite what the view shows, so a clean exit then raises BufferError and
+ * the release waits for the view to go. Guards are pooled like TxGuard.
+ */
+#include <string.h>
+
+#include "ext.h"
+
+static RxGuardObject *take_rx_guard(BusObject *bus)
+{
+    int free_slot = -1;
+    for (int i = 0; i < TPY_GUARD_POOL; i++) {
+        RxGuardObject *g = bus->rx_pool[i];
+        if (!g) {
+            if (free_slot < 0)
+                free_slot = i;
+        } else if (Py_REFCNT(g) == 1 && g->hold == TPY_IDLE) {
+            return (RxGuardObject *)Py_NewRef(g);
+        }
+    }
+    RxGuardObject *g = PyObject_GC_New(RxGuardObject, bus->st->RxGuard_Type);
+    if (!g)
+        return NULL;
+    g->bus = NULL;
+    g->ptr = NULL;
+    g->actual_size = 0;
+    g->type_id = 0;
+    g->hold = TPY_IDLE;
+    g->exports = 0;
+    PyObject_GC_Track(g);
+    if (free_slot >= 0)
+        bus->rx_pool[free_slot] = (RxGuardObject *)Py_NewRef(g);
+    return g;
+}
+
+static void guard_let_go(RxGuardObject *g)
+{
+    BusObject *bus = g->bus;
+    g->bus = NULL;
+    g->ptr = NULL;
+    g->hold = TPY_IDLE;
+    if (bus) {
+        if (bus->rx_holder == (PyObject *)g)
+            bus->rx_holder = NULL;
+        Py_DECREF(bus);
+    }
+}
+
+/* Release the message to the producer and let go. */
+static void guard_commit(RxGuardObject *g)
+{
+    if (g->bus && g->bus->bus)
+        tachyon_commit_rx(g->bus->bus);
+    guard_let_go(g);
+}
+
+/* The bus closes (or checks an abandoned guard): forget the message. */
+void tpy_rxguard_bus_closing(RxGuardObject *g)
+{
+    guard_let_go(g);
+}
+
+PyObject *tpy_bus_recv_zero_copy(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
+{
+    PyObject *names[] = {self->st->kw_timeout};
+    PyObject *a[1];
+    int64_t timeout_ms;
+    if (tpy_parse_args(args, nargs, kwnames, names, 1, 1, 0, "recv_zero_copy", a) < 0 ||
+        tpy_timeout_ms(a[0], &timeout_ms) < 0)
+        return NULL;
+    uint32_t type_id;
+    size_t size;
+    const void *p = tpy_bus_wait_rx(self, &type_id, &size, timeout_ms);
+    if (!p)
+        return NULL;
+    RxGuardObject *g = take_rx_guard(self);
+    if (!g)
+        return NULL; /* not committed: the message comes again */
+    g->bus = (BusObject *)Py_NewRef(self);
+    g->ptr = p;
+    g->actual_size = (Py_ssize_t)size;
+    g->type_id = type_id;
+    g->hold = TPY_ACTIVE;
+    self->rx_holder = (PyObject *)g;
+    return (PyObject *)g;
+}
+
+static PyObject *finished_error(RxGuardObject *g)
+{
+    if (g->hold == TPY_ORPHANED)
+        PyErr_SetString(PyExc_BufferError,
+                        "this message's release was refused: a memoryview of it is still alive");
+    else
+        PyErr_SetString(PyExc_ValueError,
+                        "this received message was released (its with-block ended or its bus "
+                        "closed); copy what you need inside the block");
+    return NULL;
+}
+
+static PyObject *rxguard_enter(RxGuardObject *g, PyObject *unused)
+{
+    if (g->hold != TPY_ACTIVE)
+        return finished_error(g);
+    return Py_NewRef(g);
+}
+
+static PyObject *rxguard_exit(RxGuardObject *g, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (g->hold != TPY_ACTIVE)
+        return finished_error(g);
+    if (g->exports > 0) {
+        g->hold = TPY_ORPHANED;
+        if (nargs >= 1 && args[0] != Py_None)
+            Py_RETURN_FALSE; /* do not mask the exception in flight */
+        PyErr_SetString(PyExc_BufferError,
+                        "a memoryview of the received message is still alive at the end of its "
+                        "with-block; the message is released when that view is; use 'with "
+                        "memoryview(rx) as mv:'");
+        return NULL;
+    }
+    guard_commit(g);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *rxguard_release(RxGuardObject *g, PyObject *unused)
+{
+    PyObject *r = rxguard_exit(g, NULL, 0);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static int rxguard_getbuffer(RxGuardObject *g, Py_buffer *view, int flags)
+{
+    if (g->hold != TPY_ACTIVE) {
+        view->obj = NULL;
+        PyErr_SetString(PyExc_BufferError,
+                        "this received message was released; take memoryview(rx) inside its "
+                        "with-block");
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, (PyObject *)g, (void *)g->ptr, g->actual_size, 1, flags) < 0)
+        return -1;
+    g->exports++;
+    g->bus->exports++;
+    return 0;
+}
+
+static void rxguard_releasebuffer(RxGuardObject *g, Py_buffer *view)
+{
+    g->exports--;
+    g->bus->exports--;
+    if (g->exports == 0 && g->hold == TPY_ORPHANED)
+        guard_commit(g);
+}
+
+static PyObject *rxguard_get_data(RxGuardObject *g, void *c)
+{
+    if (g->hold == TPY_IDLE)
+        return finished_error(g);
+    return PyBytes_FromStringAndSize(g->ptr, g->actual_size);
+}
+
+static PyObject *rxguard_get_active(RxGuardObject *g, void *c)
+{
+    return PyBool_FromLong(g->hold == TPY_ACTIVE);
+}
+
+static PyObject *rxguard_get_route_id(RxGuardObject *g, void *c)
+{
+    return PyLong_FromLong(TACHYON_ROUTE_ID(g->type_id));
+}
+
+static PyObject *rxguard_get_msg_type(RxGuardObject *g, void *c)
+{
+    return PyLong_FromLong(TACHYON_MSG_TYPE(g->type_id));
+}
+
+static Py_ssize_t rxguard_len(RxGuardObject *g)
+{
+    return g->actual_size;
+}
+
+static int rxguard_traverse(RxGuardObject *g, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(g));
+    Py_VISIT(g->bus);
+    return 0;
+}
+
+static int rxguard_clear(RxGuardObject *g)
+{
+    if (g->exports == 0 && g->hold != TPY_IDLE)
+        guard_commit(g);
+    return 0;
+}
+
+static void rxguard_dealloc(RxGuardObject *g)
+{
+    PyTypeObject *tp = Py_TYPE(g);
+    PyObject_GC_UnTrack(g);
+    if (g->hold != TPY_IDLE)
+        guard_commit(g); /* delivered to Python: never hand it out twice */
+    PyObject_GC_Del(g);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef rxguard_methods[] = {
+    {"__enter__", (PyCFunction)rxguard_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))rxguard_exit, METH_FASTCALL, NULL},
+    {"release", (PyCFunction)rxguard_release, METH_NOARGS,
+     "Release the message to the producer now (what the with-exit does)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef rxguard_members[] = {
+    {"type_id", T_UINT, offsetof(RxGuardObject, type_id), READONLY, "The message's type_id."},
+    {"actual_size", T_PYSSIZET, offsetof(RxGuardObject, actual_size), READONLY,
+     "The payload's size in bytes."},
+    {"size", T_PYSSIZET, offsetof(RxGuardObject, actual_size), READONLY, "Same as actual_size."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef rxguard_getset[] = {
+    {"data", (getter)rxguard_get_data, NULL, "A bytes copy of the payload.", NULL},
+    {"active", (getter)rxguard_get_active, NULL, "True until released.", NULL},
+    {"route_id", (getter)rxguard_get_route_id, NULL, "Bits 31..16 of type_id.", NULL},
+    {"msg_type", (getter)rxguard_get_msg_type, NULL, "Bits 15..0 of type_id.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot rxguard_slots[] = {
+    {Py_tp_doc, "A received message in place, from Bus.recv_zero_copy: a read-only buffer "
+                "(memoryview(rx)), type_id and actual_size. Released at the with-exit."},
+    {Py_tp_new, tpy_no_new},
+    {Py_tp_dealloc, rxguard_dealloc},
+    {Py_tp_traverse, rxguard_traverse},
+    {Py_tp_clear, rxguard_clear},
+    {Py_tp_methods, rxguard_methods},
+    {Py_tp_members, rxguard_members},
+    {Py_tp_getset, rxguard_getset},
+    {Py_sq_length, rxguard_len},
+    {Py_bf_getbuffer, rxguard_getbuffer},
+    {Py_bf_releasebuffer, rxguard_releasebuffer},
+    {0, NULL},
+};
+
+static PyType_Spec rxguard_spec = {
+    .name = "tachyon.RxGuard",
+    .basicsize = sizeof(RxGuardObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = rxguard_slots,
+};
+
+int tpy_rxguard_type_init(PyObject *module, tpy_state *st)
+{
+    st->RxGuard_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &rxguard_spec, NULL);
+    if (!st->RxGuard_Type)
+        return -1;
+    return PyModule_AddObjectRef(module, "RxGuard", (PyObject *)st->RxGuard_Type);
+}

@@ -1,0 +1,468 @@
+/*
+ * txguard.c - TxGuard, a writable slot of the ring (send_zero_copy), and
+ * send_packed, which packs a struct straight into a slot.
+ *
+ * The guard exports the slot through the buffer protocol and counts its
+ * exports: committing (or closing the bus) while a memoryview is alive would
+ * leave that view pointing at memory the consumer is about to read, so the
+ * commit is refused with BufferError and the slot is rolled back once the
+ * last view is released.
+ *
+ * The seed writes one message per with-block, so guards are reused: the bus
+ * keeps a few, and one that nobody else references is handed out again
+ * instead of allocating a new object per message.
+ */
+#include <string.h>
+
+#include "ext.h"
+
+static TxGuardObject *new_tx_guard(tpy_state *st)
+{
+    TxGuardObject *g = PyObject_GC_New(TxGuardObject, st->TxGuard_Type);
+    if (!g)
+        return NULL;
+    g->bus = NULL;
+    g->ptr = NULL;
+    g->size = g->actual_size = 0;
+    g->type_id = 0;
+    g->hold = TPY_IDLE;
+    g->exports = 0;
+    PyObject_GC_Track(g);
+    return g;
+}
+
+/* A guard for the next slot: an idle pooled one, or a new one (pooled if
+ * there is room). Returns a new reference. */
+static TxGuardObject *take_tx_guard(BusObject *bus)
+{
+    int free_slot = -1;
+    for (int i = 0; i < TPY_GUARD_POOL; i++) {
+        TxGuardObject *g = bus->tx_pool[i];
+        if (!g) {
+            if (free_slot < 0)
+                free_slot = i;
+        } else if (Py_REFCNT(g) == 1 && g->hold == TPY_IDLE) {
+            return (TxGuardObject *)Py_NewRef(g);
+        }
+    }
+    TxGuardObject *g = new_tx_guard(bus->st);
+    if (g && free_slot >= 0)
+        bus->tx_pool[free_slot] = (TxGuardObject *)Py_NewRef(g);
+    return g;
+}
+
+static void guard_hold_slot(TxGuardObject *g, BusObject *bus, void *slot, Py_ssize_t size,
+                            uint32_t type_id)
+{
+    g->bus = (BusObject *)Py_NewRef(bus);
+    g->ptr = slot;
+    g->size = g->actual_size = size;
+    g->type_id = type_id;
+    g->hold = TPY_ACTIVE;
+    bus->tx_holder = (PyObject *)g;
+}
+
+/* The slot is committed or rolled back: let go of it and of the bus. */
+static void guard_let_go(TxGuardObject *g)
+{
+    BusObject *bus = g->bus;
+    g->bus = NULL;
+    g->ptr = NULL;
+    g->hold = TPY_IDLE;
+    if (bus) {
+        if (bus->tx_holder == (PyObject *)g)
+            bus->tx_holder = NULL;
+        Py_DECREF(bus);
+    }
+}
+
+/* The bus closes (or the guard was abandoned): roll the slot back. */
+void tpy_txguard_bus_closing(TxGuardObject *g)
+{
+    if (g->hold != TPY_IDLE && g->bus && g->bus->bus)
+        tachyon_rollback_tx(g->bus->bus);
+    guard_let_go(g);
+}
+
+PyObject *tpy_bus_send_zero_copy(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
+{
+    tpy_state *st = self->st;
+    PyObject *names[] = {st->kw_size, st->kw_type_id, st->kw_timeout};
+    PyObject *a[3];
+    uint32_t type_id = 0;
+    int64_t timeout_ms = -1;
+    if (tpy_parse_args(args, nargs, kwnames, names, 2, 3, 1, "send_zero_copy", a) < 0)
+        return NULL;
+    if (!PyLong_Check(a[0]) || PyBool_Check(a[0])) {
+        PyErr_Format(PyExc_TypeError, "size must be an int, not %.100s", Py_TYPE(a[0])->tp_name);
+        return NULL;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(a[0]);
+    if (size == -1 && PyErr_Occurred())
+        return NULL;
+    if (a[1] && tpy_type_id(a[1], &type_id) < 0)
+        return NULL;
+    if (a[2] && tpy_timeout_ms(a[2], &timeout_ms) < 0)
+        return NULL;
+    void *slot = tpy_bus_acquire_tx(self, size, timeout_ms);
+    if (!slot)
+        return NULL;
+    TxGuardObject *g = take_tx_guard(self);
+    if (!g) {
+        tachyon_rollback_tx(self->bus);
+        return NULL;
+    }
+    guard_hold_slot(g, self, slot, size, type_id);
+    return (PyObject *)g;
+}
+
+/* ---- send_packed ---------------------------------------------------------- */
+
+/* Remember `key` (a struct.Struct or a format) with its pack_into and size. */
+static int resolve_packer(BusObject *self, PyObject *key)
+{
+    PyObject *s;
+    if (PyUnicode_Check(key) || PyBytes_Check(key))
+        s = PyObject_CallOneArg(self->st->struct_Struct, key);
+    else
+        s = Py_NewRef(key);
+    if (!s)
+        return -1;
+    PyObject *pack_into = PyObject_GetAttr(s, self->st->kw_pack_into);
+    PyObject *size_obj = pack_into ? PyObject_GetAttrString(s, "size") : NULL;
+    Py_DECREF(s);
+    if (!size_obj) {
+        Py_XDECREF(pack_into);
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError,
+                         "send_packed needs a struct.Struct or a format string, not %.100s",
+                         Py_TYPE(key)->tp_name);
+        }
+        return -1;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(size_obj);
+    Py_DECREF(size_obj);
+    if (size == -1 && PyErr_Occurred()) {
+        Py_DECREF(pack_into);
+        return -1;
+    }
+    Py_XSETREF(self->packed_key, Py_NewRef(key));
+    Py_XSETREF(self->packed_pack_into, pack_into);
+    self->packed_size = size;
+    return 0;
+}
+
+#define PACKED_STACK_ARGS 16
+
+PyObject *tpy_bus_send_packed(BusObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2) {
+        PyErr_SetString(PyExc_TypeError, "send_packed(fmt, type_id, *values) needs fmt and type_id");
+        return NULL;
+    }
+    uint32_t type_id;
+    if (tpy_type_id(args[1], &type_id) < 0)
+        return NULL;
+    if (args[0] != self->packed_key && resolve_packer(self, args[0]) < 0)
+        return NULL;
+    PyObject *pack_into = Py_NewRef(self->packed_pack_into);
+    Py_ssize_t size = self->packed_size;
+    Py_ssize_t nvalues = nargs - 2;
+
+    void *slot = tpy_bus_acquire_tx(self, size, -1);
+    if (!slot) {
+        Py_DECREF(pack_into);
+        return NULL;
+    }
+    TxGuardObject *g = take_tx_guard(self);
+    if (!g) {
+        tachyon_rollback_tx(self->bus);
+        Py_DECREF(pack_into);
+        return NULL;
+    }
+    guard_hold_slot(g, self, slot, size, type_id);
+
+    /* pack_into(slot, 0, *values), with one spare slot in front so a bound
+     * method can prepend its self without copying (PY_VECTORCALL_ARGUMENTS_OFFSET). */
+    PyObject *small[PACKED_STACK_ARGS + 3];
+    PyObject **stack = small;
+    if (nvalues > PACKED_STACK_ARGS) {
+        stack = PyMem_Malloc((size_t)(nvalues + 3) * sizeof(PyObject *));
+        if (!stack) {
+            tpy_txguard_bus_closing(g);
+            Py_DECREF(g);
+            Py_DECREF(pack_into);
+            return PyErr_NoMemory();
+        }
+    }
+    PyObject *zero = PyLong_FromLong(0);
+    stack[1] = (PyObject *)g;
+    stack[2] = zero;
+    memcpy(stack + 3, args + 2, (size_t)nvalues * sizeof(PyObject *));
+    PyObject *res = PyObject_Vectorcall(pack_into, stack + 1,
+                                        (size_t)(nvalues + 2) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(zero);
+    Py_DECREF(pack_into);
+    if (stack != small)
+        PyMem_Free(stack);
+
+    PyObject *result = NULL;
+    if (res && g->exports == 0 && g->bus && g->bus->bus) {
+        tachyon_commit_tx(self->bus, (size_t)size, type_id);
+        guard_let_go(g);
+        result = Py_NewRef(Py_None);
+    } else if (res && g->exports > 0) {
+        g->hold = TPY_ORPHANED; /* the packer kept a view: the slot is dropped on its release */
+        PyErr_SetString(PyExc_BufferError, "the packer kept a buffer of the slot; nothing was sent");
+    } else if (!res && g->hold == TPY_ACTIVE && g->exports == 0) {
+        tpy_txguard_bus_closing(g); /* packing failed: roll back */
+    } else if (res) {
+        PyErr_SetString(PyExc_ValueError, "the bus was closed while packing");
+    }
+    Py_XDECREF(res);
+    Py_DECREF(g);
+    return result;
+}
+
+/* ---- The guard's methods -------------------------------------------------- */
+
+static PyObject *finished_error(TxGuardObject *g)
+{
+    if (g->hold == TPY_ORPHANED)
+        PyErr_SetString(PyExc_BufferError,
+                        "this slot's commit was refused: a memoryview of it is still alive");
+    else
+        PyErr_SetString(PyExc_ValueError,
+                        "this send_zero_copy slot is finished (committed, rolled back, or its bus "
+                        "closed); use it only inside its with-block");
+    return NULL;
+}
+
+static PyObject *txguard_enter(TxGuardObject *g, PyObject *unused)
+{
+    if (g->hold != TPY_ACTIVE)
+        return finished_error(g);
+    return Py_NewRef(g);
+}
+
+static PyObject *txguard_exit(TxGuardObject *g, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (g->hold != TPY_ACTIVE)
+        return finished_error(g);
+    int clean = nargs < 1 || args[0] == Py_None;
+    if (g->exports > 0) {
+        /* A view still points at the slot: keep the slot ours (nothing else
+         * may reuse it) until the view goes, then roll it back. */
+        g->hold = TPY_ORPHANED;
+        if (!clean)
+            Py_RETURN_FALSE;
+        PyErr_SetString(PyExc_BufferError,
+                        "a memoryview of the send_zero_copy slot is still alive at commit: the "
+                        "message was not sent; use 'with memoryview(tx) as mv:' so the view is "
+                        "released inside the block");
+        return NULL;
+    }
+    BusObject *bus = g->bus;
+    if (!clean) {
+        tachyon_rollback_tx(bus->bus);
+        guard_let_go(g);
+        Py_RETURN_FALSE;
+    }
+    tachyon_error_t err = tachyon_commit_tx(bus->bus, (size_t)g->actual_size, g->type_id);
+    if (err != TACHYON_SUCCESS) {
+        tachyon_rollback_tx(bus->bus);
+        tpy_state *st = bus->st;
+        guard_let_go(g);
+        tpy_set_error(st, err, "commit");
+        return NULL;
+    }
+    guard_let_go(g);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *txguard_commit(TxGuardObject *g, PyObject *unused)
+{
+    PyObject *none_args[3] = {Py_None, Py_None, Py_None};
+    PyObject *r = txguard_exit(g, none_args, 3);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *txguard_rollback(TxGuardObject *g, PyObject *unused)
+{
+    if (g->hold != TPY_ACTIVE)
+        return finished_error(g);
+    if (g->exports > 0) {
+        g->hold = TPY_ORPHANED;
+        Py_RETURN_NONE;
+    }
+    tachyon_rollback_tx(g->bus->bus);
+    guard_let_go(g);
+    Py_RETURN_NONE;
+}
+
+static int txguard_getbuffer(TxGuardObject *g, Py_buffer *view, int flags)
+{
+    if (g->hold != TPY_ACTIVE) {
+        view->obj = NULL;
+        PyErr_SetString(PyExc_BufferError,
+                        "this send_zero_copy slot is finished; take memoryview(tx) inside its "
+                        "with-block");
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, (PyObject *)g, g->ptr, g->size, 0, flags) < 0)
+        return -1;
+    g->exports++;
+    g->bus->exports++;
+    return 0;
+}
+
+static void txguard_releasebuffer(TxGuardObject *g, Py_buffer *view)
+{
+    g->exports--;
+    g->bus->exports--;
+    if (g->exports == 0 && g->hold == TPY_ORPHANED) {
+        tachyon_rollback_tx(g->bus->bus);
+        guard_let_go(g);
+    }
+}
+
+static PyObject *txguard_get_actual_size(TxGuardObject *g, void *c)
+{
+    return PyLong_FromSsize_t(g->actual_size);
+}
+
+static int txguard_set_actual_size(TxGuardObject *g, PyObject *value, void *c)
+{
+    if (!value) {
+        PyErr_SetString(PyExc_AttributeError, "actual_size cannot be deleted");
+        return -1;
+    }
+    if (!PyLong_Check(value) || PyBool_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "actual_size must be an int, not %.100s", Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_ssize_t v = PyLong_AsSsize_t(value);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (g->hold != TPY_ACTIVE) {
+        finished_error(g);
+        return -1;
+    }
+    if (v < 0 || v > g->size) {
+        PyErr_Format(PyExc_ValueError,
+                     "actual_size %zd is outside the slot: it must be in [0, %zd], the size given "
+                     "to send_zero_copy", v, g->size);
+        return -1;
+    }
+    g->actual_size = v;
+    return 0;
+}
+
+static PyObject *txguard_get_type_id(TxGuardObject *g, void *c)
+{
+    return PyLong_FromUnsignedLong(g->type_id);
+}
+
+static int txguard_set_type_id(TxGuardObject *g, PyObject *value, void *c)
+{
+    uint32_t t;
+    if (!value) {
+        PyErr_SetString(PyExc_AttributeError, "type_id cannot be deleted");
+        return -1;
+    }
+    if (tpy_type_id(value, &t) < 0)
+        return -1;
+    if (g->hold != TPY_ACTIVE) {
+        finished_error(g);
+        return -1;
+    }
+    g->type_id = t;
+    return 0;
+}
+
+static PyObject *txguard_get_size(TxGuardObject *g, void *c)
+{
+    return PyLong_FromSsize_t(g->size);
+}
+
+static PyObject *txguard_get_active(TxGuardObject *g, void *c)
+{
+    return PyBool_FromLong(g->hold == TPY_ACTIVE);
+}
+
+static int txguard_traverse(TxGuardObject *g, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(g));
+    Py_VISIT(g->bus);
+    return 0;
+}
+
+static int txguard_clear(TxGuardObject *g)
+{
+    if (g->exports == 0)
+        tpy_txguard_bus_closing(g);
+    return 0;
+}
+
+static void txguard_dealloc(TxGuardObject *g)
+{
+    PyTypeObject *tp = Py_TYPE(g);
+    PyObject_GC_UnTrack(g);
+    tpy_txguard_bus_closing(g); /* never entered or never exited: roll back */
+    PyObject_GC_Del(g);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef txguard_methods[] = {
+    {"__enter__", (PyCFunction)txguard_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))txguard_exit, METH_FASTCALL, NULL},
+    {"commit", (PyCFunction)txguard_commit, METH_NOARGS,
+     "Commit now with actual_size (what a clean with-exit does)."},
+    {"rollback", (PyCFunction)txguard_rollback, METH_NOARGS, "Give the slot back unsent."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef txguard_getset[] = {
+    {"actual_size", (getter)txguard_get_actual_size, (setter)txguard_set_actual_size,
+     "Bytes to commit, in [0, size]; defaults to size.", NULL},
+    {"type_id", (getter)txguard_get_type_id, (setter)txguard_set_type_id,
+     "The message's type_id.", NULL},
+    {"size", (getter)txguard_get_size, NULL, "The slot's writable size.", NULL},
+    {"active", (getter)txguard_get_active, NULL, "True until committed or rolled back.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot txguard_slots[] = {
+    {Py_tp_doc, "A writable slot in the ring, from Bus.send_zero_copy. Write through "
+                "memoryview(tx) inside the with-block; a clean exit commits actual_size bytes, "
+                "an exception rolls back."},
+    {Py_tp_new, tpy_no_new},
+    {Py_tp_dealloc, txguard_dealloc},
+    {Py_tp_traverse, txguard_traverse},
+    {Py_tp_clear, txguard_clear},
+    {Py_tp_methods, txguard_methods},
+    {Py_tp_getset, txguard_getset},
+    {Py_bf_getbuffer, txguard_getbuffer},
+    {Py_bf_releasebuffer, txguard_releasebuffer},
+    {0, NULL},
+};
+
+static PyType_Spec txguard_spec = {
+    .name = "tachyon.TxGuard",
+    .basicsize = sizeof(TxGuardObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = txguard_slots,
+};
+
+int tpy_txguard_type_init(PyObject *module, tpy_state *st)
+{
+    st->TxGuard_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &txguard_spec, NULL);
+    if (!st->TxGuard_Type)
+        return -1;
+    return PyModule_AddObjectRef(module, "TxGuard", (PyObject *)st->TxGuard_Type);
+}
