@@ -1,0 +1,239 @@
+/*
+ * fuzz_handshake.c - libFuzzer target: what a hostile listener can hand a
+ * connector. Each input describes the 32 handshake bytes, the memfd (size,
+ * seals, first bytes of its header), which descriptors ride along and how the
+ * bytes are split; a fake listener thread in this process sends exactly that
+ * over a real Unix socket to tachyon_bus_connect.
+ *
+ * Properties: no crash or sanitizer report; a known error code; on failure no
+ * bus and, once the fake listener has closed its side, not one descriptor or
+ * memfd mapping more than before.
+ *
+ * Input layout (missing bytes read as zero):
+ *   [0..31]  handshake       [32..35] memfd size (mod 1 MiB)
+ *   [36]     seals: bit0 SHRINK, bit1 GROW, bit2 SEAL, bit3 WRITE, bit4 FUTURE_WRITE
+ *   [37]     fds: 0 memfd, 1 none, 2 two memfds, 3 pipe, 4 /dev/null, 5 unsealable memfd
+ *   [38]     send: 0 whole, 1 split (fd first), 2 split (fd second), 3 truncated, then hang up
+ *   [39]     split point / truncated length (mod 32)
+ *   [40..]   bytes written at the start of the memfd (its segment header)
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "tachyon.h"
+#include "wire.h"
+
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010
+#endif
+
+#define PREFIX 40
+#define MAX_MEMFD (1u << 20)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct {
+    char path[108];
+    int lfd;
+    pthread_t thread;
+    sem_t go, done;
+    const uint8_t *data;
+    size_t size;
+    int baseline_fds;
+} fake;
+
+static uint8_t byte_at(size_t i)
+{
+    return i < fake.size ? fake.data[i] : 0;
+}
+
+static int make_memfd(int allow_sealing)
+{
+    uint32_t memfd_size;
+    uint8_t b[4] = {byte_at(32), byte_at(33), byte_at(34), byte_at(35)};
+    memcpy(&memfd_size, b, 4);
+    memfd_size %= MAX_MEMFD;
+    int fd = memfd_create("fuzz", MFD_CLOEXEC | (allow_sealing ? MFD_ALLOW_SEALING : 0));
+    if (fd < 0 || ftruncate(fd, memfd_size) != 0)
+        abort();
+    size_t header = fake.size > PREFIX ? fake.size - PREFIX : 0;
+    if (header > memfd_size)
+        header = memfd_size;
+    if (header > 0 && pwrite(fd, fake.data + PREFIX, header, 0) != (ssize_t)header)
+        abort();
+    uint8_t s = byte_at(36);
+    int seals = (s & 1 ? F_SEAL_SHRINK : 0) | (s & 2 ? F_SEAL_GROW : 0) | (s & 8 ? F_SEAL_WRITE : 0) |
+                (s & 16 ? F_SEAL_FUTURE_WRITE : 0) | (s & 4 ? F_SEAL_SEAL : 0);
+    if (allow_sealing && seals)
+        (void)fcntl(fd, F_ADD_SEALS, seals);
+    return fd;
+}
+
+static int make_fds(int fds[2])
+{
+    int p[2];
+    switch (byte_at(37) % 6) {
+    case 0: fds[0] = make_memfd(1); return 1;
+    case 1: return 0;
+    case 2: fds[0] = make_memfd(1); fds[1] = make_memfd(1); return 2;
+    case 3:
+        if (pipe2(p, O_CLOEXEC) != 0)
+            abort();
+        close(p[1]);
+        fds[0] = p[0];
+        return 1;
+    case 4: fds[0] = open("/dev/null", O_RDWR | O_CLOEXEC); return 1;
+    default: fds[0] = make_memfd(0); return 1;
+    }
+}
+
+static void send_part(int conn, const uint8_t *buf, size_t len, const int *fds, int nfds)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * 2)];
+        struct cmsghdr align;
+    } ctrl;
+    memset(&ctrl, 0, sizeof(ctrl));
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 0) {
+        msg.msg_control = ctrl.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    if (len > 0)
+        (void)sendmsg(conn, &msg, MSG_NOSIGNAL); /* the connector may have hung up */
+}
+
+/* One connection per input: accept, send what the input says, close all. */
+static void serve_one(void)
+{
+    int conn = accept4(fake.lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0)
+        return;
+    uint8_t hs[32];
+    for (size_t i = 0; i < 32; i++)
+        hs[i] = byte_at(i);
+    int fds[2];
+    int nfds = make_fds(fds);
+    size_t split = 1 + byte_at(39) % 31;
+    switch (byte_at(38) % 4) {
+    case 0: send_part(conn, hs, 32, fds, nfds); break;
+    case 1: send_part(conn, hs, split, fds, nfds); send_part(conn, hs + split, 32 - split, NULL, 0); break;
+    case 2: send_part(conn, hs, split, NULL, 0); send_part(conn, hs + split, 32 - split, fds, nfds); break;
+    default: send_part(conn, hs, split, fds, nfds); break;
+    }
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    close(conn);
+}
+
+static void *fake_listener(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        sem_wait(&fake.go);
+        serve_one();
+        sem_post(&fake.done);
+    }
+    return NULL;
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;
+}
+
+static int memfd_mapped(void)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    char line[512];
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, "memfd:") != NULL;
+    fclose(f);
+    return found;
+}
+
+static void start_fake_listener(void)
+{
+    snprintf(fake.path, sizeof(fake.path), "/tmp/tachyon-fuzz-hs-%d.sock", (int)getpid());
+    unlink(fake.path);
+    fake.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strcpy(addr.sun_path, fake.path);
+    if (bind(fake.lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fake.lfd, 4) != 0)
+        abort();
+    sem_init(&fake.go, 0, 0);
+    sem_init(&fake.done, 0, 0);
+    pthread_create(&fake.thread, NULL, fake_listener, NULL);
+    fake.baseline_fds = count_fds();
+}
+
+static void violated(const char *what, int a, int b)
+{
+    fprintf(stderr, "fuzz_handshake: property violated: %s (%d, %d)\n", what, a, b);
+    abort();
+}
+
+/* A bus that came through: use it both ways once, as a peer would. */
+static void exercise(tachyon_bus_t *bus)
+{
+    uint32_t t;
+    size_t s;
+    if (tachyon_send(bus, "ping", 4, 1) == TACHYON_SUCCESS) {
+        const char *p = tachyon_acquire_rx(bus, &t, &s);
+        if (p && (s > tachyon_bus_max_payload(bus)))
+            violated("received size above the maximum payload", (int)s, 0);
+        if (p)
+            tachyon_commit_rx(bus);
+    }
+    tachyon_bus_destroy(bus);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!fake.thread)
+        start_fake_listener();
+    fake.data = data;
+    fake.size = size;
+    sem_post(&fake.go);
+    tachyon_bus_t *bus = NULL;
+    tachyon_error_t err = tachyon_bus_connect_timeout(fake.path, 2000, &bus);
+    sem_wait(&fake.done);
+    if (err == TACHYON_SUCCESS) {
+        if (!bus)
+            violated("success without a bus", 0, 0);
+        exercise(bus);
+    } else if (bus) {
+        violated("failure with a bus", (int)err, 0);
+    }
+    if ((int)err < 0 || err > TACHYON_ERR_PATH_TOO_LONG)
+        violated("unknown error code", (int)err, 0);
+    int fds = count_fds();
+    if (fds != fake.baseline_fds)
+        violated("descriptor count changed", fake.baseline_fds, fds);
+    if (memfd_mapped())
+        violated("a memfd is still mapped", (int)err, 0);
+    return 0;
+}

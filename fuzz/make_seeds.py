@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Write the committed seed corpora (fuzz/corpus/<target>/) from scratch.
+
+Honest inputs in each target's format (see ring_harness.h and
+fuzz_handshake.c) plus one seed per known-bad field, so the fuzzers start from
+both sides of every check. Run from the repository root: python3 fuzz/make_seeds.py
+"""
+import os
+import struct
+
+MAGIC, VERSION, ALIGN, HDR, SKIP = 0x54414348, 4, 64, 768, 0xFFFFFFFF
+READY = 2
+
+
+def write(target, name, data):
+    d = os.path.join("fuzz", "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- fuzz_ring --------------------------------------------------------------
+CAP = 1024  # capacity selector 4: 64 << 4
+
+
+def ring_prefix(head, tail, state=READY, sleeping=0, raw=1):
+    return struct.pack("<QQBBBB4x", head, tail, 4, sleeping, state, raw)
+
+
+def slot(size, type_id=1, fill=0x41):
+    reserved = (64 + size + 63) & ~63
+    hdr = struct.pack("<III4xQ", size, type_id, reserved, 0).ljust(64, b"\0")
+    return (hdr + bytes([fill]) * size).ljust(reserved, b"\0")
+
+
+def ring_image(slots_at):
+    ring = bytearray(CAP)
+    for off, data in slots_at:
+        ring[off:off + len(data)] = data
+    return bytes(ring)
+
+
+# operation bytes (ring_harness.c): op % 12, then its arguments
+RX, RX_T, BATCH, DRAIN, TX, TX_B, SEND_BATCH, SCRIBBLE, MOVE, COMMIT_RX, ROLLBACK, FLUSH = range(12)
+
+
+def ops(*items):
+    return bytes(items)
+
+
+three = [(0, slot(10)), (128, slot(100)), (320, slot(0))]
+ring3 = ring_image(three)
+head3 = 320 + 64
+write("fuzz_ring", "empty-ring-producer",
+      ring_prefix(0, 0) + bytes(CAP) + ops(TX, 100, 0, 0, 50, 0, RX, 1, BATCH, 8, 1, TX_B, 200, 3, 0))
+write("fuzz_ring", "three-messages-single",
+      ring_prefix(head3, 0) + ring3 + ops(RX, 1, RX, 1, RX, 1, RX, 1))
+write("fuzz_ring", "three-messages-batch",
+      ring_prefix(head3, 0) + ring3 + ops(BATCH, 8, 3, DRAIN, 8, 1))
+write("fuzz_ring", "skip-marker-wrap",
+      ring_prefix(CAP + 128, CAP - 128)
+      + ring_image([(0, slot(20)), (CAP - 128, struct.pack("<III", SKIP, 0, 128).ljust(64, b"\0"))])
+      + ops(RX, 1, RX, 1))
+write("fuzz_ring", "full-ring-producer",
+      ring_prefix(CAP, 0) + ring_image([(i * 128, slot(64)) for i in range(8)])
+      + ops(TX, 10, 0, 0, MOVE, 1, 128, 0, TX, 10, 0, 0, SEND_BATCH, 16, 4))
+write("fuzz_ring", "near-wrap-counters",
+      ring_prefix(2**64 - 512 + 128, 2**64 - 512) + ring_image([(CAP - 512, slot(32))])
+      + ops(RX, 1, TX, 200, 0, 0, 20, 0, BATCH, 4, 1, SCRIBBLE, 0, 0, 1, 2, 3, 4, RX, 1))
+write("fuzz_ring", "bad-reserved", ring_prefix(128, 0) + ring_image([(0, struct.pack("<III", 8, 1, 100))]) + ops(RX, 1))
+write("fuzz_ring", "skip-at-zero", ring_prefix(128, 0) + ring_image([(0, struct.pack("<III", SKIP, 0, 64))]) + ops(BATCH, 4, 1))
+write("fuzz_ring", "head-too-far", ring_prefix(CAP + 64, 0) + ring3 + ops(DRAIN, 4, 1, RX_T, 1))
+write("fuzz_ring", "peer-fatal-state", ring_prefix(head3, 0, state=4) + ring3 + ops(RX_T, 1, TX, 5, 0, 0, 5, 0))
+write("fuzz_ring", "stray-commits", ring_prefix(0, 0) + bytes(CAP) + ops(COMMIT_RX, ROLLBACK, FLUSH, TX, 8, 0, 1, ROLLBACK))
+
+# ---- fuzz_handshake ---------------------------------------------------------
+HCAP = 1024
+
+
+def handshake(magic=MAGIC, version=VERSION, cap=HCAP, shm=None, cap_rev=0, shm_rev=0, align=ALIGN, flags=0):
+    shm = HDR + cap if shm is None else shm
+    return struct.pack("<8I", magic, version, cap, shm, cap_rev, shm_rev, align, flags)
+
+
+def segment_header(magic=MAGIC, version=VERSION, cap=HCAP, align=ALIGN, state=READY, head=0, tail=0):
+    h = bytearray(HDR)
+    struct.pack_into("<5I", h, 0, magic, version, cap, align, state)
+    struct.pack_into("<Q", h, 128, head)
+    struct.pack_into("<Q", h, 256, tail)
+    return bytes(h)
+
+
+def hs_input(hs=None, memfd_size=HDR + HCAP, seals=0b111, fds=0, send=0, split=0, header=None):
+    hs = handshake() if hs is None else hs
+    header = segment_header() if header is None else header
+    return hs + struct.pack("<IBBBB", memfd_size, seals, fds, send, split) + header
+
+
+write("fuzz_handshake", "honest", hs_input())
+write("fuzz_handshake", "honest-split", hs_input(send=1, split=12))
+write("fuzz_handshake", "fd-on-second-part", hs_input(send=2, split=12))
+write("fuzz_handshake", "truncated", hs_input(send=3, split=15))
+write("fuzz_handshake", "bad-magic", hs_input(hs=handshake(magic=0)))
+write("fuzz_handshake", "bad-version", hs_input(hs=handshake(version=3)))
+write("fuzz_handshake", "reqrep-flags", hs_input(hs=handshake(flags=1)))
+write("fuzz_handshake", "cap-not-pow2", hs_input(hs=handshake(cap=1000)))
+write("fuzz_handshake", "shm-mismatch", hs_input(hs=handshake(shm=HDR + HCAP + 64)))
+write("fuzz_handshake", "memfd-short", hs_input(memfd_size=HDR + HCAP // 2))
+write("fuzz_handshake", "no-seals", hs_input(seals=0))
+write("fuzz_handshake", "write-sealed", hs_input(seals=0b1111))
+write("fuzz_handshake", "no-fd", hs_input(fds=1))
+write("fuzz_handshake", "two-fds", hs_input(fds=2))
+write("fuzz_handshake", "pipe", hs_input(fds=3))
+write("fuzz_handshake", "devnull", hs_input(fds=4))
+write("fuzz_handshake", "unsealable", hs_input(fds=5))
+write("fuzz_handshake", "header-capacity", hs_input(header=segment_header(cap=2 * HCAP)))
+write("fuzz_handshake", "header-state", hs_input(header=segment_header(state=1)))
+write("fuzz_handshake", "header-counters", hs_input(header=segment_header(head=4096, tail=0)))
+write("fuzz_handshake", "header-counters-wrap", hs_input(header=segment_header(head=2**64 - 64, tail=2**64 - 128)))
