@@ -1,0 +1,344 @@
+"""Writes the results of bench/compare/run.py: README.md (machine header,
+tables, goals), results.json (every run's raw figures) and the PNG plots
+(plots.py). Pure formatting: it measures nothing."""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+
+# ---- machine header ---------------------------------------------------------------
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def loadavg():
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def git_commit(root):
+    def git(*a):
+        p = subprocess.run(["git", "-C", root, *a], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+        return p.stdout.strip() if p.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    return commit
+
+
+def machine_info(root):
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": git_commit(root),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg": loadavg(),
+    }
+
+
+# ---- number formatting -------------------------------------------------------------
+
+
+def us(ns):
+    """Nanoseconds as microseconds, with the precision that matters."""
+    if ns is None:
+        return "-"
+    if ns < 10_000:
+        return f"{ns / 1000:.2f}"
+    if ns < 1_000_000:
+        return f"{ns / 1000:.1f}"
+    return f"{ns / 1000:,.0f}"
+
+
+def mps(rate):
+    return "-" if rate is None else f"{rate / 1e6:.3f}"
+
+
+def spread_text(spread, key, fmt):
+    if key not in spread:
+        return ""
+    lo, hi = spread[key]
+    return f"{fmt(lo)}–{fmt(hi)}"
+
+
+# ---- goals ---------------------------------------------------------------------------
+
+
+def by_name(seed):
+    return {r["variant"].name: r for r in seed if r.get("median")}
+
+
+def goal_rows(seed, native):
+    """(goal, what was measured, verdict) for each goal of issue 5."""
+    m = by_name(seed)
+
+    def prod(name):
+        return m[name]["median"].producer.get("producer_rate") if name in m else None
+
+    def cons(name, key):
+        return m[name]["median"].consumer.get(key) if name in m else None
+
+    rows = []
+    floor, seed_rate = prod("floor"), prod("tachyon-seed")
+    if floor and seed_rate:
+        ratio = seed_rate / floor
+        rows.append(("seed loop >= 0.8x its no-IPC floor",
+                     f"{mps(seed_rate)} / {mps(floor)} M msg/s = {ratio:.2f}x",
+                     verdict(ratio >= 0.8)))
+
+    per_msg = [n for n in ("tachyon-seed", "tachyon-send", "tachyon-packed") if prod(n)]
+    fastest = max(per_msg, key=prod) if per_msg else None
+    ring = prod("shmring")
+    if fastest and ring:
+        ratio = prod(fastest) / ring
+        rows.append(("fastest per-message API >= 1.2x the hand-rolled ring",
+                     f"{fastest} {mps(prod(fastest))} / shmring {mps(ring)} M msg/s = "
+                     f"{ratio:.2f}x", verdict(ratio >= 1.2)))
+
+    batches = [n for n in ("tachyon-batch64", "tachyon-batch1024") if prod(n)]
+    if batches:
+        best = max(batches, key=prod)
+        rows.append(("batch send >= 20 M msg/s", f"{best} {mps(prod(best))} M msg/s",
+                     verdict(prod(best) >= 20e6)))
+
+    if fastest:
+        p50, p99 = cons(fastest, "p50_ns"), cons(fastest, "p99_ns")
+        rows.append((f"one-way p50 <= 1 µs, p99 <= 5 µs at full rate ({fastest})",
+                     f"p50 {us(p50)} µs, p99 {us(p99)} µs", verdict(p50 <= 1000 and p99 <= 5000)))
+        rows.append(ahead_row(m, fastest, ["stream", "seqpacket", "fifo", "zmq"], prod, cons))
+    if "tachyon-batch64" in m and "stream-x64" in m:
+        rows.append(ahead_row(m, "tachyon-batch64", ["stream-x64"], prod, cons))
+
+    pp = {r.get("variant"): r for r in native.get("pingpong", {}).get("rows", [])}
+    if "floor" in pp:
+        for v in ("tachyon_spin", "tachyon_blocking"):
+            if v in pp:
+                ratio = pp[v]["p50_ns"] / pp["floor"]["p50_ns"]
+                rows.append((f"C<->C round trip p50 <= 2x cache-line floor ({v})",
+                             f"{pp[v]['p50_ns']} ns / {pp['floor']['p50_ns']} ns = {ratio:.2f}x",
+                             verdict(ratio <= 2.0)))
+    return rows
+
+
+def ahead_row(m, mine, others, prod, cons):
+    present = [o for o in others if o in m]
+    behind = []
+    for o in present:
+        if not (cons(mine, "p50_ns") < cons(o, "p50_ns") and cons(mine, "p99_ns") < cons(o, "p99_ns")
+                and prod(mine) > prod(o)):
+            behind.append(o)
+    what = (f"{mine} ahead of {', '.join(present)} on p50, p99 and throughput"
+            if not behind else f"{mine} not ahead of: {', '.join(behind)}")
+    return (f"latency and throughput ahead of {', '.join(present)} at once", what,
+            verdict(not behind and bool(present)))
+
+
+def verdict(ok):
+    return "held" if ok else "**missed**"
+
+
+# ---- README.md ---------------------------------------------------------------------
+
+
+def seed_table(seed):
+    floor = by_name(seed).get("floor")
+    floor_rate = floor["median"].producer.get("producer_rate") if floor else None
+    lines = [
+        "| variant | producer M msg/s | spread | x floor | consumer M msg/s | p50 µs | p90 µs | "
+        "p99 µs | p99.9 µs | max µs | p99 spread µs | all arrived |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|",
+    ]
+    for r in seed:
+        v = r["variant"]
+        if "skipped" in r:
+            lines.append(f"| {v.label} | skipped: {r['skipped']} |" + " |" * 10)
+            continue
+        med, sp = r["median"], r["spread"]
+        if med is None:
+            lines.append(f"| {v.label} | all {len(r['runs'])} runs failed |" + " |" * 10)
+            continue
+        p, c = med.producer, med.consumer
+        rate = p.get("producer_rate")
+        x = f"{rate / floor_rate:.2f}" if floor_rate and rate else "-"
+        arrived = "-" if not v.transport else (
+            "yes" if r["failed"] == 0 else f"**{r['failed']} of {len(r['runs'])} runs failed**")
+        lines.append(
+            f"| {v.label} | {mps(rate)} | {spread_text(sp, 'producer_rate', mps)} | {x} | "
+            f"{mps(c.get('consumer_rate')) if c else '-'} | {us(c.get('p50_ns')) if c else '-'} | "
+            f"{us(c.get('p90_ns')) if c else '-'} | {us(c.get('p99_ns')) if c else '-'} | "
+            f"{us(c.get('p999_ns')) if c else '-'} | {us(c.get('max_ns')) if c else '-'} | "
+            f"{spread_text(sp, 'p99_ns', us)} | {arrived} |")
+    return lines
+
+
+def pyrecv_table(pyrecv):
+    lines = ["| receive API | M msg/s (median) | spread |", "|---|--:|--:|"]
+    labels = {"iter": "for msg in bus (copies)", "zero-copy": "recv_zero_copy (in place)",
+              "drain-batch": "drain_batch(1024) (in place)"}
+    for r in pyrecv:
+        sp = f"{mps(r['rates'][0])}–{mps(r['rates'][-1])}" if r["rates"] else ""
+        med = mps(r["median"]) if r["median"] else "failed: " + "; ".join(r["errors"])[:200]
+        lines.append(f"| {labels.get(r['mode'], r['mode'])} | {med} | {sp} |")
+    return lines
+
+
+def native_tables(native):
+    if "skipped" in native:
+        return [f"Not run: {native['skipped']}."]
+    lines = []
+    pp = native.get("pingpong", {})
+    if pp.get("rows"):
+        lines += ["Round trip, 32-byte messages (`build/bench/pingpong`):", "",
+                  "| variant | p50 ns | p90 ns | p99 ns | p99.9 ns | p50 / floor |",
+                  "|---|--:|--:|--:|--:|--:|"]
+        for r in pp["rows"]:
+            ratio = r.get("ratio_p50")
+            lines.append(f"| {r.get('variant')} | {r.get('p50_ns')} | {r.get('p90_ns')} | "
+                         f"{r.get('p99_ns')} | {r.get('p999_ns')} | "
+                         f"{'1.00' if r.get('variant') == 'floor' else ratio} |")
+        lines.append("")
+    elif pp:
+        lines += [f"pingpong: {pp.get('skipped') or pp.get('error', 'no RESULT lines')}", ""]
+    tp = native.get("throughput", {})
+    if tp.get("rows"):
+        lines += ["Streaming C -> C (`build/bench/throughput`):", "",
+                  "| variant | payload B | M msg/s | GB/s |", "|---|--:|--:|--:|"]
+        for r in tp["rows"]:
+            lines.append(f"| {r.get('variant')} | {r.get('size')} | "
+                         f"{r.get('msgs_per_s', 0) / 1e6:.2f} | {r.get('gb_per_s', 0):.2f} |")
+        lines.append("")
+    elif tp:
+        lines += [f"throughput: {tp.get('skipped') or tp.get('error', 'no RESULT lines')}", ""]
+    return lines
+
+
+HOW = """\
+## How it was measured
+
+- **Workload** (the seed's): MarketTicks of 32 bytes, `<8sdIQ4x` (symbol, price,
+  quantity, timestamp, padding). The producer is Python (`bench/compare/producers.py`,
+  one `--variant` per row); quantity carries the tick's index and the timestamp is
+  `time.time_ns()` taken just before the tick is written or sent.
+- **Consumer**: one C program for every row (`bench/compare/consumer.c`). It owns the
+  endpoint (starts first; the producer connects and retries) and runs the same code per
+  tick: `clock_gettime(CLOCK_REALTIME)`, read the timestamp at offset 20 with `memcpy`,
+  store receive time minus timestamp in a preallocated array, check the sequence number.
+  Only the receive call differs: `tachyon_acquire_rx_timeout` + `tachyon_commit_rx` with
+  the seed's 10,000 spins before sleeping; blocking `read`/`recv` for sockets and the
+  FIFO (byte streams are read in 64 KiB chunks and split into ticks); `zmq_msg_recv`;
+  a spinning reader for the hand-rolled ring.
+- **One-way latency** = consumer's receive time minus producer's timestamp, both
+  `CLOCK_REALTIME` on one machine. **Producer throughput** = ticks / time of the send loop
+  (connecting excluded). **Consumer rate** = ticks / time from first to last receive.
+- **Batched rows** (`send_batch`, stream sends of 64) fill a numpy record array per
+  batch and stamp the whole batch with one `time.time_ns()` just before the send call,
+  so a tick's latency includes the wait behind the ticks before it in its batch.
+- **The floor** is the seed's loop body (fields, `time.time_ns()`, `struct.pack_into`
+  into a `memoryview`, the flush check) writing into a private buffer: the Python work
+  alone, the most any transport could give this loop.
+- **The hand-rolled ring** is what a careful Python user would write over
+  `multiprocessing.shared_memory`: pack into the next 32-byte slot, then store the new
+  head; it needs no kernel call and its reader spins.
+- Producer and consumer are pinned to CPUs 0 and 1 (unless `--no-pin`). Every variant
+  runs RUNS times; the table shows the median run by producer throughput and the spread
+  (min–max) over the runs. Every run checks that every tick arrived once, in order.
+- Python receive: `bench/compare/c_producer.c` sends the same ticks as fast as the ring
+  takes them to `bench/compare/receivers.py`, which reads each tick's sequence number
+  with each receive API; the rate is the Python consumer's.
+"""
+
+
+def write_readme(path, machine, args, seed, pyrecv, native, plots):
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- **Machine**: {machine['cpu']}, {machine['cores']} cores, Linux {machine['kernel']}, "
+        f"Python {machine['python']}",
+        f"- **Commit**: {machine['commit']}",
+        f"- **Date**: {machine['date']}",
+        f"- **Load average** before / after: {machine['loadavg']} / "
+        f"{machine.get('load_after', '?')} (other work on the machine shows here)",
+        f"- **Run**: `{'python3 bench/compare/run.py' + (' --smoke' if args.smoke else '')}`, "
+        f"{args.count:,} ticks per run, {args.runs} run(s) per variant, "
+        f"{machine.get('duration_s', '?')} s in all",
+        "",
+        f"## Seed workload: Python producer -> native consumer, {args.count:,} MarketTicks",
+        "",
+        *seed_table(seed),
+        "",
+    ]
+    if plots:
+        lines += ["![one-way latency by percentile](latency.png)", "",
+                  "![producer throughput](throughput.png)", ""]
+    goals = goal_rows(seed, native)
+    if goals:
+        lines += ["## Goals (issue 5), from this run", "", "| goal | measured | verdict |",
+                  "|---|---|---|"]
+        lines += [f"| {g} | {m} | {v} |" for g, m, v in goals]
+        lines.append("")
+    if pyrecv:
+        lines += ["## Python receive: C producer -> Python consumer", "", *pyrecv_table(pyrecv),
+                  ""]
+    lines += ["## Native: C <-> C", "", *native_tables(native)]
+    if plots and native.get("throughput", {}).get("rows"):
+        lines += ["![C -> C streaming throughput by payload size](native_throughput.png)", ""]
+    lines.append(HOW.replace("RUNS times", f"{args.runs} time(s)"))
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def as_json(seed, pyrecv, native, machine, args):
+    def run_dict(r):
+        return {"ok": r.ok, "producer": r.producer, "consumer": r.consumer, "error": r.error}
+
+    out = {"machine": machine, "count": args.count, "runs_per_variant": args.runs,
+           "seed_workload": [], "python_receive": pyrecv, "native": native}
+    for r in seed:
+        v = r["variant"]
+        entry = {"variant": v.name, "label": v.label, "kind": v.kind, "batch": v.batch}
+        if "skipped" in r:
+            entry["skipped"] = r["skipped"]
+        else:
+            entry["runs"] = [run_dict(x) for x in r["runs"]]
+            entry["spread"] = r["spread"]
+            entry["median_run"] = r["runs"].index(r["median"]) if r["median"] else None
+        out["seed_workload"].append(entry)
+    return out
+
+
+def write_all(out_dir, machine, args, seed, pyrecv, native, plots=True):
+    written = []
+    made_plots = False
+    if plots:
+        try:
+            import plots as plotting  # bench/compare/plots.py
+
+            written += plotting.make_all(out_dir, seed, native)
+            made_plots = True
+        except ImportError as exc:
+            print(f"report: no plots ({exc})")
+    readme = os.path.join(out_dir, "README.md")
+    write_readme(readme, machine, args, seed, pyrecv, native, made_plots)
+    written.insert(0, readme)
+    data = os.path.join(out_dir, "results.json")
+    with open(data, "w") as f:
+        json.dump(as_json(seed, pyrecv, native, machine, args), f, indent=1)
+    written.append(data)
+    return written

@@ -1,0 +1,497 @@
+#!/usr/bin/env python3
+"""Driver of the comparison benchmark suite (issue 5).
+
+    python3 bench/compare/run.py            full run, writes bench/results/
+    python3 bench/compare/run.py --smoke    tiny counts, 1 run, temporary output
+
+Steps: install what is missing (numpy, matplotlib, pyzmq, libzmq3-dev, the
+tachyon package from bindings/python), build the native consumer and producer
+(make), run every variant of the seed workload RUNS times (Python producer ->
+consumer.c; the median run by producer throughput is reported, with the
+spread), run the Python receive benchmark (c_producer.c -> receivers.py), run
+the lead's C benchmarks (build/bench/pingpong, build/bench/throughput) when
+they exist, then write the markdown table, the PNG plots and results.json.
+
+It prints figures and checks that every message arrived; it never asserts a
+speed. Exit status: 0 when every run delivered every message in order.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.join(ROOT, "build")
+CONSUMER = os.path.join(BUILD, "bench", "compare", "consumer")
+C_PRODUCER = os.path.join(BUILD, "bench", "compare", "c_producer")
+PRODUCERS = os.path.join(HERE, "producers.py")
+RECEIVERS = os.path.join(HERE, "receivers.py")
+RESULTS = os.path.join(ROOT, "bench", "results")
+
+sys.path.insert(0, HERE)
+import report  # noqa: E402  (bench/compare/report.py)
+
+
+@dataclass
+class Variant:
+    name: str            # key in the results
+    label: str           # what the table and plots call it
+    producer: str        # producers.py --variant
+    transport: str       # consumer.c --transport; "" = no consumer (the floor)
+    kind: str            # floor | tachyon | tachyon-batch | socket | socket-batch | ring
+    batch: int = 64
+    needs: tuple = ()    # "tachyon", "zmq", "numpy"
+
+
+VARIANTS = [
+    Variant("floor", "seed loop, no IPC (floor)", "floor", "", "floor"),
+    Variant("tachyon-seed", "tachyon: seed pattern (send_zero_copy)", "tachyon-seed", "tachyon",
+            "tachyon", needs=("tachyon",)),
+    Variant("tachyon-send", "tachyon: send(bytes)", "tachyon-send", "tachyon", "tachyon",
+            needs=("tachyon",)),
+    Variant("tachyon-packed", "tachyon: send_packed", "tachyon-packed", "tachyon", "tachyon",
+            needs=("tachyon",)),
+    Variant("tachyon-batch64", "tachyon: send_batch x64", "tachyon-batch", "tachyon",
+            "tachyon-batch", batch=64, needs=("tachyon", "numpy")),
+    Variant("tachyon-batch1024", "tachyon: send_batch x1024", "tachyon-batch", "tachyon",
+            "tachyon-batch", batch=1024, needs=("tachyon", "numpy")),
+    Variant("stream", "unix stream socket", "stream", "stream", "socket"),
+    Variant("stream-x64", "unix stream socket, sends of 64", "stream-x64", "stream",
+            "socket-batch", batch=64, needs=("numpy",)),
+    Variant("seqpacket", "unix SOCK_SEQPACKET", "seqpacket", "seqpacket", "socket"),
+    Variant("fifo", "FIFO (named pipe)", "fifo", "fifo", "socket"),
+    Variant("zmq", "ZeroMQ ipc:// PUSH/PULL", "zmq", "zmq", "socket", needs=("zmq",)),
+    Variant("shmring", "hand-rolled Python SPSC ring (shared_memory)", "shmring", "shmring",
+            "ring"),
+]
+
+PYRECV_MODES = ["iter", "zero-copy", "drain-batch"]
+
+
+# ---- small helpers ------------------------------------------------------------
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def quiet(cmd, timeout=600, **kw):
+    """Run a setup command; return (ok, combined output)."""
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+        return p.returncode == 0, p.stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+
+
+def parse_result_lines(text):
+    """Every `RESULT key=value ...` line of a program's output, as dicts;
+    numbers become int or float."""
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("RESULT "):
+            continue
+        row = {}
+        for tok in line.split()[1:]:
+            key, sep, value = tok.partition("=")
+            if not sep:
+                continue
+            row[key] = number_or_text(value)
+        rows.append(row)
+    return rows
+
+
+def number_or_text(value):
+    for conv in (int, float):
+        try:
+            return conv(value)
+        except ValueError:
+            pass
+    return value
+
+
+def pin_to(cpu):
+    """preexec_fn pinning a child to one CPU, when the machine has two or more:
+    the two sides of a run then never share a core or migrate."""
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu % os.cpu_count()})
+
+
+# ---- setup: dependencies and binaries ----------------------------------------------
+
+
+def module_available(name):
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
+
+
+def pip_install(*args):
+    ok, out = quiet([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                     "--root-user-action=ignore", *args])
+    if not ok:
+        log(f"run.py: pip install {' '.join(args)} failed:\n{out[-2000:]}")
+    return ok
+
+
+def ensure_python_packages():
+    missing = [pkg for mod, pkg in (("numpy", "numpy"), ("matplotlib", "matplotlib"),
+                                    ("zmq", "pyzmq")) if not module_available(mod)]
+    if missing:
+        log(f"run.py: installing {', '.join(missing)} from PyPI")
+        pip_install(*missing)
+
+
+def ensure_libzmq_headers():
+    if os.path.exists("/usr/include/zmq.h"):
+        return True
+    if not shutil.which("apt-get"):
+        log("run.py: no zmq.h and no apt-get: the ZeroMQ variant will be skipped")
+        return False
+    log("run.py: installing libzmq3-dev with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    quiet(["apt-get", "update", "-qq"], env=env)
+    ok, out = quiet(["apt-get", "install", "-y", "-qq", "libzmq3-dev"], env=env)
+    if not ok:
+        log(f"run.py: apt-get install libzmq3-dev failed:\n{out[-2000:]}")
+    return os.path.exists("/usr/include/zmq.h")
+
+
+def tachyon_package_stale():
+    """True when `import tachyon` fails, or the installed extension is older
+    than the sources in bindings/python (so we would measure old code)."""
+    src = os.path.join(ROOT, "bindings", "python")
+    probe = ("import os, tachyon, tachyon._tachyon as e; "
+             "print(max(os.path.getmtime(e.__file__), os.path.getmtime(tachyon.__file__)))")
+    ok, out = quiet([sys.executable, "-c", probe], cwd="/")
+    if not ok:
+        return True
+    installed = float(out.strip().splitlines()[-1])
+    newest = 0.0
+    for d, _, files in os.walk(src):
+        if os.sep + "build" in d or ".egg-info" in d:
+            continue
+        for f in files:
+            if f.endswith((".c", ".h", ".py", ".pyi", ".toml", ".cfg")):
+                newest = max(newest, os.path.getmtime(os.path.join(d, f)))
+    return newest > installed
+
+
+def ensure_tachyon_package(force):
+    src = os.path.join(ROOT, "bindings", "python")
+    if not any(os.path.exists(os.path.join(src, f)) for f in ("setup.py", "pyproject.toml")):
+        log("run.py: bindings/python has no setup.py yet: tachyon variants will be skipped")
+        return False
+    if force or tachyon_package_stale():
+        log("run.py: pip install ./bindings/python")
+        pip_install(src)
+    ok, out = quiet([sys.executable, "-c", "import tachyon"], cwd="/")
+    if not ok:
+        log(f"run.py: the tachyon package does not import: {out.strip()[-500:]}")
+    return ok
+
+
+def consumer_has_zmq():
+    ok, out = quiet([CONSUMER, "--features"])
+    return ok and "zmq=1" in out
+
+
+def build_binaries(have_zmq_headers):
+    ok, out = quiet(["make", "-C", ROOT, "--no-print-directory", "bench-compare-bin"])
+    if ok and have_zmq_headers and not consumer_has_zmq():
+        os.unlink(CONSUMER)  # built before libzmq was installed: build it again
+        ok, out = quiet(["make", "-C", ROOT, "--no-print-directory", "bench-compare-bin"])
+    if not ok:
+        sys.exit(f"run.py: building the benchmark programs failed:\n{out[-4000:]}")
+
+
+def available_features(args):
+    ensure_python_packages()
+    zmq_headers = ensure_libzmq_headers()
+    build_binaries(zmq_headers)
+    return {
+        "numpy": module_available("numpy"),
+        "matplotlib": module_available("matplotlib"),
+        "zmq": consumer_has_zmq() and module_available("zmq"),
+        "tachyon": ensure_tachyon_package(force=not args.smoke and not args.no_reinstall),
+    }
+
+
+# ---- one run of one variant ---------------------------------------------------------
+
+
+@dataclass
+class Run:
+    ok: bool
+    producer: dict = field(default_factory=dict)
+    consumer: dict = field(default_factory=dict)
+    dump: str = ""
+    error: str = ""
+
+
+def stop(proc):
+    """End a child we started (and only it), if it is still there."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def endpoint_for(variant, tmp, index):
+    if variant.transport == "shmring":
+        return f"/tachyon-cmp-{os.getpid()}-{index}"  # a POSIX shm name
+    return os.path.join(tmp, f"{variant.name}-{index}.sock")
+
+
+def run_variant_once(variant, count, index, tmp, args):
+    endpoint = endpoint_for(variant, tmp, index)
+    dump = os.path.join(tmp, f"{variant.name}-{index}.lat")
+    limit = args.timeout
+    consumer = None
+    if variant.transport:
+        cmd = [CONSUMER, "--transport", variant.transport, "--endpoint", endpoint, "--count",
+               str(count), "--variant", variant.name, "--timeout-s", str(limit), "--dump", dump]
+        consumer = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, stdin=subprocess.DEVNULL,
+                                    preexec_fn=None if args.no_pin else pin_to(1))
+    producer = subprocess.Popen(
+        [sys.executable, PRODUCERS, "--variant", variant.producer, "--endpoint", endpoint,
+         "--count", str(count), "--batch", str(variant.batch)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        cwd="/", preexec_fn=None if args.no_pin else pin_to(0))
+    outputs = {}
+    try:
+        for name, proc in (("producer", producer), ("consumer", consumer)):
+            if proc is not None:
+                out, err = proc.communicate(timeout=limit + 15)
+                outputs[name] = (proc.returncode, out, err)
+    except subprocess.TimeoutExpired:
+        for proc in (producer, consumer):
+            if proc is not None:
+                stop(proc)
+        return Run(False, error=f"timed out after {limit + 15} s")
+
+    run = Run(True, dump=dump if consumer else "")
+    errors = []
+    for name, (rc, out, err) in outputs.items():
+        rows = parse_result_lines(out)
+        if rows:
+            setattr(run, name, rows[-1])
+        if rc != 0 or not rows:
+            errors.append(f"{name} exit {rc}: {err.strip()[-600:]}")
+    if consumer and run.consumer:
+        c = run.consumer
+        if c.get("count") != count or c.get("bad", 1) != 0:
+            errors.append(f"consumer got {c.get('count')} of {count} ticks, {c.get('bad')} bad")
+    if errors:
+        run.ok, run.error = False, "; ".join(errors)
+    return run
+
+
+def median_run(runs):
+    """The run whose producer throughput is the median (lower middle for an
+    even number), and the spread of the figures over all good runs."""
+    good = sorted((r for r in runs if r.ok), key=lambda r: r.producer.get("producer_rate", 0))
+    if not good:
+        return None, {}
+    med = good[(len(good) - 1) // 2]
+    spread = {}
+    for side, key in (("producer", "producer_rate"), ("consumer", "consumer_rate"),
+                      ("consumer", "p50_ns"), ("consumer", "p99_ns"), ("consumer", "p999_ns")):
+        vals = [getattr(r, side).get(key) for r in good if key in getattr(r, side)]
+        if vals:
+            spread[key] = [min(vals), max(vals)]
+    return med, spread
+
+
+def run_seed_workload(features, count, runs, tmp, args):
+    results = []
+    for v in VARIANTS:
+        if args.only and v.name not in args.only:
+            continue
+        missing = [n for n in v.needs if not features.get(n)]
+        if missing:
+            log(f"  {v.name:<18} skipped: {', '.join(missing)} not available")
+            results.append({"variant": v, "skipped": f"{', '.join(missing)} not available"})
+            continue
+        done = []
+        for i in range(runs):
+            r = run_variant_once(v, count, i, tmp, args)
+            done.append(r)
+            log(f"  {v.name:<18} run {i + 1}: " + (describe(r) if r.ok else f"FAILED: {r.error}"))
+        med, spread = median_run(done)
+        results.append({"variant": v, "runs": done, "median": med, "spread": spread,
+                        "failed": sum(not r.ok for r in done)})
+    return results
+
+
+def describe(run):
+    p = run.producer.get("producer_rate", 0)
+    text = f"producer {p / 1e6:6.3f} M msg/s"
+    c = run.consumer
+    if c:
+        text += (f", consumer {c['consumer_rate'] / 1e6:6.3f} M msg/s, p50 {c['p50_ns']} ns, "
+                 f"p99 {c['p99_ns']} ns, p99.9 {c['p999_ns']} ns, max {c['max_ns']} ns")
+    return text
+
+
+# ---- Python receive: C producer -> Python consumer -------------------------------------
+
+
+def run_pyrecv_once(mode, count, index, tmp, args):
+    endpoint = os.path.join(tmp, f"pyrecv-{mode}-{index}.sock")
+    recv = subprocess.Popen([sys.executable, RECEIVERS, "--mode", mode, "--endpoint", endpoint,
+                             "--count", str(count)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, cwd="/",
+                            preexec_fn=None if args.no_pin else pin_to(1))
+    prod = subprocess.Popen([C_PRODUCER, endpoint, str(count), str(args.timeout)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, preexec_fn=None if args.no_pin else pin_to(0))
+    try:
+        rout, rerr = recv.communicate(timeout=args.timeout + 15)
+        pout, perr = prod.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        stop(recv)
+        stop(prod)
+        return None, "timed out"
+    rows = parse_result_lines(rout)
+    if recv.returncode != 0 or not rows or rows[-1].get("count") != count:
+        return None, f"receiver exit {recv.returncode}: {rerr.strip()[-600:]} {perr.strip()[-300:]}"
+    return rows[-1], ""
+
+
+def run_python_receive(features, count, runs, tmp, args):
+    if not features.get("tachyon"):
+        log("  python receive skipped: the tachyon package is not available")
+        return []
+    results = []
+    for mode in PYRECV_MODES:
+        rates, errors = [], []
+        for i in range(runs):
+            row, err = run_pyrecv_once(mode, count, i, tmp, args)
+            if row:
+                rates.append(row["rate"])
+                log(f"  pyrecv {mode:<12} run {i + 1}: {row['rate'] / 1e6:6.3f} M msg/s")
+            else:
+                errors.append(err)
+                log(f"  pyrecv {mode:<12} run {i + 1}: FAILED: {err}")
+        rates.sort()
+        results.append({"mode": mode, "rates": rates, "errors": errors,
+                        "median": rates[(len(rates) - 1) // 2] if rates else None})
+    return results
+
+
+# ---- the lead's native benchmarks ---------------------------------------------------------
+
+
+def run_native(args):
+    """Build and run build/bench/pingpong and build/bench/throughput (the
+    lead's programs, bench/bench.mk) and collect their RESULT lines."""
+    if not os.path.exists(os.path.join(ROOT, "bench", "bench.mk")):
+        return {"skipped": "bench/bench.mk does not exist yet"}
+    ok, out = quiet(["make", "-C", ROOT, "--no-print-directory", "bench-c-bin"])
+    if not ok:
+        return {"skipped": f"make bench-c-bin failed: {out[-500:]}"}
+    native = {}
+    for prog in ("pingpong", "throughput"):
+        path = os.path.join(BUILD, "bench", prog)
+        if not os.path.exists(path):
+            native[prog] = {"skipped": f"{path} was not built"}
+            continue
+        log(f"  running build/bench/{prog}")
+        ok, out = quiet([path], timeout=300)
+        native[prog] = {"rows": parse_result_lines(out), "ok": ok,
+                        "machine": next((l for l in out.splitlines() if l.startswith("machine:")),
+                                        "")}
+        if not ok:
+            native[prog]["error"] = out[-500:]
+    return native
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny counts, one run, output in a temporary folder")
+    ap.add_argument("--count", type=int, help="ticks per run (default 500000; smoke 2000)")
+    ap.add_argument("--runs", type=int, help="runs per variant (default 3; smoke 1)")
+    ap.add_argument("--out", help="results folder (default bench/results; smoke: a temp dir)")
+    ap.add_argument("--only", nargs="*", help="run only these variants")
+    ap.add_argument("--no-native", action="store_true", help="skip the lead's C benchmarks")
+    ap.add_argument("--no-pyrecv", action="store_true", help="skip the Python receive benchmark")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin producer/consumer to CPUs")
+    ap.add_argument("--no-reinstall", action="store_true",
+                    help="use the installed tachyon package unless it is missing or stale")
+    ap.add_argument("--timeout", type=int, default=60, help="seconds allowed per run")
+    args = ap.parse_args(argv)
+    if args.count is None:
+        args.count = 2000 if args.smoke else 500_000
+    if args.runs is None:
+        args.runs = 1 if args.smoke else 3
+    if args.smoke:
+        args.timeout = min(args.timeout, 30)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.time()
+    machine = report.machine_info(ROOT)
+    log(f"run.py: {machine['cpu']}, {machine['cores']} cores, Linux {machine['kernel']}, "
+        f"load {machine['loadavg']}, commit {machine['commit']}")
+    features = available_features(args)
+    log("run.py: available: " + ", ".join(k for k, v in features.items() if v))
+
+    with tempfile.TemporaryDirectory(prefix="tachyon-cmp-") as tmp:
+        log(f"seed workload: {args.count} ticks x {args.runs} runs per variant")
+        seed = run_seed_workload(features, args.count, args.runs, tmp, args)
+        pyrecv = [] if args.no_pyrecv else run_python_receive(features, args.count, args.runs,
+                                                              tmp, args)
+        native = {"skipped": "not run (--smoke or --no-native)"}
+        if not args.smoke and not args.no_native:
+            native = run_native(args)
+        out = args.out or (os.path.join(tmp, "results") if args.smoke else RESULTS)
+        os.makedirs(out, exist_ok=True)
+        machine["duration_s"] = round(time.time() - started)
+        machine["load_after"] = report.loadavg()
+        written = report.write_all(out, machine, args, seed, pyrecv, native,
+                                   plots=features["matplotlib"])
+        log(f"run.py: wrote {', '.join(os.path.relpath(w, ROOT) if w.startswith(ROOT) else w for w in written)}")
+        if args.smoke:
+            with open(os.path.join(out, "README.md")) as f:
+                md = f.read()
+            if "| tachyon" not in md and features["tachyon"]:
+                log("run.py: smoke: the table has no tachyon rows")
+                return 1
+    return summarize(seed, pyrecv)
+
+
+def summarize(seed, pyrecv):
+    passed = sum(len(r["runs"]) - r["failed"] for r in seed if "runs" in r)
+    failed = sum(r["failed"] for r in seed if "runs" in r)
+    skipped = sum(1 for r in seed if "skipped" in r)
+    for r in pyrecv:
+        passed += len(r["rates"])
+        failed += len(r["errors"])
+    log(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
