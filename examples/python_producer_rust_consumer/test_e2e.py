@@ -133,7 +133,8 @@ def test_a_garbled_field_fails(field):
     consumer = start_consumer(socket)
     ticks = good_ticks(50)
     bad = list(ticks[7])
-    bad[field] = {0: b"DOGEUSD", 1: bad[1] + 0.25, 2: bad[2] + 1, 3: producer.ASK}[field]
+    other_side = producer.BID if bad[3] == producer.ASK else producer.ASK
+    bad[field] = {0: b"DOGEUSD", 1: bad[1] + 0.25, 2: bad[2] + 1, 3: other_side}[field]
     ticks[7] = tuple(bad)
     feed(socket, ticks, announced=50)
     code, out = finish(consumer)

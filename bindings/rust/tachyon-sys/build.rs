@@ -24,7 +24,7 @@ fn main() {
 
     let include_dir = if let Ok(lib_dir) = env::var("TACHYON_LIB_DIR") {
         link_installed(Path::new(&lib_dir))
-    } else if env::var("TACHYON_USE_PKG_CONFIG").map_or(false, |v| v == "1") {
+    } else if env::var("TACHYON_USE_PKG_CONFIG").is_ok_and(|v| v == "1") {
         link_with_pkg_config()
     } else {
         build_bundled()
@@ -36,7 +36,7 @@ fn main() {
 
 fn link_installed(lib_dir: &Path) -> PathBuf {
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
-    let kind = if env::var("TACHYON_STATIC").map_or(false, |v| v == "1") { "static" } else { "dylib" };
+    let kind = if env::var("TACHYON_STATIC").is_ok_and(|v| v == "1") { "static" } else { "dylib" };
     println!("cargo:rustc-link-lib={kind}=tachyon");
     match env::var("TACHYON_INCLUDE_DIR") {
         Ok(dir) => PathBuf::from(dir),
@@ -70,7 +70,7 @@ fn build_bundled() -> PathBuf {
             )
         })
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().map_or(false, |ext| ext == "c"))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "c"))
         .collect();
     sources.sort();
     assert!(!sources.is_empty(), "no C sources found in {}", src.display());

@@ -80,6 +80,7 @@ fn run() -> Result<bool, String> {
     let socket = std::env::var("TACHYON_SOCKET").unwrap_or_else(|_| DEFAULT_SOCKET.to_string());
     let capacity = env_number("TACHYON_CAPACITY")?.unwrap_or(DEFAULT_CAPACITY);
     let expected_count = env_number("TICKS")?;
+    let pure_spin = env_number("TACHYON_PURE_SPIN")?.unwrap_or(0) != 0;
     let path = CString::new(socket.clone()).map_err(|_| "TACHYON_SOCKET contains a NUL byte".to_string())?;
 
     println!("consumer: listening on {socket} (ring {} KiB); start the producer now", capacity / 1024);
@@ -89,7 +90,11 @@ fn run() -> Result<bool, String> {
     if rc != TACHYON_SUCCESS {
         return Err(format!("cannot listen on {socket}: {}", strerror(rc)));
     }
-    println!("consumer: producer connected");
+    if pure_spin {
+        // SAFETY: rx is a live bus.
+        unsafe { tachyon_bus_set_polling_mode(rx, 1) };
+    }
+    println!("consumer: producer connected{}", if pure_spin { " (pure-spin polling)" } else { "" });
 
     // Room for every latency sample up front: no allocation while receiving.
     let mut report = Report::with_capacity(expected_count.unwrap_or(500_000));
