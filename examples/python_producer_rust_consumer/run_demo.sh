@@ -44,10 +44,11 @@ if [[ $PIN == 1 ]] && command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
 fi
 
 consumer_log=$(mktemp)
+producer_log=$(mktemp)
 consumer_pid=
 cleanup() {
     [[ -n $consumer_pid ]] && kill "$consumer_pid" 2>/dev/null || true
-    rm -f "$consumer_log" "$SOCKET"
+    rm -f "$consumer_log" "$producer_log" "$SOCKET"
 }
 trap cleanup EXIT
 
@@ -58,13 +59,17 @@ consumer_pid=$!
 
 producer_status=0
 TACHYON_SOCKET=$SOCKET TICKS=$TICKS \
-    timeout "$RUN_TIMEOUT" "${producer_cpu[@]}" "$PYTHON" "$EXAMPLE/producer.py" || producer_status=$?
+    timeout "$RUN_TIMEOUT" "${producer_cpu[@]}" "$PYTHON" "$EXAMPLE/producer.py" 2>&1 \
+    | tee "$producer_log" || producer_status=$?
 
 consumer_status=0
 wait "$consumer_pid" || consumer_status=$?
 consumer_pid=
 echo
 cat "$consumer_log"
+
+say "Against the goals (this run; timing depends on what else the machine runs)"
+"$PYTHON" "$EXAMPLE/summarize.py" "$producer_log" "$consumer_log" "$TICKS" || true
 
 if (( producer_status != 0 || consumer_status != 0 )); then
     echo
