@@ -31,6 +31,9 @@ SEC_CLANG_OK  := $(BUILD)/.clang-fuzzer-ok
 .PHONY: test-security test-fuzz test-soak fuzz soak security-build fuzz-build
 TEST_TARGETS += test-security test-fuzz test-soak
 
+# Keep the instrumented objects (make would delete them as intermediates).
+.SECONDARY: $(SEC_LIB_OBJS) $(FUZZ_LIB_OBJS) $(SEC_DIR)/helpers.o $(SEC_DIR)/ring_harness.o
+
 # clang with libFuzzer and the sanitizer runtimes; installed once if missing.
 $(SEC_CLANG_OK):
 	@mkdir -p $(BUILD)
