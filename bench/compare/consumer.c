@@ -52,6 +52,7 @@
 #define TICK_QTY_OFFSET 16
 #define TICK_TS_OFFSET 20
 #define POLL_TIMEOUT_MS 100 /* how often a blocked receive looks at the deadline */
+#define RX_BATCH 1024       /* tachyon --rx batch: views per drain */
 
 struct options {
     const char *transport;
@@ -61,6 +62,7 @@ struct options {
     int timeout_s;       /* give up (and fail) after this long without finishing */
     uint32_t spin;       /* tachyon: spins before sleeping (the seed uses 10,000) */
     int pure_spin;       /* tachyon: never sleep (tachyon_bus_set_polling_mode) */
+    int rx_batch;        /* tachyon: drain_batch + one commit, not one message per call */
     size_t capacity;     /* tachyon ring bytes; shmring slots */
 };
 
@@ -263,6 +265,56 @@ static int run_seqpacket(struct run *r, const struct options *o)
 
 /* ---- tachyon ---------------------------------------------------------------- */
 
+/* Why a receive returned nothing: 0 to keep waiting, 1 to stop, -1 on error. */
+static int tachyon_rx_stopped(struct run *r, tachyon_bus_t *bus)
+{
+    tachyon_error_t err = tachyon_bus_last_error(bus);
+    if (err == TACHYON_ERR_TIMEOUT)
+        return past_deadline(r) ? 1 : 0;
+    if (err == TACHYON_ERR_PEER_DEAD)
+        return 1; /* the producer left; the count shows whether anything is missing */
+    fprintf(stderr, "consumer: receive: %s\n", tachyon_strerror(err));
+    return -1;
+}
+
+/* One message per call, as the seed's consumer does. */
+static int drain_tachyon_single(struct run *r, const struct options *o, tachyon_bus_t *bus)
+{
+    while (r->received < r->expected) {
+        uint32_t type_id;
+        size_t size;
+        const void *p = tachyon_acquire_rx_timeout(bus, &type_id, &size, o->spin, POLL_TIMEOUT_MS);
+        if (!p) {
+            int stop = tachyon_rx_stopped(r, bus);
+            if (stop)
+                return stop < 0 ? -1 : 0;
+            continue;
+        }
+        on_tick(r, p, size);
+        tachyon_commit_rx(bus);
+    }
+    return 0;
+}
+
+/* Everything available per call (--rx batch), released in one commit. */
+static int drain_tachyon_batches(struct run *r, const struct options *o, tachyon_bus_t *bus)
+{
+    static tachyon_msg_view_t views[RX_BATCH];
+    while (r->received < r->expected) {
+        size_t n = tachyon_drain_batch_timeout(bus, views, RX_BATCH, o->spin, POLL_TIMEOUT_MS);
+        if (n == 0) {
+            int stop = tachyon_rx_stopped(r, bus);
+            if (stop)
+                return stop < 0 ? -1 : 0;
+            continue;
+        }
+        for (size_t i = 0; i < n; i++)
+            on_tick(r, views[i].ptr, views[i].actual_size);
+        tachyon_commit_rx_batch(bus, views, n);
+    }
+    return 0;
+}
+
 static int run_tachyon(struct run *r, const struct options *o)
 {
     tachyon_listen_opts_t lo;
@@ -277,24 +329,7 @@ static int run_tachyon(struct run *r, const struct options *o)
     }
     if (o->pure_spin)
         tachyon_bus_set_polling_mode(bus, 1);
-    int rc = 0;
-    while (r->received < r->expected) {
-        uint32_t type_id;
-        size_t size;
-        const void *p = tachyon_acquire_rx_timeout(bus, &type_id, &size, o->spin, POLL_TIMEOUT_MS);
-        if (!p) {
-            err = tachyon_bus_last_error(bus);
-            if (err == TACHYON_ERR_TIMEOUT && !past_deadline(r))
-                continue;
-            if (err != TACHYON_ERR_TIMEOUT && err != TACHYON_ERR_PEER_DEAD) {
-                fprintf(stderr, "consumer: receive: %s\n", tachyon_strerror(err));
-                rc = -1;
-            }
-            break; /* peer gone (count shows what was missing) or deadline */
-        }
-        on_tick(r, p, size);
-        tachyon_commit_rx(bus);
-    }
+    int rc = o->rx_batch ? drain_tachyon_batches(r, o, bus) : drain_tachyon_single(r, o, bus);
     tachyon_bus_destroy(bus);
     return rc;
 }
@@ -462,7 +497,8 @@ static void usage(void)
             "usage: consumer --features\n"
             "       consumer --transport tachyon|stream|seqpacket|fifo|zmq|shmring\n"
             "                --endpoint PATH --count N [--variant NAME] [--timeout-s S]\n"
-            "                [--spin N] [--pure-spin] [--capacity N] [--dump FILE]\n");
+            "                [--spin N] [--pure-spin] [--rx single|batch] [--capacity N]\n"
+            "                [--dump FILE]\n");
     exit(2);
 }
 
@@ -488,7 +524,9 @@ int main(int argc, char **argv)
         if (!v)
             usage();
         i++;
-        if (!strcmp(a, "--transport"))
+        if (!strcmp(a, "--rx"))
+            o.rx_batch = !strcmp(v, "batch");
+        else if (!strcmp(a, "--transport"))
             o.transport = v;
         else if (!strcmp(a, "--endpoint"))
             o.endpoint = v;

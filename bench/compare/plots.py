@@ -23,7 +23,7 @@ def measured(seed):
 
 def latency_plot(path, seed):
     """x: percentile on a 1/(1-p) scale, so the tail gets room; y: latency."""
-    fig, ax = plt.subplots(figsize=(10, 6))
+    fig, ax = plt.subplots(figsize=(13, 6))
     styles = ["-", "--", ":", "-."]
     seen = {}
     for r in measured(seed):
@@ -53,7 +53,7 @@ def latency_plot(path, seed):
     ax.set_ylabel("one-way latency (µs)")
     ax.set_title("Python producer -> native consumer: one-way latency (median run)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

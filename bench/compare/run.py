@@ -463,7 +463,7 @@ def main(argv=None):
         seed = run_seed_workload(features, args.count, args.runs, tmp, args)
         pyrecv = [] if args.no_pyrecv else run_python_receive(features, args.count, args.runs,
                                                               tmp, args)
-        native = {"skipped": "not run (--smoke or --no-native)"}
+        native = {"skipped": "--smoke or --no-native"}
         if not args.smoke and not args.no_native:
             native = run_native(args)
         out = args.out or (os.path.join(tmp, "results") if args.smoke else RESULTS)
