@@ -12,7 +12,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 CORE_SRC = os.path.join(ROOT, "src")
 CORE_INC = os.path.join(ROOT, "include")
 CORE_FILES = ["shm.c", "handshake.c", "ring.c", "wait.c", "bus.c"]
-EXT_FILES = ["module.c", "bus.c", "txguard.c", "rxguard.c", "batch.c", "message.c"]
+EXT_FILES = ["module.c", "bus.c", "guardmeth.c", "txguard.c", "rxguard.c", "batch.c", "message.c"]
 
 if not os.path.isfile(os.path.join(CORE_INC, "tachyon.h")):
     sys.exit(

@@ -64,6 +64,7 @@ PyObject *tpy_bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssize_t
     BatchObject *b = PyObject_GC_New(BatchObject, st->Batch_Type);
     if (!b)
         return NULL;
+    b->bound[0] = b->bound[1] = NULL;
     b->bus = NULL;
     b->count = 0;
     b->hold = TPY_IDLE;
@@ -98,15 +99,17 @@ static PyObject *batch_finished_error(BatchObject *b)
     return NULL;
 }
 
-static PyObject *batch_enter(BatchObject *b, PyObject *unused)
+static PyObject *batch_enter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    BatchObject *b = (BatchObject *)self;
     if (b->hold != TPY_ACTIVE)
         return batch_finished_error(b);
     return Py_NewRef(b);
 }
 
-static PyObject *batch_exit(BatchObject *b, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *batch_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    BatchObject *b = (BatchObject *)self;
     if (b->hold != TPY_ACTIVE)
         return batch_finished_error(b);
     if (b->exports > 0) {
@@ -124,7 +127,7 @@ static PyObject *batch_exit(BatchObject *b, PyObject *const *args, Py_ssize_t na
 
 static PyObject *batch_release(BatchObject *b, PyObject *unused)
 {
-    PyObject *r = batch_exit(b, NULL, 0);
+    PyObject *r = batch_exit((PyObject *)b, NULL, 0);
     if (!r)
         return NULL;
     Py_DECREF(r);
@@ -150,8 +153,12 @@ static PyObject *batch_item(BatchObject *b, Py_ssize_t i)
         return NULL;
     it->batch = (BatchObject *)Py_NewRef(b);
     it->index = i;
-    it->actual_size = (Py_ssize_t)b->views[i].actual_size;
-    it->type_id = b->views[i].type_id;
+    it->type_id_obj = PyLong_FromUnsignedLong(b->views[i].type_id);
+    it->size_obj = PyLong_FromSize_t(b->views[i].actual_size);
+    if (!it->type_id_obj || !it->size_obj) {
+        Py_DECREF(it);
+        return NULL;
+    }
     return (PyObject *)it;
 }
 
@@ -164,13 +171,14 @@ static int batch_traverse(BatchObject *b, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(b));
     Py_VISIT(b->bus);
-    return 0;
+    return tpy_guard_traverse((PyObject *)b, visit, arg);
 }
 
 static int batch_clear(BatchObject *b)
 {
     if (b->exports == 0 && b->hold != TPY_IDLE)
         batch_commit(b);
+    tpy_guard_clear_bound((PyObject *)b);
     return 0;
 }
 
@@ -180,14 +188,13 @@ static void batch_dealloc(BatchObject *b)
     PyObject_GC_UnTrack(b);
     if (b->hold != TPY_IDLE)
         batch_commit(b);
+    tpy_guard_clear_bound((PyObject *)b);
     PyMem_Free(b->views);
     PyObject_GC_Del(b);
     Py_DECREF(tp);
 }
 
 static PyMethodDef batch_methods[] = {
-    {"__enter__", (PyCFunction)batch_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))batch_exit, METH_FASTCALL, NULL},
     {"release", (PyCFunction)batch_release, METH_NOARGS,
      "Release every message of the batch to the producer now."},
     {NULL, NULL, 0, NULL},
@@ -253,33 +260,35 @@ static PyObject *item_get_data(BatchItemObject *it, void *c)
     BatchObject *b = it->batch;
     if (b->hold == TPY_IDLE)
         return batch_finished_error(b);
-    return PyBytes_FromStringAndSize(b->views[it->index].ptr, it->actual_size);
+    return PyBytes_FromStringAndSize(b->views[it->index].ptr, (Py_ssize_t)b->views[it->index].actual_size);
 }
 
 static Py_ssize_t item_len(BatchItemObject *it)
 {
-    return it->actual_size;
+    return PyLong_AsSsize_t(it->size_obj);
 }
 
 static PyObject *item_repr(BatchItemObject *it)
 {
-    return PyUnicode_FromFormat("<tachyon.BatchItem type_id=%u actual_size=%zd>", it->type_id,
-                                it->actual_size);
+    return PyUnicode_FromFormat("<tachyon.BatchItem type_id=%R actual_size=%R>", it->type_id_obj,
+                                it->size_obj);
 }
 
 static void item_dealloc(BatchItemObject *it)
 {
     PyTypeObject *tp = Py_TYPE(it);
     Py_DECREF(it->batch);
+    Py_XDECREF(it->type_id_obj);
+    Py_XDECREF(it->size_obj);
     PyObject_Free(it);
     Py_DECREF(tp);
 }
 
 static PyMemberDef item_members[] = {
-    {"type_id", T_UINT, offsetof(BatchItemObject, type_id), READONLY, "The message's type_id."},
-    {"actual_size", T_PYSSIZET, offsetof(BatchItemObject, actual_size), READONLY,
+    {"type_id", T_OBJECT_EX, offsetof(BatchItemObject, type_id_obj), READONLY, "The message's type_id."},
+    {"actual_size", T_OBJECT_EX, offsetof(BatchItemObject, size_obj), READONLY,
      "The payload's size in bytes."},
-    {"size", T_PYSSIZET, offsetof(BatchItemObject, actual_size), READONLY, "Same as actual_size."},
+    {"size", T_OBJECT_EX, offsetof(BatchItemObject, size_obj), READONLY, "Same as actual_size."},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -311,7 +320,9 @@ static PyType_Spec item_spec = {
 int tpy_batch_type_init(PyObject *module, tpy_state *st)
 {
     st->Batch_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &batch_spec, NULL);
-    if (!st->Batch_Type || PyModule_AddObjectRef(module, "Batch", (PyObject *)st->Batch_Type) < 0)
+    if (!st->Batch_Type ||
+        tpy_install_guard_methods(st, st->Batch_Type, batch_enter, batch_exit) < 0 ||
+        PyModule_AddObjectRef(module, "Batch", (PyObject *)st->Batch_Type) < 0)
         return -1;
     st->BatchItem_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &item_spec, NULL);
     if (!st->BatchItem_Type)

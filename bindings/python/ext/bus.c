@@ -50,6 +50,7 @@ static BusObject *bus_wrap(tpy_state *st, tachyon_bus_t *cbus, PyObject *path)
     self->path = Py_NewRef(path);
     self->max_payload = (Py_ssize_t)tachyon_bus_max_payload(cbus);
     self->next_liveness_ms = tpy_now_ms() + TPY_TX_LIVENESS_MS;
+    self->liveness_countdown = TPY_TX_LIVENESS_EVERY;
     PyObject_GC_Track(self);
     return self;
 }
@@ -257,6 +258,7 @@ static int bus_traverse(BusObject *self, visitproc visit, void *arg)
     Py_VISIT(self->path);
     Py_VISIT(self->packed_key);
     Py_VISIT(self->packed_pack_into);
+    Py_VISIT(self->last_size_obj);
     for (int i = 0; i < TPY_GUARD_POOL; i++) {
         Py_VISIT(self->tx_pool[i]);
         Py_VISIT(self->rx_pool[i]);
@@ -268,6 +270,7 @@ static int bus_clear(BusObject *self)
 {
     Py_CLEAR(self->packed_key);
     Py_CLEAR(self->packed_pack_into);
+    Py_CLEAR(self->last_size_obj);
     for (int i = 0; i < TPY_GUARD_POOL; i++) {
         Py_CLEAR(self->tx_pool[i]);
         Py_CLEAR(self->rx_pool[i]);
@@ -310,7 +313,7 @@ int tpy_bus_check_tx_free(BusObject *self)
                         "it (the slot is then discarded) before sending again");
         return -1;
     }
-    if (Py_REFCNT(g) == 1) {
+    if (tpy_guard_unreferenced((PyObject *)g)) {
         /* A pooled guard nobody references any more: abandoned, roll it back. */
         tpy_txguard_bus_closing(g);
         self->tx_holder = NULL;
@@ -321,8 +324,14 @@ int tpy_bus_check_tx_free(BusObject *self)
     return -1;
 }
 
+/* Every TPY_TX_LIVENESS_EVERY sends, and at most every TPY_TX_LIVENESS_MS,
+ * ask whether the consumer still lives: a dead consumer is otherwise only
+ * noticed when the ring fills. */
 static int check_consumer_alive(BusObject *self)
 {
+    if (--self->liveness_countdown > 0)
+        return 0;
+    self->liveness_countdown = TPY_TX_LIVENESS_EVERY;
     int64_t now = tpy_now_ms();
     if (now < self->next_liveness_ms)
         return 0;
@@ -594,7 +603,7 @@ int tpy_bus_check_rx_free(BusObject *self)
                         "before receiving more");
         return -1;
     }
-    if (!is_batch && Py_REFCNT(h) == 1) {
+    if (!is_batch && tpy_guard_unreferenced(h)) {
         tpy_rxguard_bus_closing((RxGuardObject *)h); /* abandoned pooled guard */
         tachyon_commit_rx(self->bus);
         self->rx_holder = NULL;

@@ -19,6 +19,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "tachyon.h"
 
@@ -41,6 +42,8 @@ static inline int PyModule_AddObjectRef(PyObject *m, const char *name, PyObject 
 #define TPY_SLICE_MS 50
 /* How long a producer goes without asking whether its consumer still lives. */
 #define TPY_TX_LIVENESS_MS 50
+/* Sends between two looks at the clock for the liveness check above. */
+#define TPY_TX_LIVENESS_EVERY 8
 /* Spins with the GIL held before a receive releases it to wait. */
 #define TPY_RX_SPINS_WITH_GIL 256
 /* Spins inside the C wait (GIL released) before it sleeps on the futex. */
@@ -55,6 +58,8 @@ typedef struct {
     PyTypeObject *Batch_Type;
     PyTypeObject *BatchItem_Type;
     PyTypeObject *Message_Type;
+    PyTypeObject *GuardMethod_Type;
+    PyTypeObject *GuardDescr_Type;
     PyObject *TachyonError;
     PyObject *PeerDeadError;
     PyObject *RingFullError;
@@ -74,29 +79,46 @@ enum tpy_hold {
 
 typedef struct BusObject BusObject;
 
+/*
+ * The head shared by TxGuard, RxGuard and Batch: their __enter__ and
+ * __exit__, made once per guard and reused (guardmeth.c), so that a
+ * with-statement on a pooled guard allocates nothing.
+ */
+#define TPY_GUARD_HEAD \
+    PyObject_HEAD      \
+    PyObject *bound[2];
+
 typedef struct {
-    PyObject_HEAD
+    TPY_GUARD_HEAD
+} GuardHeadObject;
+
+typedef struct {
+    TPY_GUARD_HEAD
     BusObject *bus;         /* strong while not IDLE */
     char *ptr;              /* the slot's payload */
     Py_ssize_t size;        /* writable bytes (the size asked for) */
-    Py_ssize_t actual_size; /* bytes to commit */
+    PyObject *actual_size;  /* an int, checked at commit: a plain slot so that
+                               "tx.actual_size = n" is the interpreter's
+                               fastest attribute store */
+    PyObject *size_obj;     /* the int given as size (actual_size's default) */
     uint32_t type_id;
     int hold;
     Py_ssize_t exports;
 } TxGuardObject;
 
 typedef struct {
-    PyObject_HEAD
+    TPY_GUARD_HEAD
     BusObject *bus;         /* strong while not IDLE */
     const char *ptr;
-    Py_ssize_t actual_size;
-    uint32_t type_id;
+    Py_ssize_t size;
+    PyObject *type_id_obj;  /* ints in plain slots: the fastest attribute loads */
+    PyObject *size_obj;
     int hold;
     Py_ssize_t exports;
 } RxGuardObject;
 
 typedef struct {
-    PyObject_HEAD
+    TPY_GUARD_HEAD
     BusObject *bus;         /* strong while not IDLE */
     tachyon_msg_view_t *views;
     Py_ssize_t count;
@@ -108,14 +130,15 @@ typedef struct {
     PyObject_HEAD
     BatchObject *batch;
     Py_ssize_t index;
-    Py_ssize_t actual_size;
-    uint32_t type_id;
+    PyObject *type_id_obj;
+    PyObject *size_obj;
 } BatchItemObject;
 
 typedef struct {
     PyObject_HEAD
     PyObject *data;         /* bytes */
-    uint32_t type_id;
+    PyObject *type_id_obj;
+    PyObject *size_obj;
 } MessageObject;
 
 struct BusObject {
@@ -131,6 +154,9 @@ struct BusObject {
     PyObject *tx_holder;     /* borrowed: the guard holding the acquired slot */
     PyObject *rx_holder;     /* borrowed: the guard/batch holding received messages */
     int64_t next_liveness_ms;
+    int liveness_countdown;  /* sends until the clock is read again */
+    PyObject *last_size_obj; /* the last int given as a size, and its value */
+    Py_ssize_t last_size;
     Py_ssize_t max_payload;
     TxGuardObject *tx_pool[TPY_GUARD_POOL];
     RxGuardObject *rx_pool[TPY_GUARD_POOL];
@@ -148,8 +174,28 @@ int tpy_parse_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                    PyObject *const *names, Py_ssize_t npos_max, Py_ssize_t nnames,
                    Py_ssize_t nrequired, const char *fname, PyObject **out);
 int tpy_timeout_ms(PyObject *obj, int64_t *out_ms);
-int tpy_type_id(PyObject *obj, uint32_t *out);
-int64_t tpy_now_ms(void);
+int tpy_type_id_slow(PyObject *obj, uint32_t *out);
+
+/* A type_id: an int in [0, 2**32). Inline: it is on every send. */
+static inline int tpy_type_id(PyObject *obj, uint32_t *out)
+{
+    if (PyLong_CheckExact(obj)) {
+        long v = PyLong_AsLong(obj);
+        if (v >= 0 && v <= 0xFFFFFFFFL) {
+            *out = (uint32_t)v;
+            return 0;
+        }
+        PyErr_Clear();
+    }
+    return tpy_type_id_slow(obj, out);
+}
+/* A cheap clock (vDSO, ~4 ms resolution) for the producer's liveness checks. */
+static inline int64_t tpy_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 PyObject *tpy_no_new(PyTypeObject *type, PyObject *args, PyObject *kwds);
 
 /* bus.c */
@@ -177,6 +223,15 @@ int tpy_batch_type_init(PyObject *module, tpy_state *st);
 PyObject *tpy_bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
                               PyObject *kwnames);
 void tpy_batch_bus_closing(BatchObject *b);
+
+/* guardmeth.c: install __enter__/__exit__ on a guard type. */
+typedef PyObject *(*tpy_guard_fn)(PyObject *guard, PyObject *const *args, Py_ssize_t nargs);
+int tpy_guardmeth_types_init(PyObject *module, tpy_state *st);
+int tpy_install_guard_methods(tpy_state *st, PyTypeObject *type, tpy_guard_fn enter,
+                              tpy_guard_fn exit);
+int tpy_guard_unreferenced(PyObject *guard);
+int tpy_guard_traverse(PyObject *guard, visitproc visit, void *arg);
+void tpy_guard_clear_bound(PyObject *guard);
 
 /* message.c */
 int tpy_message_type_init(PyObject *module, tpy_state *st);

@@ -9,29 +9,29 @@ PyObject *tpy_message_new(tpy_state *st, uint32_t type_id, const void *data, siz
     PyObject *bytes = PyBytes_FromStringAndSize(data, (Py_ssize_t)size);
     if (!bytes)
         return NULL;
-    MessageObject *m = PyObject_New(MessageObject, st->Message_Type);
+    PyObject *type_obj = PyLong_FromUnsignedLong(type_id);
+    PyObject *size_obj = type_obj ? PyLong_FromSize_t(size) : NULL;
+    MessageObject *m = size_obj ? PyObject_New(MessageObject, st->Message_Type) : NULL;
     if (!m) {
         Py_DECREF(bytes);
+        Py_XDECREF(type_obj);
+        Py_XDECREF(size_obj);
         return NULL;
     }
     m->data = bytes;
-    m->type_id = type_id;
+    m->type_id_obj = type_obj;
+    m->size_obj = size_obj;
     return (PyObject *)m;
-}
-
-static PyObject *message_get_size(MessageObject *m, void *c)
-{
-    return PyLong_FromSsize_t(PyBytes_GET_SIZE(m->data));
 }
 
 static PyObject *message_get_route_id(MessageObject *m, void *c)
 {
-    return PyLong_FromLong(TACHYON_ROUTE_ID(m->type_id));
+    return PyLong_FromLong(TACHYON_ROUTE_ID(PyLong_AsUnsignedLong(m->type_id_obj)));
 }
 
 static PyObject *message_get_msg_type(MessageObject *m, void *c)
 {
-    return PyLong_FromLong(TACHYON_MSG_TYPE(m->type_id));
+    return PyLong_FromLong(TACHYON_MSG_TYPE(PyLong_AsUnsignedLong(m->type_id_obj)));
 }
 
 static Py_ssize_t message_len(MessageObject *m)
@@ -46,7 +46,7 @@ static PyObject *message_bytes(MessageObject *m, PyObject *unused)
 
 static PyObject *message_repr(MessageObject *m)
 {
-    return PyUnicode_FromFormat("<tachyon.Message type_id=%u size=%zd>", m->type_id,
+    return PyUnicode_FromFormat("<tachyon.Message type_id=%R size=%zd>", m->type_id_obj,
                                 PyBytes_GET_SIZE(m->data));
 }
 
@@ -54,19 +54,21 @@ static void message_dealloc(MessageObject *m)
 {
     PyTypeObject *tp = Py_TYPE(m);
     Py_DECREF(m->data);
+    Py_DECREF(m->type_id_obj);
+    Py_DECREF(m->size_obj);
     PyObject_Free(m);
     Py_DECREF(tp);
 }
 
 static PyMemberDef message_members[] = {
-    {"type_id", T_UINT, offsetof(MessageObject, type_id), READONLY, "The message's type_id."},
-    {"data", T_OBJECT, offsetof(MessageObject, data), READONLY, "The payload (bytes)."},
+    {"type_id", T_OBJECT_EX, offsetof(MessageObject, type_id_obj), READONLY, "The message's type_id."},
+    {"data", T_OBJECT_EX, offsetof(MessageObject, data), READONLY, "The payload (bytes)."},
+    {"size", T_OBJECT_EX, offsetof(MessageObject, size_obj), READONLY, "The payload's size in bytes."},
+    {"actual_size", T_OBJECT_EX, offsetof(MessageObject, size_obj), READONLY, "Same as size."},
     {NULL, 0, 0, 0, NULL},
 };
 
 static PyGetSetDef message_getset[] = {
-    {"size", (getter)message_get_size, NULL, "The payload's size in bytes.", NULL},
-    {"actual_size", (getter)message_get_size, NULL, "Same as size.", NULL},
     {"route_id", (getter)message_get_route_id, NULL, "Bits 31..16 of type_id.", NULL},
     {"msg_type", (getter)message_get_msg_type, NULL, "Bits 15..0 of type_id.", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -197,8 +197,8 @@ int tpy_timeout_ms(PyObject *obj, int64_t *out_ms)
     return 0;
 }
 
-/* A type_id: an int in [0, 2**32). */
-int tpy_type_id(PyObject *obj, uint32_t *out)
+/* The slow half of tpy_type_id (ext.h): anything but a small exact int. */
+int tpy_type_id_slow(PyObject *obj, uint32_t *out)
 {
     if (!PyLong_Check(obj) || PyBool_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "type_id must be an int, not %.100s", Py_TYPE(obj)->tp_name);
@@ -217,12 +217,6 @@ int tpy_type_id(PyObject *obj, uint32_t *out)
     return 0;
 }
 
-int64_t tpy_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* tp_new of every type: objects come from Bus methods only. */
 PyObject *tpy_no_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -369,7 +363,7 @@ static int module_exec(PyObject *mod)
     Py_DECREF(struct_mod);
     if (!st->struct_Struct)
         return -1;
-    if (tpy_message_type_init(mod, st) < 0 || tpy_txguard_type_init(mod, st) < 0 ||
+    if (tpy_guardmeth_types_init(mod, st) < 0 || tpy_message_type_init(mod, st) < 0 || tpy_txguard_type_init(mod, st) < 0 ||
         tpy_rxguard_type_init(mod, st) < 0 || tpy_batch_type_init(mod, st) < 0 ||
         tpy_bus_type_init(mod, st) < 0)
         return -1;
@@ -381,6 +375,7 @@ static int module_exec(PyObject *mod)
 
 #define STATE_OBJECTS(X)                                                                     \
     X(Bus_Type) X(TxGuard_Type) X(RxGuard_Type) X(Batch_Type) X(BatchItem_Type) X(Message_Type) \
+    X(GuardMethod_Type) X(GuardDescr_Type) \
     X(TachyonError) X(PeerDeadError) X(RingFullError) X(TimeoutError) X(struct_Struct)        \
     X(kw_size) X(kw_type_id) X(kw_timeout) X(kw_data) X(kw_max_msgs) X(kw_record_size)        \
     X(kw_path) X(kw_capacity) X(kw_pack_into)

@@ -20,17 +20,18 @@ static RxGuardObject *take_rx_guard(BusObject *bus)
         if (!g) {
             if (free_slot < 0)
                 free_slot = i;
-        } else if (Py_REFCNT(g) == 1 && g->hold == TPY_IDLE) {
+        } else if (g->hold == TPY_IDLE && tpy_guard_unreferenced((PyObject *)g)) {
             return (RxGuardObject *)Py_NewRef(g);
         }
     }
     RxGuardObject *g = PyObject_GC_New(RxGuardObject, bus->st->RxGuard_Type);
     if (!g)
         return NULL;
+    g->bound[0] = g->bound[1] = NULL;
     g->bus = NULL;
     g->ptr = NULL;
-    g->actual_size = 0;
-    g->type_id = 0;
+    g->size = 0;
+    g->type_id_obj = g->size_obj = NULL;
     g->hold = TPY_IDLE;
     g->exports = 0;
     PyObject_GC_Track(g);
@@ -81,12 +82,18 @@ PyObject *tpy_bus_recv_zero_copy(BusObject *self, PyObject *const *args, Py_ssiz
     if (!p)
         return NULL;
     RxGuardObject *g = take_rx_guard(self);
-    if (!g)
+    PyObject *type_obj = g ? PyLong_FromUnsignedLong(type_id) : NULL;
+    PyObject *size_obj = type_obj ? PyLong_FromSize_t(size) : NULL;
+    if (!size_obj) {
+        Py_XDECREF(type_obj);
+        Py_XDECREF(g);
         return NULL; /* not committed: the message comes again */
+    }
     g->bus = (BusObject *)Py_NewRef(self);
     g->ptr = p;
-    g->actual_size = (Py_ssize_t)size;
-    g->type_id = type_id;
+    g->size = (Py_ssize_t)size;
+    Py_XSETREF(g->type_id_obj, type_obj);
+    Py_XSETREF(g->size_obj, size_obj);
     g->hold = TPY_ACTIVE;
     self->rx_holder = (PyObject *)g;
     return (PyObject *)g;
@@ -104,15 +111,17 @@ static PyObject *finished_error(RxGuardObject *g)
     return NULL;
 }
 
-static PyObject *rxguard_enter(RxGuardObject *g, PyObject *unused)
+static PyObject *rxguard_enter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    RxGuardObject *g = (RxGuardObject *)self;
     if (g->hold != TPY_ACTIVE)
         return finished_error(g);
     return Py_NewRef(g);
 }
 
-static PyObject *rxguard_exit(RxGuardObject *g, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *rxguard_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    RxGuardObject *g = (RxGuardObject *)self;
     if (g->hold != TPY_ACTIVE)
         return finished_error(g);
     if (g->exports > 0) {
@@ -131,7 +140,7 @@ static PyObject *rxguard_exit(RxGuardObject *g, PyObject *const *args, Py_ssize_
 
 static PyObject *rxguard_release(RxGuardObject *g, PyObject *unused)
 {
-    PyObject *r = rxguard_exit(g, NULL, 0);
+    PyObject *r = rxguard_exit((PyObject *)g, NULL, 0);
     if (!r)
         return NULL;
     Py_DECREF(r);
@@ -147,7 +156,7 @@ static int rxguard_getbuffer(RxGuardObject *g, Py_buffer *view, int flags)
                         "with-block");
         return -1;
     }
-    if (PyBuffer_FillInfo(view, (PyObject *)g, (void *)g->ptr, g->actual_size, 1, flags) < 0)
+    if (PyBuffer_FillInfo(view, (PyObject *)g, (void *)g->ptr, g->size, 1, flags) < 0)
         return -1;
     g->exports++;
     g->bus->exports++;
@@ -166,7 +175,7 @@ static PyObject *rxguard_get_data(RxGuardObject *g, void *c)
 {
     if (g->hold == TPY_IDLE)
         return finished_error(g);
-    return PyBytes_FromStringAndSize(g->ptr, g->actual_size);
+    return PyBytes_FromStringAndSize(g->ptr, g->size);
 }
 
 static PyObject *rxguard_get_active(RxGuardObject *g, void *c)
@@ -176,30 +185,35 @@ static PyObject *rxguard_get_active(RxGuardObject *g, void *c)
 
 static PyObject *rxguard_get_route_id(RxGuardObject *g, void *c)
 {
-    return PyLong_FromLong(TACHYON_ROUTE_ID(g->type_id));
+    if (!g->type_id_obj)
+        return finished_error(g);
+    return PyLong_FromLong(TACHYON_ROUTE_ID(PyLong_AsUnsignedLong(g->type_id_obj)));
 }
 
 static PyObject *rxguard_get_msg_type(RxGuardObject *g, void *c)
 {
-    return PyLong_FromLong(TACHYON_MSG_TYPE(g->type_id));
+    if (!g->type_id_obj)
+        return finished_error(g);
+    return PyLong_FromLong(TACHYON_MSG_TYPE(PyLong_AsUnsignedLong(g->type_id_obj)));
 }
 
 static Py_ssize_t rxguard_len(RxGuardObject *g)
 {
-    return g->actual_size;
+    return g->size;
 }
 
 static int rxguard_traverse(RxGuardObject *g, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(g));
     Py_VISIT(g->bus);
-    return 0;
+    return tpy_guard_traverse((PyObject *)g, visit, arg);
 }
 
 static int rxguard_clear(RxGuardObject *g)
 {
     if (g->exports == 0 && g->hold != TPY_IDLE)
         guard_commit(g);
+    tpy_guard_clear_bound((PyObject *)g);
     return 0;
 }
 
@@ -209,23 +223,24 @@ static void rxguard_dealloc(RxGuardObject *g)
     PyObject_GC_UnTrack(g);
     if (g->hold != TPY_IDLE)
         guard_commit(g); /* delivered to Python: never hand it out twice */
+    tpy_guard_clear_bound((PyObject *)g);
+    Py_CLEAR(g->type_id_obj);
+    Py_CLEAR(g->size_obj);
     PyObject_GC_Del(g);
     Py_DECREF(tp);
 }
 
 static PyMethodDef rxguard_methods[] = {
-    {"__enter__", (PyCFunction)rxguard_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))rxguard_exit, METH_FASTCALL, NULL},
     {"release", (PyCFunction)rxguard_release, METH_NOARGS,
      "Release the message to the producer now (what the with-exit does)."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyMemberDef rxguard_members[] = {
-    {"type_id", T_UINT, offsetof(RxGuardObject, type_id), READONLY, "The message's type_id."},
-    {"actual_size", T_PYSSIZET, offsetof(RxGuardObject, actual_size), READONLY,
+    {"type_id", T_OBJECT_EX, offsetof(RxGuardObject, type_id_obj), READONLY, "The message's type_id."},
+    {"actual_size", T_OBJECT_EX, offsetof(RxGuardObject, size_obj), READONLY,
      "The payload's size in bytes."},
-    {"size", T_PYSSIZET, offsetof(RxGuardObject, actual_size), READONLY, "Same as actual_size."},
+    {"size", T_OBJECT_EX, offsetof(RxGuardObject, size_obj), READONLY, "Same as actual_size."},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -263,7 +278,8 @@ static PyType_Spec rxguard_spec = {
 int tpy_rxguard_type_init(PyObject *module, tpy_state *st)
 {
     st->RxGuard_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &rxguard_spec, NULL);
-    if (!st->RxGuard_Type)
+    if (!st->RxGuard_Type ||
+        tpy_install_guard_methods(st, st->RxGuard_Type, rxguard_enter, rxguard_exit) < 0)
         return -1;
     return PyModule_AddObjectRef(module, "RxGuard", (PyObject *)st->RxGuard_Type);
 }

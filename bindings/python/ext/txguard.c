@@ -21,9 +21,11 @@ static TxGuardObject *new_tx_guard(tpy_state *st)
     TxGuardObject *g = PyObject_GC_New(TxGuardObject, st->TxGuard_Type);
     if (!g)
         return NULL;
+    g->bound[0] = g->bound[1] = NULL;
     g->bus = NULL;
     g->ptr = NULL;
-    g->size = g->actual_size = 0;
+    g->size = 0;
+    g->actual_size = g->size_obj = NULL;
     g->type_id = 0;
     g->hold = TPY_IDLE;
     g->exports = 0;
@@ -33,6 +35,15 @@ static TxGuardObject *new_tx_guard(tpy_state *st)
 
 /* A guard for the next slot: an idle pooled one, or a new one (pooled if
  * there is room). Returns a new reference. */
+static inline int pooled_guard_free(TxGuardObject *g)
+{
+    /* The usual state: referenced by the pool and its two bound methods only. */
+    if (g->hold == TPY_IDLE && Py_REFCNT(g) == 3 && g->bound[0] && g->bound[1] &&
+        Py_REFCNT(g->bound[0]) == 1 && Py_REFCNT(g->bound[1]) == 1)
+        return 1;
+    return g->hold == TPY_IDLE && tpy_guard_unreferenced((PyObject *)g);
+}
+
 static TxGuardObject *take_tx_guard(BusObject *bus)
 {
     int free_slot = -1;
@@ -41,7 +52,7 @@ static TxGuardObject *take_tx_guard(BusObject *bus)
         if (!g) {
             if (free_slot < 0)
                 free_slot = i;
-        } else if (Py_REFCNT(g) == 1 && g->hold == TPY_IDLE) {
+        } else if (pooled_guard_free(g)) {
             return (TxGuardObject *)Py_NewRef(g);
         }
     }
@@ -52,11 +63,15 @@ static TxGuardObject *take_tx_guard(BusObject *bus)
 }
 
 static void guard_hold_slot(TxGuardObject *g, BusObject *bus, void *slot, Py_ssize_t size,
-                            uint32_t type_id)
+                            PyObject *size_obj, uint32_t type_id)
 {
     g->bus = (BusObject *)Py_NewRef(bus);
     g->ptr = slot;
-    g->size = g->actual_size = size;
+    g->size = size;
+    Py_INCREF(size_obj);
+    Py_INCREF(size_obj);
+    Py_XSETREF(g->size_obj, size_obj);
+    Py_XSETREF(g->actual_size, size_obj);
     g->type_id = type_id;
     g->hold = TPY_ACTIVE;
     bus->tx_holder = (PyObject *)g;
@@ -88,19 +103,36 @@ PyObject *tpy_bus_send_zero_copy(BusObject *self, PyObject *const *args, Py_ssiz
                                  PyObject *kwnames)
 {
     tpy_state *st = self->st;
-    PyObject *names[] = {st->kw_size, st->kw_type_id, st->kw_timeout};
     PyObject *a[3];
     uint32_t type_id = 0;
     int64_t timeout_ms = -1;
-    if (tpy_parse_args(args, nargs, kwnames, names, 2, 3, 1, "send_zero_copy", a) < 0)
-        return NULL;
-    if (!PyLong_Check(a[0]) || PyBool_Check(a[0])) {
-        PyErr_Format(PyExc_TypeError, "size must be an int, not %.100s", Py_TYPE(a[0])->tp_name);
-        return NULL;
+    if (nargs == 0 && kwnames && PyTuple_GET_SIZE(kwnames) == 2 &&
+        PyTuple_GET_ITEM(kwnames, 0) == st->kw_size &&
+        PyTuple_GET_ITEM(kwnames, 1) == st->kw_type_id) {
+        /* The seed's call, send_zero_copy(size=..., type_id=...): no parsing. */
+        a[0] = args[0];
+        a[1] = args[1];
+        a[2] = NULL;
+    } else {
+        PyObject *names[] = {st->kw_size, st->kw_type_id, st->kw_timeout};
+        if (tpy_parse_args(args, nargs, kwnames, names, 2, 3, 1, "send_zero_copy", a) < 0)
+            return NULL;
     }
-    Py_ssize_t size = PyLong_AsSsize_t(a[0]);
-    if (size == -1 && PyErr_Occurred())
-        return NULL;
+    Py_ssize_t size;
+    if (a[0] == self->last_size_obj) {
+        size = self->last_size; /* the same int object as last time (a constant) */
+    } else {
+        if (!PyLong_Check(a[0]) || PyBool_Check(a[0])) {
+            PyErr_Format(PyExc_TypeError, "size must be an int, not %.100s", Py_TYPE(a[0])->tp_name);
+            return NULL;
+        }
+        size = PyLong_AsSsize_t(a[0]);
+        if (size == -1 && PyErr_Occurred())
+            return NULL;
+        Py_INCREF(a[0]);
+        Py_XSETREF(self->last_size_obj, a[0]);
+        self->last_size = size;
+    }
     if (a[1] && tpy_type_id(a[1], &type_id) < 0)
         return NULL;
     if (a[2] && tpy_timeout_ms(a[2], &timeout_ms) < 0)
@@ -113,7 +145,7 @@ PyObject *tpy_bus_send_zero_copy(BusObject *self, PyObject *const *args, Py_ssiz
         tachyon_rollback_tx(self->bus);
         return NULL;
     }
-    guard_hold_slot(g, self, slot, size, type_id);
+    guard_hold_slot(g, self, slot, size, a[0], type_id);
     return (PyObject *)g;
 }
 
@@ -182,7 +214,15 @@ PyObject *tpy_bus_send_packed(BusObject *self, PyObject *const *args, Py_ssize_t
         Py_DECREF(pack_into);
         return NULL;
     }
-    guard_hold_slot(g, self, slot, size, type_id);
+    PyObject *size_obj = PyLong_FromSsize_t(size);
+    if (!size_obj) {
+        tachyon_rollback_tx(self->bus);
+        Py_DECREF(g);
+        Py_DECREF(pack_into);
+        return NULL;
+    }
+    guard_hold_slot(g, self, slot, size, size_obj, type_id);
+    Py_DECREF(size_obj);
 
     /* pack_into(slot, 0, *values), with one spare slot in front so a bound
      * method can prepend its self without copying (PY_VECTORCALL_ARGUMENTS_OFFSET). */
@@ -240,15 +280,42 @@ static PyObject *finished_error(TxGuardObject *g)
     return NULL;
 }
 
-static PyObject *txguard_enter(TxGuardObject *g, PyObject *unused)
+static PyObject *txguard_enter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    TxGuardObject *g = (TxGuardObject *)self;
     if (g->hold != TPY_ACTIVE)
         return finished_error(g);
     return Py_NewRef(g);
 }
 
-static PyObject *txguard_exit(TxGuardObject *g, PyObject *const *args, Py_ssize_t nargs)
+/* actual_size as a byte count, checked against the slot; -1 with an exception. */
+static Py_ssize_t resolve_actual_size(TxGuardObject *g)
 {
+    PyObject *v = g->actual_size;
+    if (v == g->size_obj)
+        return g->size; /* not set, or set to the size given: the usual case */
+    if (!v || !PyLong_Check(v) || PyBool_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "actual_size must be an int, not %.100s",
+                     v ? Py_TYPE(v)->tp_name : "a deleted attribute");
+        return -1;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(v);
+    if (n == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        n = -1;
+    }
+    if (n < 0 || n > g->size) {
+        PyErr_Format(PyExc_ValueError,
+                     "actual_size %R is outside the slot: it must be in [0, %zd], the size given "
+                     "to send_zero_copy; the message was not sent", v, g->size);
+        return -1;
+    }
+    return n;
+}
+
+static PyObject *txguard_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    TxGuardObject *g = (TxGuardObject *)self;
     if (g->hold != TPY_ACTIVE)
         return finished_error(g);
     int clean = nargs < 1 || args[0] == Py_None;
@@ -270,7 +337,13 @@ static PyObject *txguard_exit(TxGuardObject *g, PyObject *const *args, Py_ssize_
         guard_let_go(g);
         Py_RETURN_FALSE;
     }
-    tachyon_error_t err = tachyon_commit_tx(bus->bus, (size_t)g->actual_size, g->type_id);
+    Py_ssize_t actual = resolve_actual_size(g);
+    if (actual < 0) {
+        tachyon_rollback_tx(bus->bus);
+        guard_let_go(g);
+        return NULL;
+    }
+    tachyon_error_t err = tachyon_commit_tx(bus->bus, (size_t)actual, g->type_id);
     if (err != TACHYON_SUCCESS) {
         tachyon_rollback_tx(bus->bus);
         tpy_state *st = bus->st;
@@ -285,7 +358,7 @@ static PyObject *txguard_exit(TxGuardObject *g, PyObject *const *args, Py_ssize_
 static PyObject *txguard_commit(TxGuardObject *g, PyObject *unused)
 {
     PyObject *none_args[3] = {Py_None, Py_None, Py_None};
-    PyObject *r = txguard_exit(g, none_args, 3);
+    PyObject *r = txguard_exit((PyObject *)g, none_args, 3);
     if (!r)
         return NULL;
     Py_DECREF(r);
@@ -314,8 +387,18 @@ static int txguard_getbuffer(TxGuardObject *g, Py_buffer *view, int flags)
                         "with-block");
         return -1;
     }
-    if (PyBuffer_FillInfo(view, (PyObject *)g, g->ptr, g->size, 0, flags) < 0)
-        return -1;
+    /* PyBuffer_FillInfo, minus the checks a writable byte buffer never fails. */
+    view->obj = Py_NewRef(g);
+    view->buf = g->ptr;
+    view->len = g->size;
+    view->readonly = 0;
+    view->itemsize = 1;
+    view->format = (flags & PyBUF_FORMAT) ? "B" : NULL;
+    view->ndim = 1;
+    view->shape = (flags & PyBUF_ND) ? &view->len : NULL;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? &view->itemsize : NULL;
+    view->suboffsets = NULL;
+    view->internal = NULL;
     g->exports++;
     g->bus->exports++;
     return 0;
@@ -329,38 +412,6 @@ static void txguard_releasebuffer(TxGuardObject *g, Py_buffer *view)
         tachyon_rollback_tx(g->bus->bus);
         guard_let_go(g);
     }
-}
-
-static PyObject *txguard_get_actual_size(TxGuardObject *g, void *c)
-{
-    return PyLong_FromSsize_t(g->actual_size);
-}
-
-static int txguard_set_actual_size(TxGuardObject *g, PyObject *value, void *c)
-{
-    if (!value) {
-        PyErr_SetString(PyExc_AttributeError, "actual_size cannot be deleted");
-        return -1;
-    }
-    if (!PyLong_Check(value) || PyBool_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "actual_size must be an int, not %.100s", Py_TYPE(value)->tp_name);
-        return -1;
-    }
-    Py_ssize_t v = PyLong_AsSsize_t(value);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    if (g->hold != TPY_ACTIVE) {
-        finished_error(g);
-        return -1;
-    }
-    if (v < 0 || v > g->size) {
-        PyErr_Format(PyExc_ValueError,
-                     "actual_size %zd is outside the slot: it must be in [0, %zd], the size given "
-                     "to send_zero_copy", v, g->size);
-        return -1;
-    }
-    g->actual_size = v;
-    return 0;
 }
 
 static PyObject *txguard_get_type_id(TxGuardObject *g, void *c)
@@ -399,13 +450,16 @@ static int txguard_traverse(TxGuardObject *g, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(g));
     Py_VISIT(g->bus);
-    return 0;
+    Py_VISIT(g->actual_size);
+    return tpy_guard_traverse((PyObject *)g, visit, arg);
 }
 
 static int txguard_clear(TxGuardObject *g)
 {
     if (g->exports == 0)
         tpy_txguard_bus_closing(g);
+    tpy_guard_clear_bound((PyObject *)g);
+    Py_CLEAR(g->actual_size);
     return 0;
 }
 
@@ -414,22 +468,27 @@ static void txguard_dealloc(TxGuardObject *g)
     PyTypeObject *tp = Py_TYPE(g);
     PyObject_GC_UnTrack(g);
     tpy_txguard_bus_closing(g); /* never entered or never exited: roll back */
+    tpy_guard_clear_bound((PyObject *)g);
+    Py_CLEAR(g->actual_size);
+    Py_CLEAR(g->size_obj);
     PyObject_GC_Del(g);
     Py_DECREF(tp);
 }
 
 static PyMethodDef txguard_methods[] = {
-    {"__enter__", (PyCFunction)txguard_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))txguard_exit, METH_FASTCALL, NULL},
     {"commit", (PyCFunction)txguard_commit, METH_NOARGS,
      "Commit now with actual_size (what a clean with-exit does)."},
     {"rollback", (PyCFunction)txguard_rollback, METH_NOARGS, "Give the slot back unsent."},
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef txguard_members[] = {
+    {"actual_size", T_OBJECT_EX, offsetof(TxGuardObject, actual_size), 0,
+     "Bytes to commit, in [0, size]; defaults to size. Checked at commit (ValueError)."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyGetSetDef txguard_getset[] = {
-    {"actual_size", (getter)txguard_get_actual_size, (setter)txguard_set_actual_size,
-     "Bytes to commit, in [0, size]; defaults to size.", NULL},
     {"type_id", (getter)txguard_get_type_id, (setter)txguard_set_type_id,
      "The message's type_id.", NULL},
     {"size", (getter)txguard_get_size, NULL, "The slot's writable size.", NULL},
@@ -447,6 +506,7 @@ static PyType_Slot txguard_slots[] = {
     {Py_tp_clear, txguard_clear},
     {Py_tp_methods, txguard_methods},
     {Py_tp_getset, txguard_getset},
+    {Py_tp_members, txguard_members},
     {Py_bf_getbuffer, txguard_getbuffer},
     {Py_bf_releasebuffer, txguard_releasebuffer},
     {0, NULL},
@@ -462,7 +522,8 @@ static PyType_Spec txguard_spec = {
 int tpy_txguard_type_init(PyObject *module, tpy_state *st)
 {
     st->TxGuard_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &txguard_spec, NULL);
-    if (!st->TxGuard_Type)
+    if (!st->TxGuard_Type ||
+        tpy_install_guard_methods(st, st->TxGuard_Type, txguard_enter, txguard_exit) < 0)
         return -1;
     return PyModule_AddObjectRef(module, "TxGuard", (PyObject *)st->TxGuard_Type);
 }
