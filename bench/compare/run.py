@@ -473,18 +473,35 @@ def main(argv=None):
         written = report.write_all(out, machine, args, seed, pyrecv, native,
                                    plots=features["matplotlib"])
         log(f"run.py: wrote {', '.join(os.path.relpath(w, ROOT) if w.startswith(ROOT) else w for w in written)}")
-        if args.smoke:
-            with open(os.path.join(out, "README.md")) as f:
-                md = f.read()
-            if "| tachyon" not in md and features["tachyon"]:
-                log("run.py: smoke: the table has no tachyon rows")
-                return 1
-    return summarize(seed, pyrecv)
+        problems = check_outputs(out, seed, features) if args.smoke else []
+    for p in problems:
+        log(f"run.py: smoke: {p}")
+    return summarize(seed, pyrecv, extra_failures=len(problems))
 
 
-def summarize(seed, pyrecv):
+def check_outputs(out, seed, features):
+    """The smoke run's check that the report is whole: every variant has its
+    row, the goals table is there, the plots are real PNGs."""
+    problems = []
+    with open(os.path.join(out, "README.md")) as f:
+        md = f.read()
+    for r in seed:
+        if f"| {r['variant'].label} |" not in md:
+            problems.append(f"README.md has no row for {r['variant'].name}")
+    if features.get("tachyon") and "## Goals" not in md:
+        problems.append("README.md has no goals table")
+    if features.get("matplotlib"):
+        for png in ("latency.png", "throughput.png"):
+            path = os.path.join(out, png)
+            with open(path, "rb") as f:
+                if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                    problems.append(f"{png} is not a PNG")
+    return problems
+
+
+def summarize(seed, pyrecv, extra_failures=0):
     passed = sum(len(r["runs"]) - r["failed"] for r in seed if "runs" in r)
-    failed = sum(r["failed"] for r in seed if "runs" in r)
+    failed = sum(r["failed"] for r in seed if "runs" in r) + extra_failures
     skipped = sum(1 for r in seed if "skipped" in r)
     for r in pyrecv:
         passed += len(r["rates"])
