@@ -1,0 +1,82 @@
+"""Shared fixtures: a short socket path, and peers in real child processes.
+
+Children are forked (multiprocessing's "fork" context) so they start in a few
+milliseconds and can run any function of the test module. A child never
+inherits an open bus: every test closes its buses, and a peer is forked before
+the parent opens its end.
+"""
+import multiprocessing
+import os
+import shutil
+import tempfile
+
+import pytest
+
+import tachyon
+
+FORK = multiprocessing.get_context("fork")
+
+
+@pytest.fixture
+def sock_path():
+    # Unix socket paths are limited to 107 bytes: keep it short, not tmp_path.
+    d = tempfile.mkdtemp(prefix="tpy", dir="/tmp")
+    yield os.path.join(d, "bus.sock")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class Peer:
+    """A child process running fn(path, conn, *args); conn is its end of a pipe."""
+
+    def __init__(self, fn, path, *args):
+        self.conn, child_conn = FORK.Pipe()
+        self.proc = FORK.Process(target=_run_child, args=(fn, path, child_conn) + args, daemon=True)
+        self.proc.start()
+        child_conn.close()
+
+    def result(self, timeout=30):
+        if not self.conn.poll(timeout):
+            raise AssertionError("peer sent no result within %ss" % timeout)
+        return self.conn.recv()
+
+    def join(self, timeout=30):
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+            raise AssertionError("peer did not exit within %ss" % timeout)
+        return self.proc.exitcode
+
+    def kill(self):
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+
+
+def _run_child(fn, path, conn, *args):
+    try:
+        fn(path, conn, *args)
+    except BaseException as e:  # report, so the test fails with the child's reason
+        try:
+            conn.send(("child-error", repr(e)))
+        except Exception:
+            pass
+        raise
+
+
+@pytest.fixture
+def peers():
+    started = []
+
+    def start(fn, path, *args):
+        p = Peer(fn, path, *args)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.kill()
+
+
+def listen(path, capacity=1 << 16, timeout=10):
+    return tachyon.Bus.listen(path, capacity, timeout=timeout)

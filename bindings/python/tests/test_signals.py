@@ -1,0 +1,143 @@
+"""Ctrl-C: every blocking call raises KeyboardInterrupt within half a second,
+and no message is lost: the consumer runs in a child process (a real
+interpreter with Python's own SIGINT handler), the signal comes from a timer
+thread in the test process."""
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import tachyon
+
+SEQ = struct.Struct("<Q")
+LATENCY_LIMIT = 0.5
+
+LISTENER = r"""
+import sys, time, tachyon
+print("ready", flush=True)
+try:
+    tachyon.Bus.listen(sys.argv[1], 4096)
+    print("listen returned", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)
+"""
+
+CONSUMER = r"""
+import struct, sys, time, tachyon
+path, n = sys.argv[1], int(sys.argv[2])
+got = []
+print("ready", flush=True)
+with tachyon.Bus.listen(path, 1 << 16) as bus:
+    while len(got) < n:
+        try:
+            for msg in bus:
+                got.append(msg)
+                if len(got) == n:
+                    break
+        except KeyboardInterrupt:
+            print("interrupted", time.monotonic(), len(got), flush=True)
+    seqs = [struct.unpack_from("<Q", m.data)[0] for m in got]
+    print("result", seqs == list(range(n)), len(got), flush=True)
+    print("done", flush=True)
+    sys.stdin.readline()  # stay until the producer has finished too
+"""
+
+
+def start_child(script, *args):
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def sigint_later(pid, delay, sent_at):
+    def fire():
+        sent_at.append(time.monotonic())
+        os.kill(pid, signal.SIGINT)
+
+    t = threading.Timer(delay, fire)
+    t.start()
+    return t
+
+
+def read_line(child, prefix):
+    line = child.stdout.readline()
+    assert line.startswith(prefix), "expected %r from the child, got %r" % (prefix, line)
+    return line.split()
+
+
+def test_keyboard_interrupt_during_listen(sock_path):
+    child = start_child(LISTENER, sock_path)
+    try:
+        read_line(child, "ready")
+        time.sleep(0.3)  # let it reach the blocking wait
+        sent_at = []
+        sigint_later(child.pid, 0.0, sent_at).join()
+        words = read_line(child, "interrupted")
+        assert float(words[1]) - sent_at[0] < LATENCY_LIMIT
+        assert child.wait(10) == 0
+        assert not os.path.exists(sock_path)  # the listener cleaned up
+    finally:
+        child.kill()
+
+
+def test_keyboard_interrupt_during_blocking_receive_loses_nothing(sock_path):
+    child = start_child(CONSUMER, sock_path, 6)
+    try:
+        read_line(child, "ready")
+        with tachyon.Bus.connect(sock_path, timeout=10) as bus:
+            for i in range(3):
+                bus.send(SEQ.pack(i), 1)
+            time.sleep(0.3)  # the consumer has read 3 and waits in the C library
+            sent_at = []
+            sigint_later(child.pid, 0.0, sent_at).join()
+            words = read_line(child, "interrupted")
+            assert float(words[1]) - sent_at[0] < LATENCY_LIMIT
+            assert words[2] == "3"
+            for i in range(3, 6):
+                bus.send(SEQ.pack(i), 1)
+            assert read_line(child, "result")[1:] == ["True", "6"]
+            read_line(child, "done")
+            child.stdin.write("\n")
+            child.stdin.flush()
+        assert child.wait(10) == 0
+    finally:
+        child.kill()
+
+
+def test_keyboard_interrupts_mid_stream_lose_nothing(sock_path):
+    n, chunk, signals = 60_000, 3000, 6
+    child = start_child(CONSUMER, sock_path, n)
+    try:
+        read_line(child, "ready")
+        sent_at = []
+        with tachyon.Bus.connect(sock_path, timeout=10) as bus:
+            timers = [sigint_later(child.pid, 0.05 + 0.08 * k, sent_at) for k in range(signals)]
+            for base in range(0, n, chunk):
+                for i in range(base, base + chunk):
+                    bus.send_packed(SEQ, 1, i)
+                time.sleep(0.04)  # now and then the consumer waits for more
+            for t in timers:
+                t.join()
+            interrupted = []
+            while True:
+                line = child.stdout.readline()
+                if line.startswith("interrupted"):
+                    interrupted.append(float(line.split()[1]))
+                    continue
+                assert line.split()[1:] == ["True", str(n)], line
+                break
+            read_line(child, "done")
+            child.stdin.write("\n")
+            child.stdin.flush()
+        assert child.wait(10) == 0
+        assert len(interrupted) == signals
+        for sent, seen in zip(sent_at, interrupted):
+            assert seen - sent < LATENCY_LIMIT
+    finally:
+        child.kill()
