@@ -114,10 +114,14 @@ def main():
     floor_before = no_ipc_floor(NUM_TICKS)
     print(f"producer: connecting to {SOCKET_PATH}", flush=True)
     bus = connect(SOCKET_PATH, CONNECT_TIMEOUT_S)
-    with bus:
-        print(f"producer: connected; sending {group(NUM_TICKS)} ticks", flush=True)
-        elapsed = send_ticks(bus, NUM_TICKS)
-        send_sentinel(bus, NUM_TICKS)
+    try:
+        with bus:
+            print(f"producer: connected; sending {group(NUM_TICKS)} ticks", flush=True)
+            elapsed = send_ticks(bus, NUM_TICKS)
+            send_sentinel(bus, NUM_TICKS)
+    except tachyon.TachyonError as exc:  # PeerDeadError when the consumer quits
+        print(f"producer: error: {exc}", file=sys.stderr)
+        return 1
     floor = min(floor_before, no_ipc_floor(NUM_TICKS))
     gc.enable()
 

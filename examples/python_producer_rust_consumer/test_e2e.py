@@ -170,3 +170,24 @@ def test_a_producer_that_dies_before_the_sentinel_fails():
     code, out = finish(consumer)
     assert code == 1, out
     assert "went away before sending the sentinel" in out
+
+
+def test_the_producer_stops_cleanly_when_the_consumer_dies():
+    socket = private_socket()
+    consumer = start_consumer(socket)
+    env = dict(os.environ, TACHYON_SOCKET=socket, TICKS="5000000")  # seconds of sending: killed long before the end
+    prod = subprocess.Popen([sys.executable, str(PRODUCER)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in prod.stdout:  # the floor runs first, then it connects
+            if "connected; sending" in line:
+                break
+        time.sleep(0.2)
+        consumer.kill()
+        consumer.wait(timeout=TIMEOUT_S)
+        _, err = prod.communicate(timeout=TIMEOUT_S)
+    finally:
+        prod.kill()
+        consumer.kill()
+    assert prod.returncode == 1, err
+    assert "producer: error:" in err and "peer" in err
