@@ -266,6 +266,15 @@ HOW = """\
 """
 
 
+def other_load_text(machine):
+    load = machine.get("other_load")
+    if load is None:
+        return "other work during the run unknown"
+    verdict = "a quiet machine" if load < 0.1 else "**a shared machine: figures are noisy**"
+    return (f"other processes kept {load:.2f} of {machine['cores']} cores busy on average "
+            f"while this ran ({verdict})")
+
+
 def write_readme(path, machine, args, seed, pyrecv, native, plots):
     lines = [
         "# Benchmark results",
@@ -275,7 +284,7 @@ def write_readme(path, machine, args, seed, pyrecv, native, plots):
         f"- **Commit**: {machine['commit']}",
         f"- **Date**: {machine['date']}",
         f"- **Load average** before / after: {machine['loadavg']} / "
-        f"{machine.get('load_after', '?')} (other work on the machine shows here)",
+        f"{machine.get('load_after', '?')}; " + other_load_text(machine),
         f"- **Run**: `{'python3 bench/compare/run.py' + (' --smoke' if args.smoke else '')}`, "
         f"{args.count:,} ticks per run, {args.runs} run(s) per variant, "
         f"{machine.get('duration_s', '?')} s in all",

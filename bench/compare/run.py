@@ -319,7 +319,10 @@ def median_run(runs):
 
 
 def run_seed_workload(features, count, runs, tmp, args):
-    results = []
+    """Every variant RUNS times, in rounds (each variant once per round), so
+    that a burst of other work on the machine spreads over the variants
+    instead of spoiling all the runs of one."""
+    chosen, results = [], []
     for v in VARIANTS:
         if args.only and v.name not in args.only:
             continue
@@ -327,15 +330,19 @@ def run_seed_workload(features, count, runs, tmp, args):
         if missing:
             log(f"  {v.name:<18} skipped: {', '.join(missing)} not available")
             results.append({"variant": v, "skipped": f"{', '.join(missing)} not available"})
-            continue
-        done = []
-        for i in range(runs):
+        else:
+            entry = {"variant": v, "runs": []}
+            chosen.append(entry)
+            results.append(entry)
+    for i in range(runs):
+        for entry in chosen:
+            v = entry["variant"]
             r = run_variant_once(v, count, i, tmp, args)
-            done.append(r)
+            entry["runs"].append(r)
             log(f"  {v.name:<18} run {i + 1}: " + (describe(r) if r.ok else f"FAILED: {r.error}"))
-        med, spread = median_run(done)
-        results.append({"variant": v, "runs": done, "median": med, "spread": spread,
-                        "failed": sum(not r.ok for r in done)})
+    for entry in chosen:
+        entry["median"], entry["spread"] = median_run(entry["runs"])
+        entry["failed"] = sum(not r.ok for r in entry["runs"])
     return results
 
 
@@ -378,21 +385,20 @@ def run_python_receive(features, count, runs, tmp, args):
     if not features.get("tachyon"):
         log("  python receive skipped: the tachyon package is not available")
         return []
-    results = []
-    for mode in PYRECV_MODES:
-        rates, errors = [], []
-        for i in range(runs):
+    results = {mode: {"mode": mode, "rates": [], "errors": []} for mode in PYRECV_MODES}
+    for i in range(runs):  # in rounds, like the seed workload
+        for mode in PYRECV_MODES:
             row, err = run_pyrecv_once(mode, count, i, tmp, args)
             if row:
-                rates.append(row["rate"])
+                results[mode]["rates"].append(row["rate"])
                 log(f"  pyrecv {mode:<12} run {i + 1}: {row['rate'] / 1e6:6.3f} M msg/s")
             else:
-                errors.append(err)
+                results[mode]["errors"].append(err)
                 log(f"  pyrecv {mode:<12} run {i + 1}: FAILED: {err}")
-        rates.sort()
-        results.append({"mode": mode, "rates": rates, "errors": errors,
-                        "median": rates[(len(rates) - 1) // 2] if rates else None})
-    return results
+    for r in results.values():
+        r["rates"].sort()
+        r["median"] = r["rates"][(len(r["rates"]) - 1) // 2] if r["rates"] else None
+    return list(results.values())
 
 
 # ---- the lead's native benchmarks ---------------------------------------------------------
@@ -420,6 +426,32 @@ def run_native(args):
         if not ok:
             native[prog]["error"] = out[-500:]
     return native
+
+
+# ---- how busy the machine was with other work ------------------------------------------
+
+
+def cpu_snapshot():
+    """(busy seconds of all CPUs, seconds this process and its finished
+    children used, monotonic time)."""
+    try:
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = (sum(vals) - vals[3] - vals[4]) / tick  # all but idle and iowait
+    t = os.times()
+    ours = t.user + t.system + t.children_user + t.children_system
+    return busy, ours, time.monotonic()
+
+
+def other_load(before, after):
+    """Cores kept busy by other processes, on average, between two snapshots."""
+    if not before or not after or after[2] <= before[2]:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return max(others, 0.0) / (after[2] - before[2])
 
 
 # ---- main ------------------------------------------------------------------------------------
@@ -459,6 +491,7 @@ def main(argv=None):
     log("run.py: available: " + ", ".join(k for k, v in features.items() if v))
 
     with tempfile.TemporaryDirectory(prefix="tachyon-cmp-") as tmp:
+        snap = cpu_snapshot()
         log(f"seed workload: {args.count} ticks x {args.runs} runs per variant")
         seed = run_seed_workload(features, args.count, args.runs, tmp, args)
         pyrecv = [] if args.no_pyrecv else run_python_receive(features, args.count, args.runs,
@@ -466,6 +499,10 @@ def main(argv=None):
         native = {"skipped": "--smoke or --no-native"}
         if not args.smoke and not args.no_native:
             native = run_native(args)
+        machine["other_load"] = other_load(snap, cpu_snapshot())
+        if machine["other_load"] is not None:
+            log(f"run.py: other processes kept {machine['other_load']:.2f} of "
+                f"{machine['cores']} cores busy on average while we measured")
         out = args.out or (os.path.join(tmp, "results") if args.smoke else RESULTS)
         os.makedirs(out, exist_ok=True)
         machine["duration_s"] = round(time.time() - started)
