@@ -96,7 +96,8 @@ typedef struct {
 TACHYON_API tachyon_error_t tachyon_bus_listen(const char *socket_path, size_t capacity,
                                                tachyon_bus_t **out);
 
-/* Connect to a listener at `socket_path` and map the segment it hands over. */
+/* Connect to a listener at `socket_path` and map the segment it hands over.
+ * One attempt; the listener must run as our uid or root (see connect_ex). */
 TACHYON_API tachyon_error_t tachyon_bus_connect(const char *socket_path, tachyon_bus_t **out);
 
 /* Take one more reference; each reference is dropped by tachyon_bus_destroy. */
@@ -212,9 +213,19 @@ TACHYON_API tachyon_error_t tachyon_bus_listen_ex(const char *socket_path,
                                                   const tachyon_listen_opts_t *opts,
                                                   tachyon_bus_t **out);
 
-/* Connect, retrying while nothing listens yet, for up to timeout_ms (< 0: forever). */
+/*
+ * Connect, retrying while nothing listens yet, for up to timeout_ms (< 0:
+ * forever). Like tachyon_bus_connect, it accepts a listener running as our
+ * own uid or as root, and refuses any other with TACHYON_ERR_PERMISSION.
+ */
 TACHYON_API tachyon_error_t tachyon_bus_connect_timeout(const char *socket_path, int timeout_ms,
                                                         tachyon_bus_t **out);
+
+/* As tachyon_bus_connect_timeout, accepting only listeners whose uid is one of
+ * allowed_uids (at most TACHYON_MAX_ALLOWED_UIDS; none = the default rule). */
+TACHYON_API tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms,
+                                                   const uid_t *allowed_uids, size_t n_allowed_uids,
+                                                   tachyon_bus_t **out);
 
 /*
  * acquire_rx_blocking with a deadline: NULL with ERR_TIMEOUT after timeout_ms

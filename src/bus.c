@@ -221,15 +221,19 @@ static tachyon_error_t attach_received(int fd, const tachyon_handshake_t *hs,
     return TACHYON_SUCCESS;
 }
 
-tachyon_error_t tachyon_bus_connect_timeout(const char *socket_path, int timeout_ms, tachyon_bus_t **out)
+tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms, const uid_t *allowed_uids,
+                                       size_t n_allowed_uids, tachyon_bus_t **out)
 {
-    if (!socket_path || !out)
+    if (!socket_path || !out || (!allowed_uids && n_allowed_uids > 0))
         return TACHYON_ERR_NULL_PTR;
     *out = NULL;
+    if (n_allowed_uids > TACHYON_MAX_ALLOWED_UIDS)
+        return TACHYON_ERR_INVALID_SZ;
     int fd;
     tachyon_handshake_t hs;
     struct tachyon_peer peer = {0, -1};
-    tachyon_error_t err = handshake_connect(socket_path, timeout_ms, &fd, &hs, &peer);
+    tachyon_error_t err = handshake_connect(socket_path, timeout_ms, allowed_uids, n_allowed_uids, &fd,
+                                            &hs, &peer);
     if (err != TACHYON_SUCCESS)
         return err;
     err = attach_received(fd, &hs, &peer, out);
@@ -238,9 +242,14 @@ tachyon_error_t tachyon_bus_connect_timeout(const char *socket_path, int timeout
     return err;
 }
 
+tachyon_error_t tachyon_bus_connect_timeout(const char *socket_path, int timeout_ms, tachyon_bus_t **out)
+{
+    return tachyon_bus_connect_ex(socket_path, timeout_ms, NULL, 0, out);
+}
+
 tachyon_error_t tachyon_bus_connect(const char *socket_path, tachyon_bus_t **out)
 {
-    return tachyon_bus_connect_timeout(socket_path, 0, out);
+    return tachyon_bus_connect_ex(socket_path, 0, NULL, 0, out);
 }
 
 void tachyon_bus_ref(tachyon_bus_t *bus)
@@ -282,6 +291,9 @@ void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure_spin)
 {
     if (!bus)
         return;
+    /* Our own copy decides whether this consumer sleeps: the shared word is
+     * only what the producer reads, and a peer could rewrite it. */
+    local_flag_store(&bus->pure_spin, pure_spin != 0);
     set_sleeper_word(&bus->hdr->consumer_sleeping,
                      pure_spin ? TACHYON_CONSUMER_PURE_SPIN : TACHYON_CONSUMER_AWAKE);
 }
@@ -303,9 +315,22 @@ int tachyon_peer_alive(tachyon_bus_t *bus)
 
 /* ---- Producer ------------------------------------------------------------ */
 
+/* Fatal here, or declared fatal by the peer through the shared state word
+ * (so the data calls agree with tachyon_get_state). */
+static int bus_fatal_anywhere(tachyon_bus_t *bus)
+{
+    if (bus_is_fatal(bus))
+        return 1;
+    if (unlikely(observe_state(&bus->hdr->state) == TACHYON_STATE_FATAL_ERROR)) {
+        bus_set_fatal(bus);
+        return 1;
+    }
+    return 0;
+}
+
 static int tx_usable(tachyon_bus_t *bus)
 {
-    if (bus_is_fatal(bus)) {
+    if (bus_fatal_anywhere(bus)) {
         bus_set_error(bus, TACHYON_ERR_FATAL);
         return 0;
     }
@@ -381,7 +406,7 @@ void tachyon_flush(tachyon_bus_t *bus)
 
 static int rx_usable(tachyon_bus_t *bus)
 {
-    if (bus_is_fatal(bus)) {
+    if (bus_fatal_anywhere(bus)) {
         bus_set_error(bus, TACHYON_ERR_FATAL);
         return 0;
     }
@@ -465,7 +490,7 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
             spins += burst;
             if (spin_for_data(bus, burst))
                 return TACHYON_SUCCESS; /* straight back to the reader: latency */
-        } else if (peek_sleeper_word(&bus->hdr->consumer_sleeping) == TACHYON_CONSUMER_PURE_SPIN) {
+        } else if (local_flag_load(&bus->pure_spin)) {
             if (spin_for_data(bus, SPIN_CLOCK_STRIDE))
                 return TACHYON_SUCCESS;
         } else {

@@ -18,7 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -99,11 +104,90 @@ static int uid_allowed(const tachyon_listen_opts_t *opts, uid_t uid)
     return 0;
 }
 
+/* The kernel's internal dev_t (major << 20 | minor), as sock_diag reports it. */
+static int same_device(uint32_t kernel_dev, dev_t user_dev)
+{
+    return (kernel_dev >> 20) == major(user_dev) && (kernel_dev & 0xFFFFFu) == minor(user_dev);
+}
+
+/* Does this sock_diag reply describe a socket bound to the file (dev, ino)? */
+static int diag_msg_matches(const struct nlmsghdr *h, const struct stat *st)
+{
+    const struct unix_diag_msg *d = NLMSG_DATA(h);
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*d)))
+        return 0;
+    int len = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*d)));
+    for (const struct rtattr *a = (const void *)(d + 1); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if (a->rta_type != UNIX_DIAG_VFS || RTA_PAYLOAD(a) < sizeof(struct unix_diag_vfs))
+            continue;
+        const struct unix_diag_vfs *v = RTA_DATA(a);
+        if (v->udiag_vfs_ino == st->st_ino && same_device(v->udiag_vfs_dev, st->st_dev))
+            return 1;
+    }
+    return 0;
+}
+
 /*
- * Is a socket bound at `path` by a live process? /proc/net/unix lists every
- * bound Unix socket with its path. We look there rather than connect() to it:
- * a probing connect would be accepted by a live listener as its one peer.
- * Returns 1 bound, 0 not bound, -1 unknown (no /proc).
+ * Is the socket file `st` bound by a live socket? Asks the kernel with
+ * sock_diag (UDIAG_SHOW_VFS gives each bound Unix socket's file dev/inode),
+ * which is exact whatever path string the other process bound with. We never
+ * probe with connect(): a live listener would accept the probe as its one peer.
+ * Returns 1 bound, 0 not bound, -1 the kernel cannot tell us.
+ */
+static int file_bound_by_live_socket(const struct stat *st)
+{
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0)
+        return -1;
+    struct {
+        struct nlmsghdr nlh;
+        struct unix_diag_req req;
+    } msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.nlh.nlmsg_len = sizeof(msg);
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    msg.req.sdiag_family = AF_UNIX;
+    msg.req.udiag_states = ~0u;
+    msg.req.udiag_show = UDIAG_SHOW_VFS;
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    int result = -1;
+    if (sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+        goto out;
+    _Alignas(struct nlmsghdr) char buf[16384];
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto out;
+        /* Walk the replies by hand: every length is checked against what came. */
+        for (size_t off = 0; off + sizeof(struct nlmsghdr) <= (size_t)n;) {
+            const struct nlmsghdr *h = (const void *)(buf + off);
+            if (h->nlmsg_len < sizeof(*h) || h->nlmsg_len > (size_t)n - off)
+                goto out;
+            off += NLMSG_ALIGN(h->nlmsg_len);
+            if (h->nlmsg_type == NLMSG_DONE) {
+                result = 0;
+                goto out;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR)
+                goto out;
+            if (diag_msg_matches(h, st)) {
+                result = 1;
+                goto out;
+            }
+        }
+    }
+out:
+    close(fd);
+    return result;
+}
+
+/*
+ * Without sock_diag (no CONFIG_UNIX_DIAG): /proc/net/unix lists bound paths as
+ * they were passed to bind(). Exact for absolute paths; a relative path bound
+ * from another directory is not recognised, so this is only the fallback.
  */
 static int path_bound_by_live_socket(const char *path)
 {
@@ -138,7 +222,10 @@ static tachyon_error_t clear_stale_socket(const char *path)
         return errno == ENOENT ? TACHYON_SUCCESS : TACHYON_ERR_SYSTEM;
     if (!S_ISSOCK(st.st_mode))
         return TACHYON_ERR_NOT_SOCKET;
-    if (path_bound_by_live_socket(path) != 0)
+    int bound = file_bound_by_live_socket(&st);
+    if (bound < 0)
+        bound = path_bound_by_live_socket(path);
+    if (bound != 0)
         return TACHYON_ERR_ADDR_IN_USE; /* live, or we cannot tell: leave it */
     if (unlink(path) != 0 && errno != ENOENT)
         return TACHYON_ERR_SYSTEM;
@@ -409,8 +496,24 @@ static tachyon_error_t connect_with_retry(const struct sockaddr_un *addr, int ti
     }
 }
 
-tachyon_error_t handshake_connect(const char *path, int timeout_ms, int *out_fd,
-                                  tachyon_handshake_t *out_hs, struct tachyon_peer *peer)
+/*
+ * The connector's side of the credential check: by default the listener must
+ * run as our own user or as root (root could read our memory anyway), so a
+ * process of another user that bound the path first cannot hand us a segment.
+ */
+static int listener_uid_allowed(uid_t uid, const uid_t *allowed, size_t n_allowed)
+{
+    if (n_allowed == 0)
+        return uid == geteuid() || uid == 0;
+    for (size_t i = 0; i < n_allowed; i++)
+        if (allowed[i] == uid)
+            return 1;
+    return 0;
+}
+
+tachyon_error_t handshake_connect(const char *path, int timeout_ms, const uid_t *allowed_uids,
+                                  size_t n_allowed, int *out_fd, tachyon_handshake_t *out_hs,
+                                  struct tachyon_peer *peer)
 {
     struct sockaddr_un addr;
     tachyon_error_t err = fill_sockaddr(path, &addr);
@@ -423,6 +526,8 @@ tachyon_error_t handshake_connect(const char *path, int timeout_ms, int *out_fd,
     struct ucred cred;
     peer->pidfd = -1;
     err = read_peer(sock, &cred, peer);
+    if (err == TACHYON_SUCCESS && !listener_uid_allowed(cred.uid, allowed_uids, n_allowed))
+        err = TACHYON_ERR_PERMISSION;
     if (err == TACHYON_SUCCESS)
         err = recv_handshake(sock, out_hs, out_fd);
     close(sock);

@@ -66,6 +66,7 @@ struct tachyon_bus {
     _Atomic int peer_gone;   /* sticky once seen */
 
     /* Written through const pointers by the published API's setters. */
+    _Atomic int pure_spin;   /* this handle's consumer never sleeps */
     _Atomic int last_error;
     _Atomic int local_fatal;
 };
@@ -84,8 +85,9 @@ struct tachyon_peer {
 };
 TACHYON_HIDDEN tachyon_error_t handshake_listen(const char *path, const tachyon_listen_opts_t *opts,
                                                 int memfd, struct tachyon_peer *peer);
-TACHYON_HIDDEN tachyon_error_t handshake_connect(const char *path, int timeout_ms, int *out_fd,
-                                                 tachyon_handshake_t *out_hs,
+TACHYON_HIDDEN tachyon_error_t handshake_connect(const char *path, int timeout_ms,
+                                                 const uid_t *allowed_uids, size_t n_allowed,
+                                                 int *out_fd, tachyon_handshake_t *out_hs,
                                                  struct tachyon_peer *peer);
 TACHYON_HIDDEN tachyon_error_t handshake_validate(const tachyon_handshake_t *hs, uint64_t *capacity);
 TACHYON_HIDDEN void handshake_fill(tachyon_handshake_t *hs, uint32_t capacity);

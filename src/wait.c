@@ -52,7 +52,7 @@ int64_t wait_now_ms(void)
 tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
 {
     tachyon_segment_header_t *hdr = bus->hdr;
-    if (peek_sleeper_word(&hdr->consumer_sleeping) == TACHYON_CONSUMER_PURE_SPIN)
+    if (local_flag_load(&bus->pure_spin))
         return TACHYON_SUCCESS; /* pure-spin consumers never sleep */
 
     /* E: pairs with the producer's F. If head moved, do not sleep. */

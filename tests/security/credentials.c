@@ -330,8 +330,8 @@ static void test_live_listener_other_spelling(void)
 /*
  * The connector's side of the same question: a listener run by another uid
  * (it bound the path first, e.g. in /tmp, and made its socket reachable)
- * hands us a segment it controls. The connector should refuse it by default
- * as the listener refuses a foreign connector; today it does not check.
+ * hands us a segment it controls. The connector refuses it by default, as
+ * the listener refuses a foreign connector.
  */
 static void test_foreign_listener_refused(void)
 {
@@ -363,6 +363,38 @@ static void test_foreign_listener_refused(void)
     sec_case_end();
 }
 
+/* ... and accepts it when its uid is on the connector's allowlist. */
+static void test_foreign_listener_allowed(void)
+{
+    sec_case_begin("listener of another uid admitted by the connector's allowlist");
+    char path[108];
+    sec_socket_path(path, sizeof(path), "foreign-ok");
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(10);
+        if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0)
+            _exit(100);
+        tachyon_listen_opts_t opts;
+        tachyon_listen_opts_init(&opts, RING);
+        opts.timeout_ms = 3000;
+        tachyon_listen_opts_allow_uid(&opts, 0);
+        tachyon_bus_t *bus = NULL;
+        tachyon_error_t err = tachyon_bus_listen_ex(path, &opts, &bus);
+        sec_sleep_ms(100);
+        tachyon_bus_destroy(bus);
+        _exit((int)err);
+    }
+    CHECK(wait_for_socket(path), "socket file never appeared");
+    uid_t allowed = NOBODY;
+    tachyon_bus_t *c = NULL;
+    CHECK_ERR(tachyon_bus_connect_ex(path, 2000, &allowed, 1, &c), TACHYON_SUCCESS,
+              "connect_ex with uid 65534 allowed");
+    tachyon_bus_destroy(c);
+    CHECK(child_error(pid) == TACHYON_SUCCESS, "the listener saw an error");
+    unlink(path);
+    sec_case_end();
+}
+
 /* Root in a container may still lack CAP_SETUID/CAP_SETGID: probe once. */
 static int can_become_nobody(void)
 {
@@ -375,10 +407,9 @@ static int can_become_nobody(void)
     return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
     sec_watchdog(60);
-    int with_known_bugs = argc > 1 && strcmp(argv[1], "--known-bugs") == 0;
     test_same_uid_and_mode();
     int nobody_ok = can_become_nobody();
     if (nobody_ok) {
@@ -392,13 +423,10 @@ int main(int argc, char **argv)
     test_regular_file_untouched();
     test_live_listener_kept();
     test_stale_socket_replaced();
-    if (with_known_bugs) {
-        test_live_listener_other_spelling();
-        if (nobody_ok)
-            test_foreign_listener_refused();
-    } else {
-        sec_case_skip("live listener bound by relative path", "known core bug; --known-bugs runs it");
-        sec_case_skip("listener of another uid refused by the connector", "known gap; --known-bugs runs it");
+    test_live_listener_other_spelling();
+    if (nobody_ok) {
+        test_foreign_listener_refused();
+        test_foreign_listener_allowed();
     }
     return sec_finish();
 }
