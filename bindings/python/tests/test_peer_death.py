@@ -1,0 +1,146 @@
+"""Peer death (issue 4, Python side): kill -9 the producer or the consumer
+mid-stream, 50 times each. The consumer gets every message the dead producer
+committed, then PeerDeadError; the producer gets PeerDeadError; both within
+250 ms of the kill, and nothing hangs.
+
+The producer publishes how many messages it has committed in a shared
+counter written right after each commit, so after a SIGKILL the consumer
+must have received that many, or one more (killed between the commit and
+the counter's update)."""
+import mmap
+import os
+import random
+import signal
+import struct
+import time
+
+import pytest
+
+import tachyon
+from conftest import FORK, listen
+
+ROUNDS = 50
+DETECT_LIMIT = 0.25
+SEQ = struct.Struct("<Q")
+
+
+def producer_forever(path, counter):
+    # A bare fork child: it must never return into pytest.
+    try:
+        with tachyon.Bus.connect(path, timeout=10) as bus:
+            pack = SEQ.pack_into
+            i = 0
+            while True:
+                bus.send_packed(SEQ, 1, i)
+                i += 1
+                pack(counter, 0, i)
+    finally:
+        os._exit(0)
+
+
+def consumer_until_killed(path, counter):
+    try:
+        with tachyon.Bus.connect(path, timeout=10) as bus:
+            n = 0
+            for msg in bus:
+                n += 1
+                SEQ.pack_into(counter, 0, n)
+    finally:
+        os._exit(0)
+
+
+def fork_child(fn, *args):
+    pid = os.fork()
+    if pid == 0:
+        fn(*args)
+        os._exit(0)
+    return pid
+
+
+def kill_and_reap(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+def test_kill_producer_mid_stream(sock_path):
+    rng = random.Random(1)
+    counter = mmap.mmap(-1, 8)
+    detect = []
+    for rnd in range(ROUNDS):
+        SEQ.pack_into(counter, 0, 0)
+        pid = fork_child(producer_forever, sock_path, counter)
+        try:
+            with listen(sock_path, 1 << 14) as bus:
+                stop_after = rng.randrange(1, 20_000)
+                expected = 0
+                killed_at = None
+                with pytest.raises(tachyon.PeerDeadError):
+                    for msg in bus:
+                        seq = SEQ.unpack(msg.data)[0]
+                        assert seq == expected, "round %d: gap or duplicate" % rnd
+                        expected += 1
+                        if expected == stop_after:
+                            os.kill(pid, signal.SIGKILL)
+                            killed_at = time.monotonic()
+                detect.append(time.monotonic() - killed_at)
+                committed = SEQ.unpack_from(counter)[0]
+                assert committed <= expected <= committed + 1, (rnd, committed, expected)
+        finally:
+            kill_and_reap(pid)
+    print("detection: median %.1f ms, max %.1f ms" % (1e3 * sorted(detect)[len(detect) // 2], 1e3 * max(detect)))
+    assert max(detect) < DETECT_LIMIT, sorted(detect)[-5:]
+
+
+def test_kill_consumer_mid_stream(sock_path):
+    rng = random.Random(2)
+    counter = mmap.mmap(-1, 8)
+    detect = []
+    for rnd in range(ROUNDS):
+        SEQ.pack_into(counter, 0, 0)
+        pid = fork_child(consumer_until_killed, sock_path, counter)
+        try:
+            with listen(sock_path, 1 << 14) as bus:
+                kill_after = rng.randrange(1, 20_000)
+                killed_at = None
+                i = 0
+                with pytest.raises(tachyon.PeerDeadError):
+                    while True:
+                        bus.send_packed(SEQ, 1, i)
+                        i += 1
+                        if killed_at is None and i >= kill_after and SEQ.unpack_from(counter)[0] > 0:
+                            os.kill(pid, signal.SIGKILL)
+                            killed_at = time.monotonic()
+                        if killed_at is not None and time.monotonic() - killed_at > 5:
+                            pytest.fail("round %d: producer never learned the consumer died" % rnd)
+                detect.append(time.monotonic() - killed_at)
+        finally:
+            kill_and_reap(pid)
+    print("detection: median %.1f ms, max %.1f ms" % (1e3 * sorted(detect)[len(detect) // 2], 1e3 * max(detect)))
+    assert max(detect) < DETECT_LIMIT, sorted(detect)[-5:]
+
+
+def test_clean_close_is_peer_dead_after_the_last_message(sock_path):
+    def producer(path, conn):
+        with tachyon.Bus.connect(path) as bus:
+            for i in range(1000):
+                bus.send(SEQ.pack(i), 1)
+            conn.recv()  # the consumer is attached and reading
+
+    conn, child_conn = FORK.Pipe()
+    p = FORK.Process(target=producer, args=(sock_path, child_conn))
+    p.start()
+    try:
+        with listen(sock_path) as bus:
+            first = bus.recv(timeout=10)
+            conn.send("go")
+            rest = []
+            with pytest.raises(tachyon.PeerDeadError):
+                while True:
+                    rest.append(SEQ.unpack(bus.recv(timeout=10).data)[0])
+        assert SEQ.unpack(first.data)[0] == 0 and rest == list(range(1, 1000))
+    finally:
+        p.join(10)
+        p.kill()
