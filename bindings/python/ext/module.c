@@ -327,10 +327,17 @@ static int add_exceptions(PyObject *mod, tpy_state *st)
     Py_DECREF(bases);
     if (rc < 0)
         return -1;
-    return new_exception(mod, &st->RingFullError, "tachyon.RingFullError", st->TimeoutError,
-                         "The ring stayed full until the send's timeout expired (timeout=0: it "
-                         "was full). Nothing was sent by the call that raised it, except for "
-                         "send_batch, whose exception says how many records went (.sent).");
+    if (new_exception(mod, &st->RingFullError, "tachyon.RingFullError", st->TimeoutError,
+                      "The ring stayed full until the send's timeout expired (timeout=0: it "
+                      "was full). Nothing was sent by the call that raised it, except for "
+                      "send_batch, whose exception says how many records went (.sent).") < 0)
+        return -1;
+    /* Defaults for an exception raised by Python code; ours set them. */
+    if (PyObject_SetAttrString(st->TachyonError, "code", Py_None) < 0 ||
+        PyObject_SetAttrString(st->TachyonError, "code_name", Py_None) < 0 ||
+        PyObject_SetAttrString(st->RingFullError, "sent", Py_None) < 0)
+        return -1;
+    return 0;
 }
 
 static int intern_names(tpy_state *st)
