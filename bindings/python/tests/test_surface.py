@@ -53,5 +53,5 @@ def test_stub_matches_the_extension():
         }
         for m in members - {"__buffer__", "__iter__", "__getitem__"}:
             assert hasattr(cls, m), "stub says %s.%s exists" % (name, m)
-        actual = {m for m in dir(cls) if not m.startswith("_")} - set(dir(Exception))
+        actual = {m for m in vars(cls) if not m.startswith("_")}
         assert actual <= members, "not in the stub: %s.%s" % (name, actual - members)
