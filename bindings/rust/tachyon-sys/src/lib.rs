@@ -171,7 +171,8 @@ extern "C" {
     /// `TACHYON_ERR_INTERRUPTED`. On success `*out` holds one reference.
     pub fn tachyon_bus_listen(socket_path: *const c_char, capacity: usize, out: *mut *mut tachyon_bus_t)
         -> tachyon_error_t;
-    /// Connect to a listener at `socket_path` and map the segment it hands over.
+    /// Connect to a listener at `socket_path` and map the segment it hands
+    /// over. One attempt; the listener must run as our uid or root.
     pub fn tachyon_bus_connect(socket_path: *const c_char, out: *mut *mut tachyon_bus_t) -> tachyon_error_t;
     /// Take one more reference; each one is dropped by [`tachyon_bus_destroy`].
     pub fn tachyon_bus_ref(bus: *mut tachyon_bus_t);
@@ -252,9 +253,21 @@ extern "C" {
         opts: *const tachyon_listen_opts_t,
         out: *mut *mut tachyon_bus_t,
     ) -> tachyon_error_t;
-    /// Connect, retrying while nothing listens yet, for up to `timeout_ms` (< 0: forever).
+    /// Connect, retrying while nothing listens yet, for up to `timeout_ms` (< 0:
+    /// forever). Accepts a listener running as our own uid or root, refuses
+    /// any other with `TACHYON_ERR_PERMISSION`.
     pub fn tachyon_bus_connect_timeout(socket_path: *const c_char, timeout_ms: c_int, out: *mut *mut tachyon_bus_t)
         -> tachyon_error_t;
+    /// As [`tachyon_bus_connect_timeout`], accepting only listeners whose uid
+    /// is one of `allowed_uids` (at most [`TACHYON_MAX_ALLOWED_UIDS`]; none =
+    /// the default rule).
+    pub fn tachyon_bus_connect_ex(
+        socket_path: *const c_char,
+        timeout_ms: c_int,
+        allowed_uids: *const uid_t,
+        n_allowed_uids: usize,
+        out: *mut *mut tachyon_bus_t,
+    ) -> tachyon_error_t;
     /// [`tachyon_acquire_rx_blocking`] with a deadline (NULL with `TACHYON_ERR_TIMEOUT`).
     pub fn tachyon_acquire_rx_timeout(
         bus: *mut tachyon_bus_t,

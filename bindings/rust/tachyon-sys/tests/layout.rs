@@ -179,6 +179,7 @@ fn every_declared_function_links() {
         tachyon_listen_opts_allow_uid as *const (),
         tachyon_bus_listen_ex as *const (),
         tachyon_bus_connect_timeout as *const (),
+        tachyon_bus_connect_ex as *const (),
         tachyon_acquire_rx_timeout as *const (),
         tachyon_drain_batch_timeout as *const (),
         tachyon_acquire_tx_blocking as *const (),

@@ -170,6 +170,24 @@ impl Bus {
         Bus::from_out(code, out)
     }
 
+    /// [`Bus::connect_timeout`], accepting only a listener run by one of
+    /// `uids` (at most 16); any other is refused with [`Error::Permission`].
+    /// By default (the other connect calls) the listener must run as our own
+    /// user or root.
+    pub fn connect_allowing(path: impl AsRef<Path>, timeout: Option<Duration>, uids: &[u32]) -> Result<Bus> {
+        if uids.len() > sys::TACHYON_MAX_ALLOWED_UIDS {
+            return Err(Error::InvalidSize);
+        }
+        let path = c_path(path.as_ref())?;
+        let mut out = ptr::null_mut();
+        // SAFETY: path is NUL-terminated, uids valid for uids.len() entries,
+        // out a valid out-pointer.
+        let code = unsafe {
+            sys::tachyon_bus_connect_ex(path.as_ptr(), duration_to_ms(timeout), uids.as_ptr(), uids.len(), &mut out)
+        };
+        Bus::from_out(code, out)
+    }
+
     /// The raw handle, for calls this crate does not wrap. It stays owned by
     /// this `Bus`: do not destroy it.
     pub fn as_raw(&self) -> *mut sys::tachyon_bus_t {

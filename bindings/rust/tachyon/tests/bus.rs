@@ -232,3 +232,29 @@ fn errors_are_std_errors_with_messages() {
     let io: std::io::Error = Error::Timeout.into();
     assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
 }
+
+fn my_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").expect("procfs").uid()
+}
+
+#[test]
+fn connect_allowing_checks_the_listeners_user() {
+    let path = unique_socket("allow");
+    let listen_path = path.clone();
+    let opts = ListenOptions::new(4096).timeout(Duration::from_secs(10));
+    let listener = std::thread::spawn(move || Bus::listen_with(&listen_path, &opts));
+    let stranger = my_uid().wrapping_add(4242);
+    let refused = Bus::connect_allowing(&path, Some(Duration::from_secs(10)), &[stranger]);
+    assert_eq!(refused.err(), Some(Error::Permission));
+    drop(listener.join().unwrap());
+
+    let path = unique_socket("allow2");
+    let listen_path = path.clone();
+    let listener = std::thread::spawn(move || Bus::listen(&listen_path, 4096));
+    let mut tx = Bus::connect_allowing(&path, Some(Duration::from_secs(10)), &[stranger, my_uid()]).unwrap();
+    let mut rx = listener.join().unwrap().unwrap();
+    tx.send(b"ok", 1).unwrap();
+    assert_eq!(rx.recv_timeout(SHORT).unwrap().data(), b"ok");
+    assert_eq!(Bus::connect_allowing(&path, None, &[0; 17]).err(), Some(Error::InvalidSize));
+}
