@@ -241,10 +241,10 @@ HOW = """\
   endpoint (starts first; the producer connects and retries) and runs the same code per
   tick: `clock_gettime(CLOCK_REALTIME)`, read the timestamp at offset 20 with `memcpy`,
   store receive time minus timestamp in a preallocated array, check the sequence number.
-  Only the receive call differs: `tachyon_acquire_rx_timeout` + `tachyon_commit_rx` with
-  the seed's 10,000 spins before sleeping; blocking `read`/`recv` for sockets and the
-  FIFO (byte streams are read in 64 KiB chunks and split into ticks); `zmq_msg_recv`;
-  a spinning reader for the hand-rolled ring.
+  Only the receive call differs, and each takes what is there: TACHYON_RX;
+  blocking `read`/`recv` for sockets and the FIFO (byte streams are read in 64 KiB
+  chunks and split into ticks); `zmq_msg_recv`; for the hand-rolled ring a spinning
+  reader that takes every tick up to the head and releases them with one tail store.
 - **One-way latency** = consumer's receive time minus producer's timestamp, both
   `CLOCK_REALTIME` on one machine. **Producer throughput** = ticks / time of the send loop
   (connecting excluded). **Consumer rate** = ticks / time from first to last receive.
@@ -285,7 +285,7 @@ def write_readme(path, machine, args, seed, pyrecv, native, plots):
         f"- **Date**: {machine['date']}",
         f"- **Load average** before / after: {machine['loadavg']} / "
         f"{machine.get('load_after', '?')}; " + other_load_text(machine),
-        f"- **Run**: `{'python3 bench/compare/run.py' + (' --smoke' if args.smoke else '')}`, "
+        f"- **Run**: `{args.cmdline}`, "
         f"{args.count:,} ticks per run, {args.runs} run(s) per variant, "
         f"{machine.get('duration_s', '?')} s in all",
         "",
@@ -309,7 +309,12 @@ def write_readme(path, machine, args, seed, pyrecv, native, plots):
     lines += ["## Native: C <-> C", "", *native_tables(native)]
     if plots and native.get("throughput", {}).get("rows"):
         lines += ["![C -> C streaming throughput by payload size](native_throughput.png)", ""]
-    lines.append(HOW.replace("RUNS times", f"{args.runs} time(s)"))
+    rx = ("`tachyon_drain_batch_timeout` (up to 1,024 views) and one "
+          "`tachyon_commit_rx_batch`, spinning 10,000 times (the seed's figure) before sleeping"
+          if getattr(args, "tachyon_rx", "batch") == "batch" else
+          "`tachyon_acquire_rx_timeout` + `tachyon_commit_rx` per message as the seed's "
+          "consumer does, spinning 10,000 times before sleeping")
+    lines.append(HOW.replace("RUNS times", f"{args.runs} time(s)").replace("TACHYON_RX", rx))
     with open(path, "w") as f:
         f.write("\n".join(lines))
 

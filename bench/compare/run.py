@@ -264,7 +264,8 @@ def run_variant_once(variant, count, index, tmp, args):
     consumer = None
     if variant.transport:
         cmd = [CONSUMER, "--transport", variant.transport, "--endpoint", endpoint, "--count",
-               str(count), "--variant", variant.name, "--timeout-s", str(limit), "--dump", dump]
+               str(count), "--variant", variant.name, "--timeout-s", str(limit), "--dump", dump,
+               "--rx", args.tachyon_rx]
         consumer = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, stdin=subprocess.DEVNULL,
                                     preexec_fn=None if args.no_pin else pin_to(1))
@@ -470,8 +471,14 @@ def parse_args(argv):
     ap.add_argument("--no-pin", action="store_true", help="do not pin producer/consumer to CPUs")
     ap.add_argument("--no-reinstall", action="store_true",
                     help="use the installed tachyon package unless it is missing or stale")
+    ap.add_argument("--tachyon-rx", choices=["batch", "single"], default="batch",
+                    help="the consumer's tachyon receive: drain_batch + one commit for what is "
+                         "there (default, like the socket readers), or one acquire/commit per "
+                         "message as the seed's Rust consumer does")
     ap.add_argument("--timeout", type=int, default=60, help="seconds allowed per run")
     args = ap.parse_args(argv)
+    args.cmdline = " ".join(["python3", "bench/compare/run.py",
+                             *(sys.argv[1:] if argv is None else argv)])
     if args.count is None:
         args.count = 2000 if args.smoke else 500_000
     if args.runs is None:
