@@ -35,6 +35,7 @@ $(BUILD)/obj/%.o: src/%.c $(LIB_HDRS)
 
 $(BUILD)/libtachyon.so: $(LIB_OBJS)
 	$(CC) -shared -Wl,-soname,libtachyon.so.$(SOVER) -o $@ $(LIB_OBJS)
+	ln -sf libtachyon.so $(BUILD)/libtachyon.so.$(SOVER)
 
 $(BUILD)/libtachyon.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $(LIB_OBJS)
