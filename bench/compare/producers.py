@@ -106,6 +106,13 @@ def run_floor(args):
     return n, time.perf_counter() - t0
 
 
+def run_floor_pack(args):
+    """The per-message loop of the socket variants and tachyon send() with
+    the send replaced by len(), a C call that does nothing: the floor of
+    every "pack to bytes, then send" row."""
+    return args.count, per_message_loop(args.count, len)
+
+
 # ---- tachyon ----------------------------------------------------------------
 
 
@@ -315,6 +322,7 @@ def run_shmring(args):
 
 VARIANTS = {
     "floor": run_floor,
+    "floor-pack": run_floor_pack,
     "tachyon-seed": run_tachyon_seed,
     "tachyon-send": run_tachyon_send,
     "tachyon-packed": run_tachyon_packed,

@@ -49,23 +49,25 @@ class Variant:
     kind: str            # floor | tachyon | tachyon-batch | socket | socket-batch | ring
     batch: int = 64
     needs: tuple = ()    # "tachyon", "zmq", "numpy"
+    floor: str = "floor-pack"  # the no-IPC loop doing the same Python work ("" = none)
 
 
 VARIANTS = [
-    Variant("floor", "seed loop, no IPC (floor)", "floor", "", "floor"),
+    Variant("floor", "seed loop, no IPC (floor)", "floor", "", "floor", floor="floor"),
+    Variant("floor-pack", "pack-then-send loop, no IPC (floor)", "floor-pack", "", "floor"),
     Variant("tachyon-seed", "tachyon: seed pattern (send_zero_copy)", "tachyon-seed", "tachyon",
-            "tachyon", needs=("tachyon",)),
+            "tachyon", needs=("tachyon",), floor="floor"),
     Variant("tachyon-send", "tachyon: send(bytes)", "tachyon-send", "tachyon", "tachyon",
             needs=("tachyon",)),
     Variant("tachyon-packed", "tachyon: send_packed", "tachyon-packed", "tachyon", "tachyon",
             needs=("tachyon",)),
     Variant("tachyon-batch64", "tachyon: send_batch x64", "tachyon-batch", "tachyon",
-            "tachyon-batch", batch=64, needs=("tachyon", "numpy")),
+            "tachyon-batch", batch=64, needs=("tachyon", "numpy"), floor=""),
     Variant("tachyon-batch1024", "tachyon: send_batch x1024", "tachyon-batch", "tachyon",
-            "tachyon-batch", batch=1024, needs=("tachyon", "numpy")),
+            "tachyon-batch", batch=1024, needs=("tachyon", "numpy"), floor=""),
     Variant("stream", "unix stream socket", "stream", "stream", "socket"),
     Variant("stream-x64", "unix stream socket, sends of 64", "stream-x64", "stream",
-            "socket-batch", batch=64, needs=("numpy",)),
+            "socket-batch", batch=64, needs=("numpy",), floor=""),
     Variant("seqpacket", "unix SOCK_SEQPACKET", "seqpacket", "seqpacket", "socket"),
     Variant("fifo", "FIFO (named pipe)", "fifo", "fifo", "socket"),
     Variant("zmq", "ZeroMQ ipc:// PUSH/PULL", "zmq", "zmq", "socket", needs=("zmq",)),
