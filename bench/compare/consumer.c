@@ -571,7 +571,7 @@ int main(int argc, char **argv)
         rc = run_zmq(&r, &o);
     } else if (!strcmp(o.transport, "shmring")) {
         if (!o.capacity)
-            o.capacity = 1u << 14;
+            o.capacity = 1u << 13; /* as many ticks as tachyon's 1 MiB ring holds */
         if (o.capacity & (o.capacity - 1)) {
             fprintf(stderr, "consumer: --capacity must be a power of two for shmring\n");
             return 2;

@@ -17,7 +17,6 @@ speed. Exit status: 0 when every run delivered every message in order.
 """
 
 import argparse
-import json
 import os
 import shutil
 import signal
