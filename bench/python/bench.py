@@ -116,6 +116,7 @@ class Bench:
         with tachyon.Bus.connect(path, timeout=10) as bus:
             secs = fn(bus, n)
             bus.send(bytes(TICK_SIZE), 0)  # sentinel
+            bus.flush()
             out = sink.communicate(timeout=60)[0].split()
         got = int(out[1])
         if got < n:
@@ -221,6 +222,7 @@ def main():
     ap.add_argument("--peer", required=True, help="the c_peer program")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="fewer messages (a smoke test)")
+    ap.add_argument("--sections", default="1,2,3,4", help="which of the four to run")
     args = ap.parse_args()
     b = Bench(os.path.abspath(args.peer))
     scale = 10 if args.quick else 1
@@ -230,9 +232,22 @@ def main():
     print("tachyon-ipc %s Python benchmarks (median of %d runs)" % (tachyon.__version__, args.runs))
     print("machine: " + machine())
 
+    sections = set(args.sections.split(","))
+    if "1" in sections:
+        seed_vs_floor(b, args.runs, n_seed)
+    if "2" in sections:
+        per_message(b, args.runs, n_send)
+    if "3" in sections:
+        batch_send(b, args.runs, n_batch)
+    if "4" in sections:
+        receive(b, args.runs, n_recv)
+    print("\nmachine: " + machine())
+
+
+def seed_vs_floor(b, runs, n_seed):
     print("\n1. The seed's producer loop (%d MarketTicks, 32 B) vs its no-IPC floor" % n_seed)
     buf = bytearray(TICK_SIZE)
-    r = medians(args.runs, [
+    r = medians(runs, [
         ("floor", lambda: n_seed / floor_loop(buf, n_seed)),
         ("seed", lambda: b.to_c_sink(seed_loop, n_seed)),
     ])
@@ -240,8 +255,11 @@ def main():
     line("seed loop: send_zero_copy into the ring", r["seed"],
          "ratio %.2fx of the floor (goal >= 0.8x)" % (r["seed"] / r["floor"]))
 
+
+
+def per_message(b, runs, n_send):
     print("\n2. Per-message send (%d x 32 B) vs a pure-Python SPSC ring (pyring.py)" % n_send)
-    r = medians(args.runs, [
+    r = medians(runs, [
         ("t_packed", lambda: b.to_c_sink(packed_loop, n_send)),
         ("p_packed", lambda: b.to_pyring(packed_loop, n_send)),
         ("t_bytes", lambda: b.to_c_sink(bytes_loop, n_send)),
@@ -253,10 +271,10 @@ def main():
     line("pure-Python ring: copy a bytes payload", r["p_bytes"])
     line("tachyon bus.send(bytes, type)", r["t_bytes"],
          "ratio %.2fx (goal >= 1.2x)" % (r["t_bytes"] / r["p_bytes"]))
-    fastest = max(r["t_packed"], r["t_bytes"])
-    print("  fastest per-message send vs the ring doing the same: %.2fx / %.2fx" % (
-        r["t_packed"] / r["p_packed"], r["t_bytes"] / r["p_bytes"]))
 
+
+
+def batch_send(b, runs, n_batch):
     print("\n3. send_batch of 32-byte records (%d records per call)" % n_batch)
     records = bytearray(32 * n_batch)
     for i in range(0, n_batch, 4096):
@@ -268,11 +286,14 @@ def main():
         assert sent == n
         return time.perf_counter() - t0
 
-    r = medians(args.runs, [("batch", lambda: b.to_c_sink(batch, n_batch))])
+    r = medians(runs, [("batch", lambda: b.to_c_sink(batch, n_batch))])
     line("bus.send_batch(buffer, 32, type)", r["batch"], "(goal >= 20 M msg/s)")
 
+
+
+def receive(b, runs, n_recv):
     print("\n4. Receive from a C producer (%d x 32 B)" % n_recv)
-    r = medians(args.runs, [
+    r = medians(runs, [
         ("iter", lambda: b.from_c_producer(recv_iter, n_recv)),
         ("zc", lambda: b.from_c_producer(recv_zero_copy, n_recv)),
         ("batch", lambda: b.from_c_producer(recv_batch, n_recv)),
@@ -280,8 +301,6 @@ def main():
     line("for msg in bus (copies)", r["iter"], "(goal >= 1.2 M msg/s)")
     line("with bus.recv_zero_copy() as rx", r["zc"], "(goal >= 1.6 M msg/s)")
     line("with bus.drain_batch() as batch: for item in batch", r["batch"])
-    print("\nmachine: " + machine())
-    del fastest
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ static PyObject *batch_finished_error(BatchObject *b)
     return NULL;
 }
 
-static PyObject *batch_enter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *batch_enter(PyObject *self, PyObject *unused)
 {
     BatchObject *b = (BatchObject *)self;
     if (b->hold != TPY_ACTIVE)
@@ -193,6 +193,12 @@ static void batch_dealloc(BatchObject *b)
     PyObject_GC_Del(b);
     Py_DECREF(tp);
 }
+
+/* Installed by guardmeth.c as per-object cached bound methods. */
+static PyMethodDef batch_enter_exit[] = {
+    {"__enter__", (PyCFunction)batch_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))batch_exit, METH_FASTCALL, NULL},
+};
 
 static PyMethodDef batch_methods[] = {
     {"release", (PyCFunction)batch_release, METH_NOARGS,
@@ -321,7 +327,7 @@ int tpy_batch_type_init(PyObject *module, tpy_state *st)
 {
     st->Batch_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &batch_spec, NULL);
     if (!st->Batch_Type ||
-        tpy_install_guard_methods(st, st->Batch_Type, batch_enter, batch_exit) < 0 ||
+        tpy_install_guard_methods(st, st->Batch_Type, batch_enter_exit) < 0 ||
         PyModule_AddObjectRef(module, "Batch", (PyObject *)st->Batch_Type) < 0)
         return -1;
     st->BatchItem_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &item_spec, NULL);

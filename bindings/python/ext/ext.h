@@ -58,7 +58,6 @@ typedef struct {
     PyTypeObject *Batch_Type;
     PyTypeObject *BatchItem_Type;
     PyTypeObject *Message_Type;
-    PyTypeObject *GuardMethod_Type;
     PyTypeObject *GuardDescr_Type;
     PyObject *TachyonError;
     PyObject *PeerDeadError;
@@ -225,10 +224,8 @@ PyObject *tpy_bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssize_t
 void tpy_batch_bus_closing(BatchObject *b);
 
 /* guardmeth.c: install __enter__/__exit__ on a guard type. */
-typedef PyObject *(*tpy_guard_fn)(PyObject *guard, PyObject *const *args, Py_ssize_t nargs);
 int tpy_guardmeth_types_init(PyObject *module, tpy_state *st);
-int tpy_install_guard_methods(tpy_state *st, PyTypeObject *type, tpy_guard_fn enter,
-                              tpy_guard_fn exit);
+int tpy_install_guard_methods(tpy_state *st, PyTypeObject *type, PyMethodDef *defs);
 int tpy_guard_unreferenced(PyObject *guard);
 int tpy_guard_traverse(PyObject *guard, visitproc visit, void *arg);
 void tpy_guard_clear_bound(PyObject *guard);

@@ -382,7 +382,7 @@ static int module_exec(PyObject *mod)
 
 #define STATE_OBJECTS(X)                                                                     \
     X(Bus_Type) X(TxGuard_Type) X(RxGuard_Type) X(Batch_Type) X(BatchItem_Type) X(Message_Type) \
-    X(GuardMethod_Type) X(GuardDescr_Type) \
+    X(GuardDescr_Type) \
     X(TachyonError) X(PeerDeadError) X(RingFullError) X(TimeoutError) X(struct_Struct)        \
     X(kw_size) X(kw_type_id) X(kw_timeout) X(kw_data) X(kw_max_msgs) X(kw_record_size)        \
     X(kw_path) X(kw_capacity) X(kw_pack_into)

@@ -111,7 +111,7 @@ static PyObject *finished_error(RxGuardObject *g)
     return NULL;
 }
 
-static PyObject *rxguard_enter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *rxguard_enter(PyObject *self, PyObject *unused)
 {
     RxGuardObject *g = (RxGuardObject *)self;
     if (g->hold != TPY_ACTIVE)
@@ -230,6 +230,12 @@ static void rxguard_dealloc(RxGuardObject *g)
     Py_DECREF(tp);
 }
 
+/* Installed by guardmeth.c as per-object cached bound methods. */
+static PyMethodDef rxguard_enter_exit[] = {
+    {"__enter__", (PyCFunction)rxguard_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))rxguard_exit, METH_FASTCALL, NULL},
+};
+
 static PyMethodDef rxguard_methods[] = {
     {"release", (PyCFunction)rxguard_release, METH_NOARGS,
      "Release the message to the producer now (what the with-exit does)."},
@@ -279,7 +285,7 @@ int tpy_rxguard_type_init(PyObject *module, tpy_state *st)
 {
     st->RxGuard_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &rxguard_spec, NULL);
     if (!st->RxGuard_Type ||
-        tpy_install_guard_methods(st, st->RxGuard_Type, rxguard_enter, rxguard_exit) < 0)
+        tpy_install_guard_methods(st, st->RxGuard_Type, rxguard_enter_exit) < 0)
         return -1;
     return PyModule_AddObjectRef(module, "RxGuard", (PyObject *)st->RxGuard_Type);
 }
