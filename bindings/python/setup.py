@@ -58,6 +58,8 @@ ext = Extension(
         "-Wno-unused-parameter",
         "-Wno-missing-field-initializers",
     ],
+    # Calls from the extension into the core bind inside this object (no PLT).
+    extra_link_args=["-Wl,-Bsymbolic"],
 )
 
 setup(

@@ -175,16 +175,34 @@ int tpy_parse_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
 int tpy_timeout_ms(PyObject *obj, int64_t *out_ms);
 int tpy_type_id_slow(PyObject *obj, uint32_t *out);
 
-/* A type_id: an int in [0, 2**32). Inline: it is on every send. */
+/* The value of an exact int that fits one internal digit (0 <= v < 2**30),
+ * read without a call: this is on every send. -1 when it is not one. */
+static inline long tpy_small_int(PyObject *obj)
+{
+    if (!PyLong_CheckExact(obj))
+        return -1;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!PyUnstable_Long_IsCompact((PyLongObject *)obj))
+        return -1;
+    Py_ssize_t v = PyUnstable_Long_CompactValue((PyLongObject *)obj);
+    return v >= 0 ? (long)v : -1;
+#else
+    Py_ssize_t n = Py_SIZE(obj);
+    if (n == 0)
+        return 0;
+    if (n == 1)
+        return (long)((PyLongObject *)obj)->ob_digit[0];
+    return -1;
+#endif
+}
+
+/* A type_id: an int in [0, 2**32). */
 static inline int tpy_type_id(PyObject *obj, uint32_t *out)
 {
-    if (PyLong_CheckExact(obj)) {
-        long v = PyLong_AsLong(obj);
-        if (v >= 0 && v <= 0xFFFFFFFFL) {
-            *out = (uint32_t)v;
-            return 0;
-        }
-        PyErr_Clear();
+    long v = tpy_small_int(obj);
+    if (v >= 0) {
+        *out = (uint32_t)v;
+        return 0;
     }
     return tpy_type_id_slow(obj, out);
 }
