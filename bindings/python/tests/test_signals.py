@@ -10,6 +10,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 import tachyon
 
 SEQ = struct.Struct("<Q")
@@ -139,5 +141,42 @@ def test_keyboard_interrupts_mid_stream_lose_nothing(sock_path):
         assert len(interrupted) == signals
         for sent, seen in zip(sent_at, interrupted):
             assert seen - sent < LATENCY_LIMIT
+    finally:
+        child.kill()
+
+
+BLOCKED_PRODUCER = r"""
+import sys, time, tachyon
+with tachyon.Bus.connect(sys.argv[1], timeout=10) as bus:
+    sent = 0
+    try:
+        while True:
+            bus.send(b"x" * 32, 1)  # blocks once the ring is full
+            sent += 1
+            if sent == 4096 // 128:
+                print("full", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", time.monotonic(), sent, flush=True)
+"""
+
+
+def test_keyboard_interrupt_during_blocking_send(sock_path):
+    child = start_child(BLOCKED_PRODUCER, sock_path)
+    try:
+        with tachyon.Bus.listen(sock_path, 4096, timeout=10) as bus:
+            read_line(child, "full")
+            time.sleep(0.3)  # it now waits for room that never comes
+            sent_at = []
+            sigint_later(child.pid, 0.0, sent_at).join()
+            words = read_line(child, "interrupted")
+            assert float(words[1]) - sent_at[0] < LATENCY_LIMIT
+            assert int(words[2]) == 4096 // 128  # nothing half-sent or lost
+            got = 0
+            with pytest.raises(tachyon.PeerDeadError):
+                while True:
+                    bus.recv(timeout=5)
+                    got += 1
+            assert got == 4096 // 128
+        assert child.wait(10) == 0
     finally:
         child.kill()
