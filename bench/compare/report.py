@@ -158,6 +158,10 @@ def verdict(ok):
 # ---- README.md ---------------------------------------------------------------------
 
 
+def others_text(run):
+    return "-" if run.other_load is None else f"{run.other_load:.2f}"
+
+
 def seed_table(seed):
     named = by_name(seed)
 
@@ -167,17 +171,17 @@ def seed_table(seed):
 
     lines = [
         "| variant | producer M msg/s | spread | x its floor | consumer M msg/s | p50 µs | p90 µs | "
-        "p99 µs | p99.9 µs | max µs | p99 spread µs | all arrived |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|",
+        "p99 µs | p99.9 µs | max µs | p99 spread µs | all arrived | others (cores) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|",
     ]
     for r in seed:
         v = r["variant"]
         if "skipped" in r:
-            lines.append(f"| {v.label} | skipped: {r['skipped']} |" + " |" * 10)
+            lines.append(f"| {v.label} | skipped: {r['skipped']} |" + " |" * 11)
             continue
         med, sp = r["median"], r["spread"]
         if med is None:
-            lines.append(f"| {v.label} | all {len(r['runs'])} runs failed |" + " |" * 10)
+            lines.append(f"| {v.label} | all {len(r['runs'])} runs failed |" + " |" * 11)
             continue
         p, c = med.producer, med.consumer
         rate, floor_rate = p.get("producer_rate"), floor_rate_of(v)
@@ -189,7 +193,7 @@ def seed_table(seed):
             f"{mps(c.get('consumer_rate')) if c else '-'} | {us(c.get('p50_ns')) if c else '-'} | "
             f"{us(c.get('p90_ns')) if c else '-'} | {us(c.get('p99_ns')) if c else '-'} | "
             f"{us(c.get('p999_ns')) if c else '-'} | {us(c.get('max_ns')) if c else '-'} | "
-            f"{spread_text(sp, 'p99_ns', us)} | {arrived} |")
+            f"{spread_text(sp, 'p99_ns', us)} | {arrived} | {others_text(med)} |")
     return lines
 
 
@@ -268,6 +272,9 @@ HOW = """\
 - Producer and consumer are pinned to CPUs 0 and 1 (unless `--no-pin`). Every variant
   runs RUNS times; the table shows the median run by producer throughput and the spread
   (min–max) over the runs. Every run checks that every tick arrived once, in order.
+  "others (cores)" is how many cores other processes kept busy, on average, during the
+  median run (from `/proc/stat`, minus this benchmark's own processes): above ~0.1 the
+  run shared the machine and its tail latencies show other programs' time slices.
 - Python receive: `bench/compare/c_producer.c` sends the same ticks as fast as the ring
   takes them to `bench/compare/receivers.py`, which reads each tick's sequence number
   with each receive API; the rate is the Python consumer's.
@@ -329,7 +336,8 @@ def write_readme(path, machine, args, seed, pyrecv, native, plots):
 
 def as_json(seed, pyrecv, native, machine, args):
     def run_dict(r):
-        return {"ok": r.ok, "producer": r.producer, "consumer": r.consumer, "error": r.error}
+        return {"ok": r.ok, "producer": r.producer, "consumer": r.consumer, "error": r.error,
+                "other_load": r.other_load}
 
     out = {"machine": machine, "count": args.count, "runs_per_variant": args.runs,
            "seed_workload": [], "python_receive": pyrecv, "native": native}

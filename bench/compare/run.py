@@ -75,6 +75,7 @@ VARIANTS = [
 ]
 
 PYRECV_MODES = ["iter", "zero-copy", "drain-batch"]
+QUIET_BUDGET_S = 120  # the most --wait-quiet may add to one whole run
 
 
 # ---- small helpers ------------------------------------------------------------
@@ -240,6 +241,7 @@ class Run:
     consumer: dict = field(default_factory=dict)
     dump: str = ""
     error: str = ""
+    other_load: float = None  # cores other processes kept busy during the run
 
 
 def stop(proc):
@@ -259,6 +261,16 @@ def endpoint_for(variant, tmp, index):
 
 
 def run_variant_once(variant, count, index, tmp, args):
+    """One run, timed against the rest of the machine: how busy other
+    processes kept it is recorded with the figures."""
+    wait_for_quiet(args)
+    before = cpu_snapshot()
+    run = run_variant_processes(variant, count, index, tmp, args)
+    run.other_load = other_load(before, cpu_snapshot())
+    return run
+
+
+def run_variant_processes(variant, count, index, tmp, args):
     endpoint = endpoint_for(variant, tmp, index)
     dump = os.path.join(tmp, f"{variant.name}-{index}.lat")
     limit = args.timeout
@@ -355,6 +367,8 @@ def describe(run):
     if c:
         text += (f", consumer {c['consumer_rate'] / 1e6:6.3f} M msg/s, p50 {c['p50_ns']} ns, "
                  f"p99 {c['p99_ns']} ns, p99.9 {c['p999_ns']} ns, max {c['max_ns']} ns")
+    if run.other_load is not None:
+        text += f", others {run.other_load:.2f} cores"
     return text
 
 
@@ -448,6 +462,22 @@ def cpu_snapshot():
     return busy, ours, time.monotonic()
 
 
+def wait_for_quiet(args):
+    """With --wait-quiet S: before a run, wait up to S seconds (and at most
+    QUIET_BUDGET_S in a whole run) until other processes use less than a
+    tenth of a core, so bursts of other work spoil fewer runs."""
+    if args.wait_quiet <= 0 or args.quiet_budget <= 0:
+        return
+    start = time.monotonic()
+    while time.monotonic() - start < args.wait_quiet and args.quiet_budget > 0:
+        before = cpu_snapshot()
+        time.sleep(0.25)
+        load = other_load(before, cpu_snapshot())
+        args.quiet_budget -= 0.25
+        if load is None or load < 0.1:
+            return
+
+
 def other_load(before, after):
     """Cores kept busy by other processes, on average, between two snapshots."""
     if not before or not after or after[2] <= before[2]:
@@ -476,6 +506,9 @@ def parse_args(argv):
                     help="the consumer's tachyon receive: drain_batch + one commit for what is "
                          "there (default, like the socket readers), or one acquire/commit per "
                          "message as the seed's Rust consumer does")
+    ap.add_argument("--wait-quiet", type=float,
+                    help="before each run wait up to this many seconds for other processes to "
+                         "go quiet (default 3, smoke 0; at most %d s in all)" % QUIET_BUDGET_S)
     ap.add_argument("--timeout", type=int, default=60, help="seconds allowed per run")
     args = ap.parse_args(argv)
     args.cmdline = " ".join(["python3", "bench/compare/run.py",
@@ -484,6 +517,9 @@ def parse_args(argv):
         args.count = 2000 if args.smoke else 500_000
     if args.runs is None:
         args.runs = 1 if args.smoke else 3
+    if args.wait_quiet is None:
+        args.wait_quiet = 0.0 if args.smoke else 3.0
+    args.quiet_budget = QUIET_BUDGET_S
     if args.smoke:
         args.timeout = min(args.timeout, 30)
     return args
