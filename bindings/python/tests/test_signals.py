@@ -112,6 +112,10 @@ def test_keyboard_interrupt_during_blocking_receive_loses_nothing(sock_path):
         child.kill()
 
 
+# CPython 3.13.0 lets a KeyboardInterrupt raised by the eval loop inside a
+# for-loop escape every enclosing try (reproduced in pure Python, without
+# tachyon), so the child cannot catch it there.
+@pytest.mark.skipif(sys.version_info[:3] == (3, 13, 0), reason="CPython 3.13.0 signal bug")
 def test_keyboard_interrupts_mid_stream_lose_nothing(sock_path):
     n, chunk, signals = 60_000, 3000, 6
     child = start_child(CONSUMER, sock_path, n)
