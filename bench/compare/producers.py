@@ -286,18 +286,25 @@ SHM_RING_DATA = 192
 
 
 def attach_shared_memory(name):
-    from multiprocessing import shared_memory
+    """Attach to the consumer's segment without Python's resource tracker.
+
+    Before 3.13 attaching registers the segment with the tracker, which would
+    unlink the consumer's segment when we exit, and starting the tracker
+    spawns a second Python process next to the timed loop (it took the
+    producer's CPU for a whole 4 ms scheduler tick in every run). 3.13+ has
+    track=False; before it, registration is switched off while we attach."""
+    from multiprocessing import resource_tracker, shared_memory
 
     def attach():
         try:
             shm = shared_memory.SharedMemory(name=name, track=False)  # 3.13+
         except TypeError:
-            shm = shared_memory.SharedMemory(name=name)
-            # Before 3.13 attaching registers the segment with the resource
-            # tracker, which would unlink the consumer's segment when we exit.
-            from multiprocessing import resource_tracker
-
-            resource_tracker.unregister(shm._name, "shared_memory")
+            register = resource_tracker.register
+            resource_tracker.register = lambda *a, **k: None
+            try:
+                shm = shared_memory.SharedMemory(name=name)
+            finally:
+                resource_tracker.register = register
         if struct.unpack_from("<I", shm.buf, 0)[0] != SHM_RING_MAGIC:
             shm.close()
             raise OSError("ring not formatted yet")

@@ -272,9 +272,10 @@ HOW = """\
 - Producer and consumer are pinned to CPUs 0 and 1 (unless `--no-pin`). Every variant
   runs RUNS times; the table shows the median run by producer throughput and the spread
   (min–max) over the runs. Every run checks that every tick arrived once, in order.
-  "others (cores)" is how many cores other processes kept busy, on average, during the
-  median run (from `/proc/stat`, minus this benchmark's own processes): above ~0.1 the
-  run shared the machine and its tail latencies show other programs' time slices.
+  "others (cores)" is how many cores other work kept busy, on average, during the
+  median run: all CPU time in `/proc/stat` (processes, interrupts, the hypervisor's
+  steal) minus this benchmark's own processes. Above ~0.1 the run shared the machine
+  and its tail latencies show other programs' time slices.
 - Python receive: `bench/compare/c_producer.c` sends the same ticks as fast as the ring
   takes them to `bench/compare/receivers.py`, which reads each tick's sequence number
   with each receive API; the rate is the Python consumer's.
