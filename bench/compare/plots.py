@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 COLORS = {"floor": "#999999", "tachyon": "#d62728", "tachyon-batch": "#ff7f0e",
           "socket": "#1f77b4", "socket-batch": "#17becf", "ring": "#2ca02c"}
-PERCENTILES = [50, 90, 99, 99.9, 99.99]
+PERCENTILES = [50, 90, 99, 99.9, 99.99, 99.999]
 
 
 def measured(seed):

@@ -218,10 +218,11 @@ def native_tables(native):
                   "| variant | p50 ns | p90 ns | p99 ns | p99.9 ns | p50 / floor |",
                   "|---|--:|--:|--:|--:|--:|"]
         for r in pp["rows"]:
-            ratio = r.get("ratio_p50")
+            floor = next((f for f in pp["rows"] if f.get("variant") == "floor"), None)
+            ratio = (f"{r['p50_ns'] / floor['p50_ns']:.2f}"
+                     if floor and floor.get("p50_ns") and "p50_ns" in r else "-")
             lines.append(f"| {r.get('variant')} | {r.get('p50_ns')} | {r.get('p90_ns')} | "
-                         f"{r.get('p99_ns')} | {r.get('p999_ns')} | "
-                         f"{'1.00' if r.get('variant') == 'floor' else ratio} |")
+                         f"{r.get('p99_ns')} | {r.get('p999_ns')} | {ratio} |")
         lines.append("")
     elif pp:
         lines += [f"pingpong: {pp.get('skipped') or pp.get('error', 'no RESULT lines')}", ""]
