@@ -271,8 +271,11 @@ HOW = """\
   head; it needs no kernel call and its reader spins. Both rings hold 8,192 ticks
   (tachyon: 1 MiB, 128 bytes a slot with its header; the hand-rolled ring: 32 bytes a slot).
 - Producer and consumer are pinned to CPUs 0 and 1 (unless `--no-pin`). Every variant
-  runs RUNS times; the table shows the median run by producer throughput and the spread
-  (min–max) over the runs. Every run checks that every tick arrived once, in order.
+  runs RUNS times, in rounds; the table shows the median run and the spread (min–max)
+  over the runs. The median run is the one with the median p99 latency (for the floors,
+  the median throughput): bursts of other work on a shared machine show first in the
+  tail, so one spoiled run in three does not become the reported one. Every run checks
+  that every tick arrived once, in order.
   "others (cores)" is how many cores other work kept busy, on average, during the
   median run: all CPU time in `/proc/stat` (processes, interrupts, the hypervisor's
   steal) minus this benchmark's own processes. Above ~0.1 the run shared the machine
