@@ -70,8 +70,8 @@ def throughput_plot(path, seed):
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.5))
     y = np.arange(len(rows))
     ax.barh(y, rates, xerr=err, color=colors, capsize=3)
-    for yi, rate in zip(y, rates):
-        ax.text(rate * 1.05, yi, f"{rate:.2f}", va="center", fontsize=8)
+    for yi, rate, top in zip(y, rates, hi):
+        ax.text(max(rate, top) * 1.08, yi, f"{rate:.2f}", va="center", fontsize=8)
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()
