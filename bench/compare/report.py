@@ -242,6 +242,11 @@ def native_tables(native):
 HOW = """\
 ## How it was measured
 
+Reproduce with `make bench-compare` (this page, the plots and `results.json`, under a
+minute plus installs), `make test-bench-smoke` (tiny counts, checks only that every tick
+arrives and the report is whole) or `python3 bench/compare/run.py --help` (counts, runs,
+single variants, `--tachyon-rx single` for the seed consumer's per-message receive).
+
 - **Workload** (the seed's): MarketTicks of 32 bytes, `<8sdIQ4x` (symbol, price,
   quantity, timestamp, padding). The producer is Python (`bench/compare/producers.py`,
   one `--variant` per row); quantity carries the tick's index and the timestamp is
