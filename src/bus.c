@@ -16,6 +16,7 @@
 
 #include "barrier.h"
 #include "internal.h"
+#include "ring.h"
 
 /* How often a waiting producer checks that the consumer is still there. */
 #define TX_LIVENESS_CHECK_MS 10
@@ -316,7 +317,9 @@ int tachyon_peer_alive(tachyon_bus_t *bus)
 /* ---- Producer ------------------------------------------------------------ */
 
 /* Fatal here, or declared fatal by the peer through the shared state word
- * (so the data calls agree with tachyon_get_state). */
+ * (so the data calls agree with tachyon_get_state). The fast paths look only
+ * at our own flag; this runs whenever a call finds nothing to do (empty,
+ * full) and before every wait. */
 static int bus_fatal_anywhere(tachyon_bus_t *bus)
 {
     if (bus_is_fatal(bus))
@@ -330,7 +333,7 @@ static int bus_fatal_anywhere(tachyon_bus_t *bus)
 
 static int tx_usable(tachyon_bus_t *bus)
 {
-    if (bus_fatal_anywhere(bus)) {
+    if (unlikely(bus_is_fatal(bus))) {
         bus_set_error(bus, TACHYON_ERR_FATAL);
         return 0;
     }
@@ -342,9 +345,19 @@ void *tachyon_acquire_tx(tachyon_bus_t *bus, size_t max_payload_size)
     if (!bus || !tx_usable(bus))
         return NULL;
     void *p = ring_acquire_tx(bus, max_payload_size);
-    if (!p && tachyon_bus_last_error(bus) == TACHYON_ERR_FULL && !wait_peer_alive(bus))
+    if (likely(p != NULL)) {
+        bus->tx.full_polls = 0;
+        return p;
+    }
+    /* A caller polling a full ring must learn when the consumer is gone, but
+     * a liveness check is a system call: look once, then every 1024 polls. */
+    if (tachyon_bus_last_error(bus) != TACHYON_ERR_FULL)
+        return NULL;
+    if (bus_fatal_anywhere(bus))
+        bus_set_error(bus, TACHYON_ERR_FATAL);
+    else if ((bus->tx.full_polls++ & 1023) == 0 && !wait_peer_alive(bus))
         bus_set_error(bus, TACHYON_ERR_PEER_DEAD);
-    return p;
+    return NULL;
 }
 
 static int sleep_us(long us)
@@ -406,7 +419,7 @@ void tachyon_flush(tachyon_bus_t *bus)
 
 static int rx_usable(tachyon_bus_t *bus)
 {
-    if (bus_fatal_anywhere(bus)) {
+    if (unlikely(bus_is_fatal(bus))) {
         bus_set_error(bus, TACHYON_ERR_FATAL);
         return 0;
     }
@@ -416,7 +429,7 @@ static int rx_usable(tachyon_bus_t *bus)
 /* Nothing to read: say why (empty, peer gone after the last message, fatal). */
 static void *rx_nothing(tachyon_bus_t *bus)
 {
-    if (bus_is_fatal(bus))
+    if (bus_fatal_anywhere(bus))
         bus_set_error(bus, TACHYON_ERR_FATAL);
     else if (local_flag_load(&bus->peer_gone))
         bus_set_error(bus, TACHYON_ERR_PEER_DEAD);
@@ -429,7 +442,7 @@ const void *tachyon_acquire_rx(tachyon_bus_t *bus, uint32_t *out_type_id, size_t
 {
     if (!bus || !rx_usable(bus))
         return NULL;
-    const void *p = ring_try_rx(bus, out_type_id, out_actual_size);
+    const void *p = ring_try_rx_inline(bus, out_type_id, out_actual_size);
     return p ? p : rx_nothing(bus);
 }
 
@@ -474,10 +487,8 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
             return TACHYON_SUCCESS;
         if (local_flag_load(&bus->peer_gone))
             return TACHYON_ERR_PEER_DEAD;
-        if (observe_state(&bus->hdr->state) == TACHYON_STATE_FATAL_ERROR) {
-            bus_set_fatal(bus); /* the peer found the ring corrupt */
-            return TACHYON_ERR_FATAL;
-        }
+        if (bus_fatal_anywhere(bus))
+            return TACHYON_ERR_FATAL; /* the peer found the ring corrupt */
         int64_t left = deadline < 0 ? TACHYON_SLEEP_SLICE_MS : deadline - wait_now_ms();
         if (left <= 0)
             return TACHYON_ERR_TIMEOUT;
@@ -525,6 +536,11 @@ const void *tachyon_acquire_rx_timeout(tachyon_bus_t *bus, uint32_t *out_type_id
 const void *tachyon_acquire_rx_blocking(tachyon_bus_t *bus, uint32_t *out_type_id, size_t *out_actual_size,
                                         uint32_t spin_threshold)
 {
+    if (likely(bus && !bus_is_fatal(bus))) {
+        const void *p = ring_try_rx_inline(bus, out_type_id, out_actual_size);
+        if (p)
+            return p; /* already published: no wait, no deadline */
+    }
     return tachyon_acquire_rx_timeout(bus, out_type_id, out_actual_size, spin_threshold, -1);
 }
 

@@ -35,7 +35,9 @@
 
 /* Producer-private ring state: never read by the consumer. */
 struct tachyon_tx_state {
-    uint64_t head;          /* next free byte (committed and published) */
+    uint64_t head;          /* next free byte (committed, and skip markers) */
+    uint64_t published;     /* the head value last stored in the segment */
+    uint32_t full_polls;    /* consecutive "full" results, to pace liveness checks */
     uint64_t cached_tail;   /* last tail seen; refreshed only when short of room */
     uint64_t pending_pos;   /* start of the acquired slot */
     uint32_t pending_size;  /* reserved bytes of the acquired slot; 0 = none */

@@ -22,6 +22,7 @@
 
 #include "barrier.h"
 #include "internal.h"
+#include "ring.h"
 
 static inline tachyon_msg_header_t *header_at(struct tachyon_bus *bus, uint64_t pos)
 {
@@ -51,6 +52,7 @@ void ring_attach(struct tachyon_bus *bus)
         return;
     }
     bus->tx.head = head;
+    bus->tx.published = head;
     bus->tx.cached_tail = tail;
     bus->rx.tail = tail;
     bus->rx.cached_head = head;
@@ -85,6 +87,7 @@ static int tx_refresh_tail_has_room(struct tachyon_bus *bus, uint64_t bytes)
 void ring_publish_head(struct tachyon_bus *bus)
 {
     tachyon_segment_header_t *hdr = bus->hdr;
+    bus->tx.published = bus->tx.head;
     if (peek_sleeper_word(&hdr->consumer_sleeping) == TACHYON_CONSUMER_PURE_SPIN) {
         publish_head(&hdr->head, bus->tx.head); /* A: pairs with B */
         return;
@@ -107,8 +110,10 @@ static void write_skip_marker(struct tachyon_bus *bus, uint64_t pos, uint64_t to
 static void *tx_full(struct tachyon_bus *bus)
 {
     /* Never wait holding unpublished progress (a skip marker): the consumer
-     * needs to see it to free the room we are waiting for. */
-    if (!bus_is_fatal(bus))
+     * needs to see it to free the room we are waiting for. Everything else
+     * was published by its commit, so a caller polling a full ring costs the
+     * consumer nothing. */
+    if (!bus_is_fatal(bus) && bus->tx.published != bus->tx.head)
         ring_publish_head(bus);
     return fail_null(bus, bus_is_fatal(bus) ? TACHYON_ERR_FATAL : TACHYON_ERR_FULL);
 }
@@ -234,13 +239,6 @@ static int rx_refresh_head(struct tachyon_bus *bus)
 int ring_has_unread(struct tachyon_bus *bus)
 {
     return bus->rx.cached_head != bus->rx.tail || observe_head(&bus->hdr->head) != bus->rx.tail;
-}
-
-/* A message header as read once from shared memory, and its checks. */
-static inline int slot_valid(uint32_t size, uint32_t reserved, uint64_t to_end, uint64_t avail)
-{
-    return reserved >= TACHYON_MSG_HEADER && (reserved & (TACHYON_MSG_ALIGN - 1)) == 0 &&
-           reserved <= to_end && reserved <= avail && size <= reserved - TACHYON_MSG_HEADER;
 }
 
 /* Consume a skip marker found at the committed tail: it frees room for the
