@@ -130,8 +130,52 @@ void tpy_txguard_bus_closing(TxGuardObject *g)
     guard_let_go(g);
 }
 
+static PyObject *send_zero_copy_general(BusObject *self, PyObject *const *args,
+                                        Py_ssize_t nargs, PyObject *kwnames);
+
+/* An idle pooled guard, found without a call (borrowed), or NULL. */
+static inline TxGuardObject *idle_pooled_guard(BusObject *bus)
+{
+    for (int i = 0; i < TPY_GUARD_POOL; i++) {
+        TxGuardObject *g = bus->tx_pool[i];
+        if (g && pooled_guard_free(g))
+            return g;
+    }
+    return NULL;
+}
+
+/*
+ * send_zero_copy(size, type_id=0, *, timeout=None). The seed's call,
+ * send_zero_copy(size=N, type_id=T) with the same N as last time, a small T,
+ * an open bus with no slot held, room in the ring and an idle pooled guard,
+ * takes the straight path below; anything else, including every error, goes
+ * the general way, which checks and explains everything.
+ */
 PyObject *tpy_bus_send_zero_copy(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
                                  PyObject *kwnames)
+{
+    tpy_state *st = self->st;
+    if (nargs == 0 && kwnames && PyTuple_GET_SIZE(kwnames) == 2 &&
+        PyTuple_GET_ITEM(kwnames, 0) == st->kw_size &&
+        PyTuple_GET_ITEM(kwnames, 1) == st->kw_type_id && args[0] == self->last_size_obj &&
+        self->bus && !self->tx_holder && !self->tx_waiting && self->liveness_countdown > 1) {
+        long type_id = tpy_small_int(args[1]);
+        TxGuardObject *g = idle_pooled_guard(self);
+        if (type_id >= 0 && g) {
+            void *slot = tachyon_acquire_tx(self->bus, (size_t)self->last_size);
+            if (slot) {
+                self->liveness_countdown--;
+                guard_hold_slot(g, self, slot, self->last_size, args[0], (uint32_t)type_id);
+                prefetch_next_slot(slot, self->last_size);
+                return Py_NewRef(g);
+            }
+        }
+    }
+    return send_zero_copy_general(self, args, nargs, kwnames);
+}
+
+static PyObject *send_zero_copy_general(BusObject *self, PyObject *const *args,
+                                        Py_ssize_t nargs, PyObject *kwnames)
 {
     tpy_state *st = self->st;
     PyObject *a[3];
