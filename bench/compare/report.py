@@ -36,7 +36,8 @@ def git_commit(root):
         return p.stdout.strip() if p.returncode == 0 else ""
 
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--untracked-files=no"):
+    # Our own output does not count: the previous run's results are always there.
+    if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"):
         commit += " (with uncommitted changes)"
     return commit
 
