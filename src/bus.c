@@ -206,8 +206,15 @@ static tachyon_error_t attach_received(int fd, const tachyon_handshake_t *hs,
     if (err != TACHYON_SUCCESS)
         return err;
     err = shm_check_header(bus->hdr, capacity);
-    if (err == TACHYON_SUCCESS && observe_state(&bus->hdr->state) != TACHYON_STATE_READY)
+    uint32_t state = observe_state(&bus->hdr->state);
+    if (err == TACHYON_SUCCESS && state == TACHYON_STATE_FATAL_ERROR)
+        err = TACHYON_ERR_FATAL;
+    else if (err == TACHYON_SUCCESS && state != TACHYON_STATE_READY && state != TACHYON_STATE_DISCONNECTED)
         err = TACHYON_ERR_ABI_MISMATCH;
+    /* DISCONNECTED: the listener sent its messages and left before we mapped
+     * the segment. They are ours to read; then the peer is gone. */
+    if (err == TACHYON_SUCCESS && state == TACHYON_STATE_DISCONNECTED)
+        local_flag_store(&bus->peer_gone, 1);
     if (err == TACHYON_SUCCESS) {
         ring_attach(bus);
         if (bus_is_fatal(bus))

@@ -270,6 +270,10 @@ static void hdr_bad_capacity(struct fake *f) { f->capacity = CAP * 2; }
 static void hdr_bad_alignment(struct fake *f) { f->msg_alignment = 128; }
 static void hdr_initializing(struct fake *f) { f->state = TACHYON_STATE_INITIALIZING; }
 static void hdr_uninitialized(struct fake *f) { f->state = TACHYON_STATE_UNINITIALIZED; }
+static void hdr_fatal(struct fake *f) { f->state = TACHYON_STATE_FATAL_ERROR; }
+/* A listener that sent and left before we mapped: accepted (its messages are
+ * readable; then the peer is gone). */
+static void hdr_disconnected(struct fake *f) { f->state = TACHYON_STATE_DISCONNECTED; }
 static void hdr_head_past_tail(struct fake *f) { f->head = 2 * CAP; f->tail = 0; }
 static void hdr_head_behind_tail(struct fake *f) { f->head = 0; f->tail = 64; }
 static void hdr_head_unaligned(struct fake *f) { f->head = 65; f->tail = 0; }
@@ -318,6 +322,8 @@ int main(int argc, char **argv)
     run_case("segment header msg_alignment", hdr_bad_alignment, TACHYON_ERR_ABI_MISMATCH);
     run_case("segment state INITIALIZING", hdr_initializing, TACHYON_ERR_ABI_MISMATCH);
     run_case("segment state UNINITIALIZED", hdr_uninitialized, TACHYON_ERR_ABI_MISMATCH);
+    run_case("segment state FATAL", hdr_fatal, TACHYON_ERR_FATAL);
+    run_case("segment state DISCONNECTED (listener already left: accepted)", hdr_disconnected, TACHYON_SUCCESS);
     run_case("segment head - tail > capacity", hdr_head_past_tail, TACHYON_ERR_FATAL);
     run_case("segment tail ahead of head", hdr_head_behind_tail, TACHYON_ERR_FATAL);
     run_case("segment head not 64-aligned", hdr_head_unaligned, TACHYON_ERR_FATAL);
