@@ -327,17 +327,10 @@ static void test_live_listener_other_spelling(void)
     sec_case_end();
 }
 
-/*
- * The connector's side of the same question: a listener run by another uid
- * (it bound the path first, e.g. in /tmp, and made its socket reachable)
- * hands us a segment it controls. The connector refuses it by default, as
- * the listener refuses a foreign connector.
- */
-static void test_foreign_listener_refused(void)
+/* A child that becomes uid 65534 and listens at `path`, admitting root; its
+ * exit status is the listen result. */
+static pid_t fork_foreign_listener(const char *path)
 {
-    sec_case_begin("listener of another uid refused by the connector");
-    char path[108];
-    sec_socket_path(path, sizeof(path), "foreign");
     pid_t pid = fork();
     if (pid == 0) {
         alarm(10);
@@ -353,6 +346,21 @@ static void test_foreign_listener_refused(void)
         tachyon_bus_destroy(bus);
         _exit((int)err);
     }
+    return pid;
+}
+
+/*
+ * The connector's side of the same question: a listener run by another uid
+ * (it bound the path first, e.g. in /tmp, and made its socket reachable)
+ * hands us a segment it controls. The connector refuses it by default, as
+ * the listener refuses a foreign connector.
+ */
+static void test_foreign_listener_refused(void)
+{
+    sec_case_begin("listener of another uid refused by the connector");
+    char path[108];
+    sec_socket_path(path, sizeof(path), "foreign");
+    pid_t pid = fork_foreign_listener(path);
     CHECK(wait_for_socket(path), "socket file never appeared");
     tachyon_bus_t *c = NULL;
     tachyon_error_t err = tachyon_bus_connect_timeout(path, 2000, &c);
@@ -369,21 +377,7 @@ static void test_foreign_listener_allowed(void)
     sec_case_begin("listener of another uid admitted by the connector's allowlist");
     char path[108];
     sec_socket_path(path, sizeof(path), "foreign-ok");
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(10);
-        if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0)
-            _exit(100);
-        tachyon_listen_opts_t opts;
-        tachyon_listen_opts_init(&opts, RING);
-        opts.timeout_ms = 3000;
-        tachyon_listen_opts_allow_uid(&opts, 0);
-        tachyon_bus_t *bus = NULL;
-        tachyon_error_t err = tachyon_bus_listen_ex(path, &opts, &bus);
-        sec_sleep_ms(100);
-        tachyon_bus_destroy(bus);
-        _exit((int)err);
-    }
+    pid_t pid = fork_foreign_listener(path);
     CHECK(wait_for_socket(path), "socket file never appeared");
     uid_t allowed = NOBODY;
     tachyon_bus_t *c = NULL;
