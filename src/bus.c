@@ -488,14 +488,12 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
     int64_t deadline = timeout_ms < 0 ? -1 : wait_now_ms() + timeout_ms;
     uint32_t spins = 0;
     for (;;) {
-        if (bus_is_fatal(bus))
-            return TACHYON_ERR_FATAL;
+        if (bus_fatal_anywhere(bus))
+            return TACHYON_ERR_FATAL; /* we, or the peer, found the ring corrupt */
         if (ring_has_unread(bus))
             return TACHYON_SUCCESS;
         if (local_flag_load(&bus->peer_gone))
             return TACHYON_ERR_PEER_DEAD;
-        if (bus_fatal_anywhere(bus))
-            return TACHYON_ERR_FATAL; /* the peer found the ring corrupt */
         int64_t left = deadline < 0 ? TACHYON_SLEEP_SLICE_MS : deadline - wait_now_ms();
         if (left <= 0)
             return TACHYON_ERR_TIMEOUT;
