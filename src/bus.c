@@ -338,7 +338,8 @@ static int bus_fatal_anywhere(tachyon_bus_t *bus)
     return 0;
 }
 
-static int tx_usable(tachyon_bus_t *bus)
+/* Not fatal here (the fast paths' check; see bus_fatal_anywhere). */
+static int bus_usable(tachyon_bus_t *bus)
 {
     if (unlikely(bus_is_fatal(bus))) {
         bus_set_error(bus, TACHYON_ERR_FATAL);
@@ -349,7 +350,7 @@ static int tx_usable(tachyon_bus_t *bus)
 
 void *tachyon_acquire_tx(tachyon_bus_t *bus, size_t max_payload_size)
 {
-    if (!bus || !tx_usable(bus))
+    if (!bus || !bus_usable(bus))
         return NULL;
     void *p = ring_acquire_tx(bus, max_payload_size);
     if (likely(p != NULL)) {
@@ -376,7 +377,7 @@ static int sleep_us(long us)
 void *tachyon_acquire_tx_blocking(tachyon_bus_t *bus, size_t max_payload_size, uint32_t spin_threshold,
                                   int timeout_ms)
 {
-    if (!bus || !tx_usable(bus))
+    if (!bus || !bus_usable(bus))
         return NULL;
     int64_t start = wait_now_ms();
     int64_t last_check = start;
@@ -424,15 +425,6 @@ void tachyon_flush(tachyon_bus_t *bus)
 
 /* ---- Consumer ------------------------------------------------------------ */
 
-static int rx_usable(tachyon_bus_t *bus)
-{
-    if (unlikely(bus_is_fatal(bus))) {
-        bus_set_error(bus, TACHYON_ERR_FATAL);
-        return 0;
-    }
-    return 1;
-}
-
 /* Nothing to read: say why (empty, peer gone after the last message, fatal). */
 static void *rx_nothing(tachyon_bus_t *bus)
 {
@@ -447,7 +439,7 @@ static void *rx_nothing(tachyon_bus_t *bus)
 
 const void *tachyon_acquire_rx(tachyon_bus_t *bus, uint32_t *out_type_id, size_t *out_actual_size)
 {
-    if (!bus || !rx_usable(bus))
+    if (!bus || !bus_usable(bus))
         return NULL;
     const void *p = ring_try_rx_inline(bus, out_type_id, out_actual_size);
     return p ? p : rx_nothing(bus);
@@ -456,7 +448,7 @@ const void *tachyon_acquire_rx(tachyon_bus_t *bus, uint32_t *out_type_id, size_t
 const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, size_t *out_actual_size,
                                     uint32_t max_spins)
 {
-    if (!bus || !rx_usable(bus))
+    if (!bus || !bus_usable(bus))
         return NULL;
     for (uint32_t i = 0;; i++) {
         const void *p = ring_try_rx(bus, out_type_id, out_actual_size);
@@ -524,7 +516,7 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
 const void *tachyon_acquire_rx_timeout(tachyon_bus_t *bus, uint32_t *out_type_id, size_t *out_actual_size,
                                        uint32_t spin_threshold, int timeout_ms)
 {
-    if (!bus || !rx_usable(bus))
+    if (!bus || !bus_usable(bus))
         return NULL;
     for (;;) {
         const void *p = ring_try_rx(bus, out_type_id, out_actual_size);
@@ -551,7 +543,7 @@ const void *tachyon_acquire_rx_blocking(tachyon_bus_t *bus, uint32_t *out_type_i
 
 size_t tachyon_acquire_rx_batch(tachyon_bus_t *bus, tachyon_msg_view_t *out, size_t max_msgs)
 {
-    if (!bus || !rx_usable(bus))
+    if (!bus || !bus_usable(bus))
         return 0;
     if (!out) {
         bus_set_error(bus, TACHYON_ERR_NULL_PTR);
@@ -566,7 +558,7 @@ size_t tachyon_acquire_rx_batch(tachyon_bus_t *bus, tachyon_msg_view_t *out, siz
 size_t tachyon_drain_batch_timeout(tachyon_bus_t *bus, tachyon_msg_view_t *out, size_t max_msgs,
                                    uint32_t spin_threshold, int timeout_ms)
 {
-    if (!bus || !rx_usable(bus))
+    if (!bus || !bus_usable(bus))
         return 0;
     if (!out || max_msgs == 0) {
         bus_set_error(bus, out ? TACHYON_ERR_INVALID_SZ : TACHYON_ERR_NULL_PTR);

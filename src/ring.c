@@ -98,13 +98,32 @@ void ring_publish_head(struct tachyon_bus *bus)
         wait_wake_consumer(bus);
 }
 
-static void write_skip_marker(struct tachyon_bus *bus, uint64_t pos, uint64_t to_end)
+/* Fill a slot header; head's later release (A/F1) is what publishes it. */
+static inline void write_slot_header(tachyon_msg_header_t *h, uint32_t size, uint32_t type_id,
+                                     uint32_t reserved)
 {
-    tachyon_msg_header_t *h = header_at(bus, pos);
-    write_slot_word(&h->type_id, 0);
-    write_slot_word(&h->reserved_size, (uint32_t)to_end);
+    write_slot_word(&h->type_id, type_id);
+    write_slot_word(&h->reserved_size, reserved);
     h->correlation_id = 0;
-    write_slot_word(&h->size, TACHYON_SKIP_MARKER);
+    write_slot_word(&h->size, size);
+}
+
+/*
+ * Make room for a slot of `need` bytes at tx.head. A slot never wraps: when
+ * it would cross the end, mark the tail end of the ring as skipped (the
+ * marker counts in head) and use offset 0. Returns 0 when the ring is full;
+ * a marker written before finding that out stays, to be published.
+ */
+static inline int tx_reserve(struct tachyon_bus *bus, uint64_t need)
+{
+    uint64_t to_end = bus->capacity - (bus->tx.head & bus->mask);
+    if (unlikely(to_end < need)) {
+        if (!tx_has_room(bus, to_end))
+            return 0;
+        write_slot_header(header_at(bus, bus->tx.head), TACHYON_SKIP_MARKER, 0, (uint32_t)to_end);
+        bus->tx.head += to_end;
+    }
+    return tx_has_room(bus, need);
 }
 
 static void *tx_full(struct tachyon_bus *bus)
@@ -126,15 +145,7 @@ void *ring_acquire_tx(struct tachyon_bus *bus, size_t max_payload)
         return fail_null(bus, TACHYON_ERR_INVALID_SZ);
 
     uint64_t need = tachyon_slot_size(max_payload);
-    uint64_t to_end = bus->capacity - (bus->tx.head & bus->mask);
-    if (unlikely(to_end < need)) {
-        /* A slot never wraps: mark the tail end of the ring as skipped. */
-        if (!tx_has_room(bus, to_end))
-            return tx_full(bus);
-        write_skip_marker(bus, bus->tx.head, to_end);
-        bus->tx.head += to_end;
-    }
-    if (unlikely(!tx_has_room(bus, need)))
+    if (unlikely(!tx_reserve(bus, need)))
         return tx_full(bus);
     bus->tx.pending_pos = bus->tx.head;
     bus->tx.pending_size = (uint32_t)need;
@@ -155,11 +166,7 @@ tachyon_error_t tachyon_commit_tx(tachyon_bus_t *bus, size_t actual_payload_size
     }
     /* Give back what the payload did not use: the slot shrinks to fit. */
     uint32_t reserved = (uint32_t)tachyon_slot_size(actual_payload_size);
-    tachyon_msg_header_t *h = header_at(bus, bus->tx.pending_pos);
-    write_slot_word(&h->type_id, type_id);
-    write_slot_word(&h->reserved_size, reserved);
-    h->correlation_id = 0;
-    write_slot_word(&h->size, (uint32_t)actual_payload_size);
+    write_slot_header(header_at(bus, bus->tx.pending_pos), (uint32_t)actual_payload_size, type_id, reserved);
     bus->tx.head = bus->tx.pending_pos + reserved;
     bus->tx.pending_size = 0;
     ring_publish_head(bus);
@@ -197,22 +204,10 @@ size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, size_t record
     const uint8_t *src = records;
     const uint64_t need = tachyon_slot_size(record_size);
     size_t sent = 0;
-    for (; sent < count; sent++) {
-        uint64_t to_end = bus->capacity - (bus->tx.head & bus->mask);
-        if (unlikely(to_end < need)) {
-            if (!tx_has_room(bus, to_end))
-                break;
-            write_skip_marker(bus, bus->tx.head, to_end);
-            bus->tx.head += to_end;
-        }
-        if (unlikely(!tx_has_room(bus, need)))
-            break;
+    for (; sent < count && tx_reserve(bus, need); sent++) {
         tachyon_msg_header_t *h = header_at(bus, bus->tx.head);
         memcpy((uint8_t *)h + TACHYON_MSG_HEADER, src + sent * record_size, record_size);
-        write_slot_word(&h->type_id, type_id);
-        write_slot_word(&h->reserved_size, (uint32_t)need);
-        h->correlation_id = 0;
-        write_slot_word(&h->size, (uint32_t)record_size);
+        write_slot_header(h, (uint32_t)record_size, type_id, (uint32_t)need);
         bus->tx.head += need;
     }
     if (sent < count)
