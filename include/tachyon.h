@@ -135,8 +135,9 @@ TACHYON_API tachyon_error_t tachyon_commit_tx(tachyon_bus_t *bus, size_t actual_
 /* Give the acquired slot back unpublished. */
 TACHYON_API tachyon_error_t tachyon_rollback_tx(tachyon_bus_t *bus);
 
-/* Publish everything committed and wake a sleeping consumer. Commits already
- * publish, so this is cheap; it exists for the published API. */
+/* Publish everything committed and not yet published, waking a sleeping
+ * consumer for it. Commits already publish, so this is usually a no-op; it
+ * exists for the published API. */
 TACHYON_API void tachyon_flush(tachyon_bus_t *bus);
 
 /* Non-blocking receive: the next message's payload or NULL (ERR_EMPTY, or the

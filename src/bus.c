@@ -419,7 +419,10 @@ tachyon_error_t tachyon_send(tachyon_bus_t *bus, const void *data, size_t size, 
 
 void tachyon_flush(tachyon_bus_t *bus)
 {
-    if (bus && !bus_is_fatal(bus))
+    /* Commits publish by themselves, so there is usually nothing to do: a
+     * second store of the same head would cost a full fence on a line the
+     * consumer polls, and wake a sleeping consumer to find nothing. */
+    if (bus && !bus_is_fatal(bus) && bus->tx.published != bus->tx.head)
         ring_publish_head(bus);
 }
 

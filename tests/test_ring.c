@@ -250,6 +250,24 @@ static void test_send_batch(void)
     CHECK_EQ(tachyon_send_batch(prod, recs + 32 * 32, 32, 8, 6), 8);
 }
 
+/* flush has nothing to publish after a commit (commits publish): it must not
+ * wake a sleeping consumer for nothing; a commit must wake it. */
+static void test_flush_wakes_only_for_news(void)
+{
+    fresh_pair(1024);
+    _Atomic uint32_t *word = &((struct tachyon_bus *)prod)->hdr->consumer_sleeping;
+    atomic_store(word, TACHYON_CONSUMER_SLEEPING); /* as if the consumer slept */
+    tachyon_flush(prod);
+    CHECK_EQ(atomic_load(word), TACHYON_CONSUMER_SLEEPING);
+    CHECK(send_pattern(8, 1, 0));
+    CHECK_EQ(atomic_load(word), TACHYON_CONSUMER_AWAKE); /* claimed by the waker */
+    atomic_store(word, TACHYON_CONSUMER_SLEEPING);
+    tachyon_flush(prod);
+    CHECK_EQ(atomic_load(word), TACHYON_CONSUMER_SLEEPING);
+    atomic_store(word, TACHYON_CONSUMER_AWAKE);
+    CHECK(recv_pattern(8, 1, 0));
+}
+
 int main(void)
 {
     test_empty();
@@ -263,6 +281,7 @@ int main(void)
     test_largest_payload();
     test_call_order_errors();
     test_send_batch();
+    test_flush_wakes_only_for_news();
     tachyon_bus_destroy(prod);
     tachyon_bus_destroy(cons);
     return t_result("test_ring");
