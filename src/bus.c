@@ -306,6 +306,16 @@ void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure_spin)
                      pure_spin ? TACHYON_CONSUMER_PURE_SPIN : TACHYON_CONSUMER_AWAKE);
 }
 
+tachyon_error_t tachyon_bus_set_rx_coalesce_ns(tachyon_bus_t *bus, uint32_t delay_ns)
+{
+    if (!bus)
+        return TACHYON_ERR_NULL_PTR;
+    if (delay_ns > TACHYON_MAX_RX_COALESCE_NS)
+        return TACHYON_ERR_INVALID_SZ;
+    local_flag_store(&bus->coalesce_ns, (int)delay_ns);
+    return TACHYON_SUCCESS;
+}
+
 size_t tachyon_bus_capacity(const tachyon_bus_t *bus)
 {
     return bus ? (size_t)bus->capacity : 0;
@@ -482,6 +492,8 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
 {
     int64_t deadline = timeout_ms < 0 ? -1 : wait_now_ms() + timeout_ms;
     uint32_t spins = 0;
+    if (timeout_ms != 0)
+        wait_coalesce(bus);
     for (;;) {
         if (bus_fatal_anywhere(bus))
             return TACHYON_ERR_FATAL; /* we, or the peer, found the ring corrupt */

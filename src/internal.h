@@ -49,6 +49,7 @@ struct tachyon_rx_state {
     uint64_t cached_head;   /* last head seen; refreshed only when caught up */
     uint64_t pending_end;   /* tail after the acquired message(s) */
     size_t pending_count;   /* messages acquired and not yet committed */
+    int backlog_high;       /* the last head seen was >= capacity/4 ahead of tail */
 };
 
 struct tachyon_bus {
@@ -69,6 +70,7 @@ struct tachyon_bus {
 
     /* Written through const pointers by the published API's setters. */
     _Atomic int pure_spin;   /* this handle's consumer never sleeps */
+    _Atomic int coalesce_ns; /* consumer: pause before re-reading head (0: off) */
     _Atomic int last_error;
     _Atomic int local_fatal;
 };
@@ -107,6 +109,7 @@ TACHYON_HIDDEN int ring_has_unread(struct tachyon_bus *bus);
 TACHYON_HIDDEN void wait_wake_consumer(struct tachyon_bus *bus);
 TACHYON_HIDDEN tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms);
 TACHYON_HIDDEN int64_t wait_now_ms(void);
+TACHYON_HIDDEN void wait_coalesce(struct tachyon_bus *bus);
 TACHYON_HIDDEN int wait_peer_alive(struct tachyon_bus *bus);
 TACHYON_HIDDEN void wait_close_peer(struct tachyon_bus *bus);
 

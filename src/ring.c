@@ -228,6 +228,7 @@ static int rx_refresh_head(struct tachyon_bus *bus)
         return -1;
     }
     bus->rx.cached_head = head;
+    bus->rx.backlog_high = head - bus->rx.tail >= bus->capacity / 4;
     return head != bus->rx.tail;
 }
 
