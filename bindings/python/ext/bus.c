@@ -772,6 +772,28 @@ static PyObject *bus_set_polling_mode(BusObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *bus_set_rx_coalesce_ns(BusObject *self, PyObject *arg)
+{
+    if (!PyLong_Check(arg) || PyBool_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "delay_ns must be an int (nanoseconds), not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    long ns = PyLong_AsLong(arg);
+    if (ns == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    if (ns < 0 || ns > (long)TACHYON_MAX_RX_COALESCE_NS) {
+        PyErr_Format(PyExc_ValueError,
+                     "delay_ns %R is out of range: use 0 (off) to %u (1 ms); 1000-2000 lets a "
+                     "fast producer batch its publications", arg, TACHYON_MAX_RX_COALESCE_NS);
+        return NULL;
+    }
+    if (!self->bus)
+        return tpy_closed_error(), NULL;
+    tachyon_bus_set_rx_coalesce_ns(self->bus, (uint32_t)ns);
+    Py_RETURN_NONE;
+}
+
 static PyObject *bus_peer_alive(BusObject *self, PyObject *unused)
 {
     if (!self->bus)
@@ -860,6 +882,11 @@ static PyMethodDef bus_methods[] = {
      "take up to `max_msgs` in place; released when the batch's with-block exits."},
     {"set_polling_mode", (PyCFunction)bus_set_polling_mode, METH_O,
      "set_polling_mode(mode): 1 = the consumer spins and never sleeps, 0 = it sleeps when idle."},
+    {"set_rx_coalesce_ns", (PyCFunction)bus_set_rx_coalesce_ns, METH_O,
+     "set_rx_coalesce_ns(delay_ns): receive coalescing. When a receive finds nothing unread, "
+     "wait delay_ns before looking at the ring again, so a fast producer publishes several "
+     "messages per cache-line transfer; messages may arrive up to delay_ns later. 0 (the "
+     "default) looks at once; at most 1_000_000."},
     {"peer_alive", (PyCFunction)bus_peer_alive, METH_NOARGS,
      "True while the peer process lives and has not closed the bus."},
     {NULL, NULL, 0, NULL},

@@ -147,3 +147,30 @@ def test_polling_mode_and_state(sock_path, peers):
         with pytest.raises(tachyon.PeerDeadError):
             bus.recv(timeout=5)
         assert bus.state == 3 and not bus.peer_alive()
+
+
+def test_rx_coalesce_argument_errors(sock_path, peers):
+    peers(produce, sock_path, 0)
+    with listen(sock_path) as bus:
+        for bad in ("1000", 1.5, True, None):
+            with pytest.raises(TypeError, match="delay_ns must be an int"):
+                bus.set_rx_coalesce_ns(bad)
+        for bad in (-1, 1_000_001, 1 << 70):
+            with pytest.raises(ValueError, match="out of range"):
+                bus.set_rx_coalesce_ns(bad)
+        bus.set_rx_coalesce_ns(1_000_000)
+        bus.set_rx_coalesce_ns(0)
+
+
+def test_rx_coalescing_receives_everything_in_order(sock_path, peers):
+    """With coalescing the consumer looks at the ring less often; a stream
+    from another process still arrives whole and in order."""
+    n = 100_000
+    peers(produce, sock_path, n)
+    got = []
+    with listen(sock_path) as bus:
+        bus.set_rx_coalesce_ns(2000)
+        with pytest.raises(tachyon.PeerDeadError):
+            for msg in bus:
+                got.append(SEQ.unpack_from(msg.data)[0])
+    assert got == list(range(n))
