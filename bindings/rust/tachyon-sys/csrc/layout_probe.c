@@ -60,6 +60,7 @@ static const struct {
     ENTRY(TACHYON_STATE_DISCONNECTED),
     ENTRY(TACHYON_STATE_FATAL_ERROR),
     ENTRY(TACHYON_STATE_UNKNOWN),
+    ENTRY(TACHYON_MAX_RX_COALESCE_NS),
 };
 
 /* The value of `name` as spelled in probe_table; *found = 0 if unknown. */

@@ -93,6 +93,9 @@ pub const TACHYON_ERR_NOT_SOCKET: tachyon_error_t = 21;
 /// The socket path does not fit in `sun_path`.
 pub const TACHYON_ERR_PATH_TOO_LONG: tachyon_error_t = 22;
 
+/// The largest receive-coalescing delay `tachyon_bus_set_rx_coalesce_ns` takes.
+pub const TACHYON_MAX_RX_COALESCE_NS: u32 = 1_000_000;
+
 pub const TACHYON_STATE_UNINITIALIZED: tachyon_state_t = 0;
 pub const TACHYON_STATE_INITIALIZING: tachyon_state_t = 1;
 pub const TACHYON_STATE_READY: tachyon_state_t = 2;
@@ -183,6 +186,11 @@ extern "C" {
     pub fn tachyon_bus_set_numa_node(bus: *const tachyon_bus_t, node_id: c_int) -> tachyon_error_t;
     /// Consumer side: `pure_spin != 0` means the consumer never sleeps.
     pub fn tachyon_bus_set_polling_mode(bus: *const tachyon_bus_t, pure_spin: c_int);
+    /// Consumer side: after finding nothing unread, wait `delay_ns` (at most
+    /// [`TACHYON_MAX_RX_COALESCE_NS`]) before looking at the ring again, so a
+    /// fast producer publishes a batch per cache-line transfer; 0 (the
+    /// default) looks at once. `TACHYON_ERR_INVALID_SZ` above the maximum.
+    pub fn tachyon_bus_set_rx_coalesce_ns(bus: *mut tachyon_bus_t, delay_ns: u32) -> tachyon_error_t;
 
     /// Reserve a slot for up to `max_payload_size` bytes; its payload pointer
     /// (64-byte aligned) or NULL (see [`tachyon_bus_last_error`]). Non-blocking.

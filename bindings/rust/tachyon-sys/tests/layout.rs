@@ -90,6 +90,7 @@ fn enums_match_c() {
     for &(name, value) in codes {
         check(name, value as usize);
     }
+    check("TACHYON_MAX_RX_COALESCE_NS", TACHYON_MAX_RX_COALESCE_NS as usize);
 }
 
 #[test]
@@ -160,6 +161,7 @@ fn every_declared_function_links() {
         tachyon_bus_destroy as *const (),
         tachyon_bus_set_numa_node as *const (),
         tachyon_bus_set_polling_mode as *const (),
+        tachyon_bus_set_rx_coalesce_ns as *const (),
         tachyon_acquire_tx as *const (),
         tachyon_commit_tx as *const (),
         tachyon_rollback_tx as *const (),

@@ -220,6 +220,34 @@ fn pure_spin_mode_still_delivers() {
 }
 
 #[test]
+fn rx_coalescing_is_bounded_and_still_delivers_everything_in_order() {
+    let (mut rx, mut tx) = pair("coalesce", 1 << 16);
+    assert_eq!(rx.set_rx_coalesce(Duration::from_micros(1001)), Err(Error::InvalidSize));
+    assert_eq!(rx.set_rx_coalesce(Duration::from_secs(5)), Err(Error::InvalidSize));
+    rx.set_rx_coalesce(Duration::from_micros(2)).unwrap();
+    const N: u64 = 20_000;
+    let producer = std::thread::spawn(move || {
+        for i in 0..N {
+            tx.send_blocking(&i.to_le_bytes(), 1, Some(Duration::from_secs(10))).unwrap();
+        }
+    });
+    let mut expected = 0u64;
+    loop {
+        match rx.recv() {
+            Ok(msg) => {
+                assert_eq!(u64::from_le_bytes(msg.data().try_into().unwrap()), expected);
+                expected += 1;
+            }
+            Err(Error::PeerDead) => break,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    producer.join().unwrap();
+    assert_eq!(expected, N);
+    rx.set_rx_coalesce(Duration::ZERO).unwrap();
+}
+
+#[test]
 fn bus_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Bus>();
