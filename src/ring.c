@@ -220,6 +220,15 @@ size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, size_t record
 /* ---- Consumer ------------------------------------------------------------ */
 
 /* Refresh the cached head. 1: something new, 0: empty, -1: corrupt counters. */
+/* A new head was read (and checked): cache it, and note whether the consumer
+ * is behind (a quarter of the ring or more unread), which turns receive
+ * coalescing off until it catches up (wait_coalesce). */
+static inline void rx_note_head(struct tachyon_bus *bus, uint64_t head)
+{
+    bus->rx.cached_head = head;
+    bus->rx.backlog_high = head - bus->rx.tail >= bus->capacity / 4;
+}
+
 static int rx_refresh_head(struct tachyon_bus *bus)
 {
     uint64_t head = observe_head(&bus->hdr->head); /* B: pairs with the producer's A/F1 */
@@ -227,8 +236,7 @@ static int rx_refresh_head(struct tachyon_bus *bus)
         bus_set_fatal(bus);
         return -1;
     }
-    bus->rx.cached_head = head;
-    bus->rx.backlog_high = head - bus->rx.tail >= bus->capacity / 4;
+    rx_note_head(bus, head);
     return head != bus->rx.tail;
 }
 
@@ -322,7 +330,7 @@ size_t ring_try_rx_batch(struct tachyon_bus *bus, tachyon_msg_view_t *out, size_
                 bus_set_fatal(bus);
                 return 0;
             }
-            bus->rx.cached_head = head;
+            rx_note_head(bus, head);
         }
         uint32_t t, sz;
         const uint8_t *p = rx_read_at(bus, &pos, &t, &sz);
