@@ -122,8 +122,9 @@ TACHYON_API void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure
 /*
  * Consumer side, off (0) by default: receive coalescing. When a blocking or
  * timed receive (tachyon_acquire_rx_blocking, _timeout, tachyon_drain_batch,
- * _timeout) finds nothing unread, the consumer first waits `delay_ns` without
- * looking at the ring, then waits as usual. Each look at the producer's
+ * _timeout) is called after the consumer has read everything it last saw, it
+ * first waits `delay_ns` without looking at the ring, then receives as usual
+ * (and a batch stops at what that one look found). Each look at the producer's
  * counter costs a fast producer one cache-line transfer per message; looking
  * every few microseconds lets it publish a batch per transfer. With 2000 ns,
  * on the 2-core test machine, a Python producer's per-message send() of

@@ -492,8 +492,6 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
 {
     int64_t deadline = timeout_ms < 0 ? -1 : wait_now_ms() + timeout_ms;
     uint32_t spins = 0;
-    if (timeout_ms != 0)
-        wait_coalesce(bus);
     for (;;) {
         if (bus_fatal_anywhere(bus))
             return TACHYON_ERR_FATAL; /* we, or the peer, found the ring corrupt */
@@ -533,6 +531,8 @@ const void *tachyon_acquire_rx_timeout(tachyon_bus_t *bus, uint32_t *out_type_id
 {
     if (!bus || !bus_usable(bus))
         return NULL;
+    if (timeout_ms != 0)
+        wait_coalesce(bus);
     for (;;) {
         const void *p = ring_try_rx(bus, out_type_id, out_actual_size);
         if (p)
@@ -579,6 +579,8 @@ size_t tachyon_drain_batch_timeout(tachyon_bus_t *bus, tachyon_msg_view_t *out, 
         bus_set_error(bus, out ? TACHYON_ERR_INVALID_SZ : TACHYON_ERR_NULL_PTR);
         return 0;
     }
+    if (timeout_ms != 0)
+        wait_coalesce(bus);
     for (;;) {
         size_t n = ring_try_rx_batch(bus, out, max_msgs);
         if (n)

@@ -322,7 +322,11 @@ size_t ring_try_rx_batch(struct tachyon_bus *bus, tachyon_msg_view_t *out, size_
     size_t n = 0;
     while (n < max) {
         if (pos == bus->rx.cached_head && pos != bus->rx.tail) {
-            /* More may have come since the first refresh: look once more. */
+            /* More may have come since the first refresh: look once more,
+             * unless the consumer coalesces (it looks again after its delay;
+             * each look costs the producer a cache-line transfer). */
+            if (local_flag_load(&bus->coalesce_ns) > 0)
+                break;
             uint64_t head = observe_head(&bus->hdr->head); /* B: pairs with A/F1 */
             if (head == bus->rx.cached_head)
                 break;

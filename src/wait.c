@@ -50,21 +50,22 @@ int64_t wait_now_ms(void)
 }
 
 /*
- * Receive coalescing (tachyon_bus_set_rx_coalesce_ns): the consumer has read
- * everything it saw; before it looks at head again it waits the configured
- * time without touching the shared segment. Every look at head takes the
- * line holding it from the producer's cache, and the producer's next
- * publication has to take it back (about 140 ns each way on a 2-core KVM
- * guest), so a consumer that looks after every message costs a fast producer
- * one cache-line round trip per message; one that looks every few
- * microseconds costs it one per batch. Skipped while the consumer is behind
- * (the last head it read was a quarter of the ring or more ahead), so that a
- * fast producer never fills the ring while the consumer idles.
+ * Receive coalescing (tachyon_bus_set_rx_coalesce_ns), at the start of a
+ * blocking receive: when the consumer has read everything it saw, it waits
+ * the configured time before it looks at head again, without touching the
+ * shared segment. Every look at head takes the line holding it from the
+ * producer's cache, and the producer's next publication has to take it back
+ * (about 140 ns each way on a 2-core KVM guest), so a consumer that looks
+ * after every message costs a fast producer one cache-line round trip per
+ * message; one that looks every few microseconds costs it one per batch.
+ * Skipped while the consumer is behind (the last head it read was a quarter
+ * of the ring or more ahead), so that a fast producer never fills the ring
+ * while the consumer idles.
  */
 void wait_coalesce(struct tachyon_bus *bus)
 {
     int ns = local_flag_load(&bus->coalesce_ns);
-    if (ns <= 0 || bus->rx.backlog_high)
+    if (ns <= 0 || bus->rx.cached_head != bus->rx.tail || bus->rx.backlog_high)
         return;
     int64_t end = now_ns() + ns;
     do {
