@@ -128,9 +128,8 @@ TACHYON_API void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure
  * counter costs a fast producer one cache-line transfer per message; looking
  * every few microseconds lets it publish a batch per transfer. With 2000 ns,
  * on the 2-core test machine, a Python producer's per-message send() of
- * 32-byte messages ran 2.5x faster and the seed's send_zero_copy loop (mostly
- * interpreter time) about 7% faster; each message arrives up to delay_ns
- * later. Not applied while the consumer is behind (a quarter of the ring or
+ * 32-byte messages ran 3.9x faster and the seed's send_zero_copy loop (mostly
+ * interpreter time) 8% faster; each message arrives up to delay_ns later. Not applied while the consumer is behind (a quarter of the ring or
  * more unread at its last look).
  * ERR_INVALID_SZ above TACHYON_MAX_RX_COALESCE_NS.
  */
