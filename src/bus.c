@@ -482,15 +482,21 @@ static int spin_for_data(tachyon_bus_t *bus, uint32_t spins)
     return 0;
 }
 
+/* A receive's deadline in wait_now_ms() time; -1: none (timeout_ms < 0). */
+static int64_t rx_deadline(int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : wait_now_ms() + timeout_ms;
+}
+
 /*
  * The consumer's wait for "something to read", shared by the blocking single
  * and batch receives. Returns SUCCESS when the ring has unread bytes, or why
  * not: FATAL, PEER_DEAD (only once the ring is drained: the caller reads what
- * is left first), INTERRUPTED, TIMEOUT.
+ * is left first), INTERRUPTED, TIMEOUT. `deadline` in wait_now_ms() time, -1
+ * for none.
  */
-static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_threshold, int timeout_ms)
+static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_threshold, int64_t deadline)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : wait_now_ms() + timeout_ms;
     uint32_t spins = 0;
     for (;;) {
         if (bus_fatal_anywhere(bus))
@@ -531,13 +537,14 @@ const void *tachyon_acquire_rx_timeout(tachyon_bus_t *bus, uint32_t *out_type_id
 {
     if (!bus || !bus_usable(bus))
         return NULL;
+    int64_t deadline = rx_deadline(timeout_ms);
     if (timeout_ms != 0)
-        wait_coalesce(bus);
+        wait_coalesce(bus, deadline);
     for (;;) {
         const void *p = ring_try_rx(bus, out_type_id, out_actual_size);
         if (p)
             return p;
-        tachyon_error_t err = rx_wait_readable(bus, spin_threshold, timeout_ms);
+        tachyon_error_t err = rx_wait_readable(bus, spin_threshold, deadline);
         if (err != TACHYON_SUCCESS) {
             bus_set_error(bus, err);
             return NULL;
@@ -579,13 +586,14 @@ size_t tachyon_drain_batch_timeout(tachyon_bus_t *bus, tachyon_msg_view_t *out, 
         bus_set_error(bus, out ? TACHYON_ERR_INVALID_SZ : TACHYON_ERR_NULL_PTR);
         return 0;
     }
+    int64_t deadline = rx_deadline(timeout_ms);
     if (timeout_ms != 0)
-        wait_coalesce(bus);
+        wait_coalesce(bus, deadline);
     for (;;) {
         size_t n = ring_try_rx_batch(bus, out, max_msgs);
         if (n)
             return n;
-        tachyon_error_t err = rx_wait_readable(bus, spin_threshold, timeout_ms);
+        tachyon_error_t err = rx_wait_readable(bus, spin_threshold, deadline);
         if (err != TACHYON_SUCCESS) {
             bus_set_error(bus, err);
             return 0;

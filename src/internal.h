@@ -49,7 +49,11 @@ struct tachyon_rx_state {
     uint64_t cached_head;   /* last head seen; refreshed only when caught up */
     uint64_t pending_end;   /* tail after the acquired message(s) */
     size_t pending_count;   /* messages acquired and not yet committed */
-    int backlog_high;       /* the last head seen was >= capacity/4 ahead of tail */
+    /* Receive coalescing (wait.c): no look at head before next_look_ns (0:
+     * none); the last look that found something, and the head it found. */
+    int64_t next_look_ns;
+    int64_t last_look_ns;
+    uint64_t last_look_head;
 };
 
 struct tachyon_bus {
@@ -109,7 +113,9 @@ TACHYON_HIDDEN int ring_has_unread(struct tachyon_bus *bus);
 TACHYON_HIDDEN void wait_wake_consumer(struct tachyon_bus *bus);
 TACHYON_HIDDEN tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms);
 TACHYON_HIDDEN int64_t wait_now_ms(void);
-TACHYON_HIDDEN void wait_coalesce(struct tachyon_bus *bus);
+TACHYON_HIDDEN int wait_coalesce_may_look(const struct tachyon_bus *bus);
+TACHYON_HIDDEN void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_t head);
+TACHYON_HIDDEN void wait_coalesce(struct tachyon_bus *bus, int64_t deadline_ms);
 TACHYON_HIDDEN int wait_peer_alive(struct tachyon_bus *bus);
 TACHYON_HIDDEN void wait_close_peer(struct tachyon_bus *bus);
 

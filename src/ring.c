@@ -219,18 +219,27 @@ size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, size_t record
 
 /* ---- Consumer ------------------------------------------------------------ */
 
-/* Refresh the cached head. 1: something new, 0: empty, -1: corrupt counters. */
-/* A new head was read (and checked): cache it, and note whether the consumer
- * is behind (a quarter of the ring or more unread), which turns receive
- * coalescing off until it catches up (wait_coalesce). */
-static inline void rx_note_head(struct tachyon_bus *bus, uint64_t head)
+static inline int rx_coalescing(const struct tachyon_bus *bus)
 {
-    bus->rx.cached_head = head;
-    bus->rx.backlog_high = head - bus->rx.tail >= bus->capacity / 4;
+    return local_flag_load(&bus->coalesce_ns) > 0;
 }
 
+/* A new head was read (and checked): cache it; a coalescing consumer also
+ * decides when it may look again (wait.c). */
+static inline void rx_note_head(struct tachyon_bus *bus, uint64_t head)
+{
+    uint64_t old = bus->rx.cached_head;
+    bus->rx.cached_head = head;
+    if (unlikely(rx_coalescing(bus)))
+        wait_coalesce_note_look(bus, old, head);
+}
+
+/* Refresh the cached head. 1: something new, 0: empty (or a coalescing
+ * consumer may not look yet), -1: corrupt counters. */
 static int rx_refresh_head(struct tachyon_bus *bus)
 {
+    if (unlikely(rx_coalescing(bus)) && !wait_coalesce_may_look(bus))
+        return 0;
     uint64_t head = observe_head(&bus->hdr->head); /* B: pairs with the producer's A/F1 */
     if (unlikely(!counters_consistent(bus, head, bus->rx.tail))) {
         bus_set_fatal(bus);
@@ -242,7 +251,11 @@ static int rx_refresh_head(struct tachyon_bus *bus)
 
 int ring_has_unread(struct tachyon_bus *bus)
 {
-    return bus->rx.cached_head != bus->rx.tail || observe_head(&bus->hdr->head) != bus->rx.tail;
+    if (bus->rx.cached_head != bus->rx.tail)
+        return 1;
+    if (unlikely(rx_coalescing(bus)) && !wait_coalesce_may_look(bus))
+        return 0;
+    return observe_head(&bus->hdr->head) != bus->rx.tail;
 }
 
 /* Consume a skip marker found at the committed tail: it frees room for the
@@ -322,10 +335,9 @@ size_t ring_try_rx_batch(struct tachyon_bus *bus, tachyon_msg_view_t *out, size_
     size_t n = 0;
     while (n < max) {
         if (pos == bus->rx.cached_head && pos != bus->rx.tail) {
-            /* More may have come since the first refresh: look once more,
-             * unless the consumer coalesces (it looks again after its delay;
-             * each look costs the producer a cache-line transfer). */
-            if (local_flag_load(&bus->coalesce_ns) > 0)
+            /* More may have come since the first refresh: look once more
+             * (a coalescing consumer only when its interval allows). */
+            if (unlikely(rx_coalescing(bus)) && !wait_coalesce_may_look(bus))
                 break;
             uint64_t head = observe_head(&bus->hdr->head); /* B: pairs with A/F1 */
             if (head == bus->rx.cached_head)

@@ -49,29 +49,75 @@ int64_t wait_now_ms(void)
     return now_ns() / 1000000;
 }
 
-/*
- * Receive coalescing (tachyon_bus_set_rx_coalesce_ns), at the start of a
- * blocking receive: when the consumer has read everything it saw, it waits
- * the configured time before it looks at head again, without touching the
- * shared segment. Every look at head takes the line holding it from the
- * producer's cache, and the producer's next publication has to take it back
- * (about 140 ns each way on a 2-core KVM guest), so a consumer that looks
- * after every message costs a fast producer one cache-line round trip per
- * message; one that looks every few microseconds costs it one per batch.
- * Skipped while the consumer is behind (the last head it read was a quarter
- * of the ring or more ahead), so that a fast producer never fills the ring
- * while the consumer idles.
+/* ---- Receive coalescing (tachyon_bus_set_rx_coalesce_ns) --------------------
+ *
+ * Every look at head takes the cache line holding it from the producer's
+ * core, and the producer's next publication has to take it back (about
+ * 140 ns each way on a 2-core KVM guest): a consumer that looks after every
+ * message costs a fast producer one cache-line round trip per message. A
+ * coalescing consumer looks at most once per interval while messages keep
+ * coming: after a look that found something new, the next look waits until
+ * next_look_ns. A look that found nothing leaves no interval, so a consumer
+ * waiting for sparse traffic sees the next message at once.
+ *
+ * The interval is the configured delay, shortened so that, at the rate seen
+ * between the last two looks, the producer cannot fill a quarter of the ring
+ * before the next look; and there is none while the consumer is behind (a
+ * quarter of the ring or more unread). A small ring or a very fast producer
+ * therefore never stalls on a full ring while the consumer waits.
  */
-void wait_coalesce(struct tachyon_bus *bus)
+
+/* Consumer: may a coalescing consumer read head now? */
+int wait_coalesce_may_look(const struct tachyon_bus *bus)
 {
-    int ns = local_flag_load(&bus->coalesce_ns);
-    if (ns <= 0 || bus->rx.cached_head != bus->rx.tail || bus->rx.backlog_high)
+    /* A consumer whose producer is gone reads what is left at once. */
+    return bus->rx.next_look_ns == 0 || local_flag_load(&bus->peer_gone) ||
+           now_ns() >= bus->rx.next_look_ns;
+}
+
+/* Consumer: head was read: `old_head` before, `head` now. Set the next look. */
+void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_t head)
+{
+    int64_t now = now_ns();
+    uint64_t quarter = bus->capacity / 4;
+    bus->rx.next_look_ns = 0;
+    if (head != old_head && head - bus->rx.tail < quarter) {
+        int64_t interval = local_flag_load(&bus->coalesce_ns);
+        int64_t since = now - bus->rx.last_look_ns;
+        uint64_t grown = head - bus->rx.last_look_head;
+        if (bus->rx.last_look_ns > 0 && since > 0 && grown > 0) {
+            /* Time for the producer to publish a quarter ring at that rate. */
+            int64_t fill = (int64_t)((double)since * (double)quarter / (double)grown);
+            if (fill < interval)
+                interval = fill;
+        }
+        if (interval > 0)
+            bus->rx.next_look_ns = now + interval;
+    }
+    if (head != old_head) {
+        bus->rx.last_look_ns = now;
+        bus->rx.last_look_head = head;
+    }
+}
+
+/*
+ * Consumer, at the start of a blocking or timed receive that has nothing
+ * cached: spin until the interval allows a look (or the deadline, in ms, -1
+ * for none, comes first). Not while the peer is known gone or the ring is
+ * fatal: then the caller has to learn that now.
+ */
+void wait_coalesce(struct tachyon_bus *bus, int64_t deadline_ms)
+{
+    int64_t until = bus->rx.next_look_ns;
+    if (until == 0 || local_flag_load(&bus->coalesce_ns) <= 0 || bus->rx.cached_head != bus->rx.tail ||
+        local_flag_load(&bus->peer_gone) || bus_is_fatal(bus))
         return;
-    int64_t end = now_ns() + ns;
-    do {
+    if (deadline_ms >= 0 && deadline_ms * 1000000 < until)
+        until = deadline_ms * 1000000;
+    while (now_ns() < until) {
         for (int i = 0; i < 8; i++)
             tachyon_cpu_relax();
-    } while (now_ns() < end);
+    }
 }
 
 /*

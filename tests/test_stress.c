@@ -10,9 +10,10 @@
  *                   asleep on the futex; every message must still arrive, and
  *                   none may wait anywhere near the futex slice (a lost
  *                   wake-up shows up as a ~50 ms gap).
- *   coalescing mode: blocking mode with receive coalescing (2 µs), which
- *                   changes when the consumer looks at the ring: the same
- *                   checks hold.
+ *   coalescing modes: blocking mode with receive coalescing (2 µs), which
+ *                   changes when the consumer looks at the ring, receiving
+ *                   one message per call and in batches of up to 64: the
+ *                   same checks hold.
  *
  * TACHYON_STRESS_MSGS sets the count (default 10,000,000 per mode).
  * TACHYON_STRESS_THREADS=1 runs both sides as threads of one process (for TSan).
@@ -28,8 +29,9 @@
 #define GAP_LIMIT_NS 30000000ull /* 30 ms: well below the 50 ms futex slice */
 #define COALESCE_NS 2000u
 
-enum mode { MODE_SPIN, MODE_BLOCKING, MODE_COALESCING };
-static const char *const mode_names[] = {"pure-spin", "blocking", "coalescing"};
+enum mode { MODE_SPIN, MODE_BLOCKING, MODE_COALESCING, MODE_COALESCING_BATCH };
+static const char *const mode_names[] = {"pure-spin", "blocking", "coalescing", "coalescing-batch"};
+#define STRESS_BATCH 64
 
 struct plan {
     uint32_t size;
@@ -117,34 +119,62 @@ struct consumed {
     int ok;
 };
 
+/* Check message number c->received and count it; 0 if it is wrong. */
+static int take(struct consumed *c, const uint8_t *p, size_t size, uint32_t type_id, uint64_t now)
+{
+    struct plan pl = plan_for(c->received);
+    uint64_t sent_at = 0;
+    if (size != pl.size || type_id != pl.type_id || !check_payload(p, pl.size, c->received, &sent_at)) {
+        fprintf(stderr, "consumer: message %llu wrong (size %zu/%u type %u/%u)\n",
+                (unsigned long long)c->received, size, pl.size, type_id, pl.type_id);
+        c->ok = 0;
+        return 0;
+    }
+    if (sent_at && now > sent_at && now - sent_at > c->max_gap_ns)
+        c->max_gap_ns = now - sent_at;
+    c->bytes += size;
+    c->received++;
+    return 1;
+}
+
+static void consume_one_by_one(tachyon_bus_t *bus, struct consumed *c)
+{
+    for (;;) {
+        uint32_t type_id;
+        size_t size;
+        const uint8_t *p = tachyon_acquire_rx_blocking(bus, &type_id, &size, 1000);
+        if (!p || !take(c, p, size, type_id, t_now_ns()))
+            return;
+        tachyon_commit_rx(bus);
+    }
+}
+
+static void consume_in_batches(tachyon_bus_t *bus, struct consumed *c)
+{
+    static tachyon_msg_view_t views[STRESS_BATCH];
+    for (;;) {
+        size_t n = tachyon_drain_batch(bus, views, STRESS_BATCH, 1000);
+        if (n == 0)
+            return;
+        uint64_t now = t_now_ns();
+        for (size_t i = 0; i < n; i++)
+            if (!take(c, views[i].ptr, views[i].actual_size, views[i].type_id, now))
+                return;
+        tachyon_commit_rx_batch(bus, views, n);
+    }
+}
+
 static struct consumed consume(tachyon_bus_t *bus, const struct run *r)
 {
     struct consumed c = {0, 0, 0, 1};
     if (r->mode == MODE_SPIN)
         tachyon_bus_set_polling_mode(bus, 1);
-    if (r->mode == MODE_COALESCING && tachyon_bus_set_rx_coalesce_ns(bus, COALESCE_NS) != TACHYON_SUCCESS)
+    if (r->mode >= MODE_COALESCING && tachyon_bus_set_rx_coalesce_ns(bus, COALESCE_NS) != TACHYON_SUCCESS)
         c.ok = 0;
-    for (;;) {
-        uint32_t type_id;
-        size_t size;
-        const uint8_t *p = tachyon_acquire_rx_blocking(bus, &type_id, &size, 1000);
-        if (!p)
-            break;
-        uint64_t now = t_now_ns();
-        struct plan pl = plan_for(c.received);
-        uint64_t sent_at = 0;
-        if (size != pl.size || type_id != pl.type_id || !check_payload(p, pl.size, c.received, &sent_at)) {
-            fprintf(stderr, "consumer: message %llu wrong (size %zu/%u type %u/%u)\n",
-                    (unsigned long long)c.received, size, pl.size, type_id, pl.type_id);
-            c.ok = 0;
-            break;
-        }
-        if (sent_at && now > sent_at && now - sent_at > c.max_gap_ns)
-            c.max_gap_ns = now - sent_at;
-        c.bytes += size;
-        c.received++;
-        tachyon_commit_rx(bus);
-    }
+    if (r->mode == MODE_COALESCING_BATCH)
+        consume_in_batches(bus, &c);
+    else
+        consume_one_by_one(bus, &c);
     if (c.ok && tachyon_get_state(bus) != TACHYON_STATE_DISCONNECTED) {
         fprintf(stderr, "consumer: stopped with state %d, error %s\n", tachyon_get_state(bus),
                 tachyon_strerror(tachyon_bus_last_error(bus)));
@@ -213,5 +243,6 @@ int main(void)
     run_mode(count, MODE_SPIN, threads);
     run_mode(count, MODE_BLOCKING, threads);
     run_mode(count, MODE_COALESCING, threads);
+    run_mode(count, MODE_COALESCING_BATCH, threads);
     return t_result("test_stress");
 }
