@@ -883,10 +883,10 @@ static PyMethodDef bus_methods[] = {
     {"set_polling_mode", (PyCFunction)bus_set_polling_mode, METH_O,
      "set_polling_mode(mode): 1 = the consumer spins and never sleeps, 0 = it sleeps when idle."},
     {"set_rx_coalesce_ns", (PyCFunction)bus_set_rx_coalesce_ns, METH_O,
-     "set_rx_coalesce_ns(delay_ns): receive coalescing. When a receive finds nothing unread, "
-     "wait delay_ns before looking at the ring again, so a fast producer publishes several "
-     "messages per cache-line transfer; messages may arrive up to delay_ns later. 0 (the "
-     "default) looks at once; at most 1_000_000."},
+     "set_rx_coalesce_ns(delay_ns): receive coalescing. While messages keep coming, look at "
+     "the ring at most once per delay_ns, so a fast producer publishes several messages per "
+     "cache-line transfer; messages may be seen up to delay_ns later. A look that finds "
+     "nothing sets no interval. 0 (the default) looks at once; at most 1_000_000."},
     {"peer_alive", (PyCFunction)bus_peer_alive, METH_NOARGS,
      "True while the peer process lives and has not closed the bus."},
     {NULL, NULL, 0, NULL},
