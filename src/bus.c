@@ -482,7 +482,10 @@ static int spin_for_data(tachyon_bus_t *bus, uint32_t spins)
     return 0;
 }
 
-/* A receive's deadline in wait_now_ms() time; -1: none (timeout_ms < 0). */
+/* A receive's deadline in wait_now_ms() time; -1: none (timeout_ms < 0).
+ * Taken only once the receive has to wait: reading the clock costs more than
+ * handing out a message that is already there. */
+#define RX_DEADLINE_NOT_YET INT64_MIN
 static int64_t rx_deadline(int timeout_ms)
 {
     return timeout_ms < 0 ? -1 : wait_now_ms() + timeout_ms;
@@ -501,6 +504,7 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
     for (;;) {
         if (bus_fatal_anywhere(bus))
             return TACHYON_ERR_FATAL; /* we, or the peer, found the ring corrupt */
+        wait_coalesce(bus, deadline); /* a coalescing consumer's interval, if one runs */
         if (ring_has_unread(bus))
             return TACHYON_SUCCESS;
         if (local_flag_load(&bus->peer_gone))
@@ -537,13 +541,13 @@ const void *tachyon_acquire_rx_timeout(tachyon_bus_t *bus, uint32_t *out_type_id
 {
     if (!bus || !bus_usable(bus))
         return NULL;
-    int64_t deadline = rx_deadline(timeout_ms);
-    if (timeout_ms != 0)
-        wait_coalesce(bus, deadline);
+    int64_t deadline = RX_DEADLINE_NOT_YET;
     for (;;) {
         const void *p = ring_try_rx(bus, out_type_id, out_actual_size);
         if (p)
             return p;
+        if (deadline == RX_DEADLINE_NOT_YET)
+            deadline = rx_deadline(timeout_ms);
         tachyon_error_t err = rx_wait_readable(bus, spin_threshold, deadline);
         if (err != TACHYON_SUCCESS) {
             bus_set_error(bus, err);
@@ -586,13 +590,13 @@ size_t tachyon_drain_batch_timeout(tachyon_bus_t *bus, tachyon_msg_view_t *out, 
         bus_set_error(bus, out ? TACHYON_ERR_INVALID_SZ : TACHYON_ERR_NULL_PTR);
         return 0;
     }
-    int64_t deadline = rx_deadline(timeout_ms);
-    if (timeout_ms != 0)
-        wait_coalesce(bus, deadline);
+    int64_t deadline = RX_DEADLINE_NOT_YET;
     for (;;) {
         size_t n = ring_try_rx_batch(bus, out, max_msgs);
         if (n)
             return n;
+        if (deadline == RX_DEADLINE_NOT_YET)
+            deadline = rx_deadline(timeout_ms);
         tachyon_error_t err = rx_wait_readable(bus, spin_threshold, deadline);
         if (err != TACHYON_SUCCESS) {
             bus_set_error(bus, err);

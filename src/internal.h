@@ -113,8 +113,10 @@ TACHYON_HIDDEN int ring_has_unread(struct tachyon_bus *bus);
 TACHYON_HIDDEN void wait_wake_consumer(struct tachyon_bus *bus);
 TACHYON_HIDDEN tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms);
 TACHYON_HIDDEN int64_t wait_now_ms(void);
+TACHYON_HIDDEN int64_t wait_now_ns(void);
 TACHYON_HIDDEN int wait_coalesce_may_look(const struct tachyon_bus *bus);
-TACHYON_HIDDEN void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_t head);
+TACHYON_HIDDEN void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_t head,
+                                            int64_t now);
 TACHYON_HIDDEN void wait_coalesce(struct tachyon_bus *bus, int64_t deadline_ms);
 TACHYON_HIDDEN int wait_peer_alive(struct tachyon_bus *bus);
 TACHYON_HIDDEN void wait_close_peer(struct tachyon_bus *bus);

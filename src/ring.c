@@ -231,7 +231,7 @@ static inline void rx_note_head(struct tachyon_bus *bus, uint64_t head)
     uint64_t old = bus->rx.cached_head;
     bus->rx.cached_head = head;
     if (unlikely(rx_coalescing(bus)))
-        wait_coalesce_note_look(bus, old, head);
+        wait_coalesce_note_look(bus, old, head, wait_now_ns());
 }
 
 /* Refresh the cached head. 1: something new, 0: empty (or a coalescing

@@ -37,7 +37,7 @@ void wait_wake_consumer(struct tachyon_bus *bus)
         (void)futex(&bus->hdr->consumer_sleeping, FUTEX_WAKE, INT_MAX, NULL);
 }
 
-static int64_t now_ns(void)
+int64_t wait_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -46,7 +46,7 @@ static int64_t now_ns(void)
 
 int64_t wait_now_ms(void)
 {
-    return now_ns() / 1000000;
+    return wait_now_ns() / 1000000;
 }
 
 /* ---- Receive coalescing (tachyon_bus_set_rx_coalesce_ns) --------------------
@@ -61,10 +61,12 @@ int64_t wait_now_ms(void)
  * waiting for sparse traffic sees the next message at once.
  *
  * The interval is the configured delay, shortened so that, at the rate seen
- * between the last two looks, the producer cannot fill a quarter of the ring
- * before the next look; and there is none while the consumer is behind (a
- * quarter of the ring or more unread). A small ring or a very fast producer
- * therefore never stalls on a full ring while the consumer waits.
+ * between the last two looks that found something, the producer cannot fill
+ * a quarter of the ring before the next look. There is none while the
+ * consumer is behind (a quarter of the ring or more unread), and none after
+ * the first look of a burst (no rate known yet: the previous such look was
+ * more than two intervals ago), so a producer on a small ring is held up
+ * only when it speeds up within a burst, and then by less than an interval.
  */
 
 /* Consumer: may a coalescing consumer read head now? */
@@ -72,28 +74,34 @@ int wait_coalesce_may_look(const struct tachyon_bus *bus)
 {
     /* A consumer whose producer is gone reads what is left at once. */
     return bus->rx.next_look_ns == 0 || local_flag_load(&bus->peer_gone) ||
-           now_ns() >= bus->rx.next_look_ns;
+           wait_now_ns() >= bus->rx.next_look_ns;
 }
 
-/* Consumer: head was read: `old_head` before, `head` now. Set the next look. */
-void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_t head)
+/* The interval after a look at time `now` that found head moved from
+ * `old_head` to `head`; 0 for none. */
+static int64_t coalesce_interval(const struct tachyon_bus *bus, uint64_t old_head, uint64_t head, int64_t now)
 {
-    int64_t now = now_ns();
     uint64_t quarter = bus->capacity / 4;
-    bus->rx.next_look_ns = 0;
-    if (head != old_head && head - bus->rx.tail < quarter) {
-        int64_t interval = local_flag_load(&bus->coalesce_ns);
-        int64_t since = now - bus->rx.last_look_ns;
-        uint64_t grown = head - bus->rx.last_look_head;
-        if (bus->rx.last_look_ns > 0 && since > 0 && grown > 0) {
-            /* Time for the producer to publish a quarter ring at that rate. */
-            int64_t fill = (int64_t)((double)since * (double)quarter / (double)grown);
-            if (fill < interval)
-                interval = fill;
-        }
-        if (interval > 0)
-            bus->rx.next_look_ns = now + interval;
-    }
+    int64_t delay = local_flag_load(&bus->coalesce_ns);
+    if (head == old_head || head - bus->rx.tail >= quarter || bus->rx.last_look_ns == 0)
+        return 0;
+    int64_t since = now - bus->rx.last_look_ns;
+    if (since > 2 * delay)
+        return 0; /* the first look of a burst: no rate to go by */
+    if (since < 1)
+        since = 1;
+    /* Time for the producer to publish a quarter ring at the rate seen since
+     * the last look (compared as a double: the quotient may not fit). */
+    double fill = (double)since * (double)quarter / (double)(head - bus->rx.last_look_head);
+    return fill < (double)delay ? (int64_t)fill : delay;
+}
+
+/* Consumer: at time `now` head was read, `old_head` before and `head` now.
+ * Set when the next look may be. */
+void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_t head, int64_t now)
+{
+    int64_t interval = coalesce_interval(bus, old_head, head, now);
+    bus->rx.next_look_ns = interval > 0 ? now + interval : 0;
     if (head != old_head) {
         bus->rx.last_look_ns = now;
         bus->rx.last_look_head = head;
@@ -101,10 +109,10 @@ void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_
 }
 
 /*
- * Consumer, at the start of a blocking or timed receive that has nothing
- * cached: spin until the interval allows a look (or the deadline, in ms, -1
- * for none, comes first). Not while the peer is known gone or the ring is
- * fatal: then the caller has to learn that now.
+ * Consumer, in a blocking or timed receive that has nothing cached: spin
+ * until the interval allows a look (or the deadline, in ms, -1 for none,
+ * comes first). Not while the peer is known gone or the ring is fatal: then
+ * the caller has to learn that now.
  */
 void wait_coalesce(struct tachyon_bus *bus, int64_t deadline_ms)
 {
@@ -114,7 +122,7 @@ void wait_coalesce(struct tachyon_bus *bus, int64_t deadline_ms)
         return;
     if (deadline_ms >= 0 && deadline_ms * 1000000 < until)
         until = deadline_ms * 1000000;
-    while (now_ns() < until) {
+    while (wait_now_ns() < until) {
         for (int i = 0; i < 8; i++)
             tachyon_cpu_relax();
     }

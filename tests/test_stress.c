@@ -26,7 +26,7 @@
 #define RING_CAPACITY (64 * 1024)
 #define MAX_PAYLOAD 4096
 #define PAUSE_EVERY 40000      /* blocking mode: a pause every this many messages */
-#define GAP_LIMIT_NS 30000000ull /* 30 ms: well below the 50 ms futex slice */
+#define GAP_LIMIT_NS 40000000ull /* 40 ms: below the 50 ms futex slice a lost wake-up costs */
 #define COALESCE_NS 2000u
 
 enum mode { MODE_SPIN, MODE_BLOCKING, MODE_COALESCING, MODE_COALESCING_BATCH };
