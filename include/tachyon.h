@@ -131,11 +131,14 @@ TACHYON_API void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure
  * interval lets it publish a batch per transfer. Messages may be seen up to
  * delay_ns later. The interval shrinks so that, at the rate seen between the
  * last two looks, the producer cannot fill a quarter of the ring before the
- * next one, and there is none while a quarter of the ring or more is unread.
+ * next one; there is none while a quarter of the ring or more is unread, nor
+ * after the first look of a burst.
  * It pays when the consumer is faster than the producer: on the 2-core test
  * machine, with 2000 ns and a C consumer, a Python producer's per-message
  * send() of 32-byte messages ran 3.6x faster and the seed's send_zero_copy
- * loop 11% faster. ERR_INVALID_SZ above TACHYON_MAX_RX_COALESCE_NS (1 ms).
+ * loop 10% faster. Inside an interval, tachyon_acquire_rx, _spin and
+ * tachyon_acquire_rx_batch may return ERR_EMPTY with a message published.
+ * ERR_INVALID_SZ above TACHYON_MAX_RX_COALESCE_NS (1 ms).
  */
 #define TACHYON_MAX_RX_COALESCE_NS 1000000u
 TACHYON_API tachyon_error_t tachyon_bus_set_rx_coalesce_ns(tachyon_bus_t *bus, uint32_t delay_ns);
