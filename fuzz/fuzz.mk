@@ -62,14 +62,14 @@ $(SEC_DIR)/ring_harness.o: fuzz/ring_harness.c fuzz/ring_harness.h $(LIB_HDRS) |
 
 $(SEC_DIR)/hostile_ring: $(SEC_DIR)/ring_harness.o
 
-$(SEC_DIR)/%: tests/security/%.c $(SEC_DIR)/helpers.o $(SEC_LIB_OBJS) tests/security/helpers.h
+$(SEC_DIR)/%: tests/security/%.c $(SEC_DIR)/helpers.o $(SEC_LIB_OBJS) tests/security/helpers.h fuzz/send_fds.h
 	$(FUZZ_CC) $(SEC_CFLAGS) $(SEC_SAN) $< $(filter %.o,$^) -lpthread -o $@
 
 $(FUZZ_DIR)/fuzz_ring: fuzz/fuzz_ring.c fuzz/ring_harness.c fuzz/ring_harness.h $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(SEC_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		fuzz/fuzz_ring.c fuzz/ring_harness.c $(FUZZ_LIB_OBJS) -o $@
 
-$(FUZZ_DIR)/fuzz_handshake: fuzz/fuzz_handshake.c $(FUZZ_LIB_OBJS)
+$(FUZZ_DIR)/fuzz_handshake: fuzz/fuzz_handshake.c fuzz/send_fds.h $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(SEC_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		fuzz/fuzz_handshake.c $(FUZZ_LIB_OBJS) -lpthread -o $@
 

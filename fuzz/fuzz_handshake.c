@@ -32,6 +32,7 @@
 
 #include "tachyon.h"
 #include "wire.h"
+#include "send_fds.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -99,24 +100,8 @@ static int make_fds(int fds[2])
 
 static void send_part(int conn, const uint8_t *buf, size_t len, const int *fds, int nfds)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 2)];
-        struct cmsghdr align;
-    } ctrl;
-    memset(&ctrl, 0, sizeof(ctrl));
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (nfds > 0) {
-        msg.msg_control = ctrl.buf;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-    }
     if (len > 0)
-        (void)sendmsg(conn, &msg, MSG_NOSIGNAL); /* the connector may have hung up */
+        (void)send_with_fds(conn, buf, len, fds, nfds); /* the connector may have hung up */
 }
 
 /* One connection per input: accept, send what the input says, close all. */

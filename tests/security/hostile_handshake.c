@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "send_fds.h"
 #include "wire.h"
 
 #define CAP 4096u
@@ -124,23 +125,7 @@ static int make_fds(const struct fake *f, int fds[5])
  * part may meet a connector that already hung up, rightly). */
 static void send_part(int conn, const void *buf, size_t len, const int *fds, int nfds, int must)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 5)];
-        struct cmsghdr align;
-    } ctrl;
-    memset(&ctrl, 0, sizeof(ctrl));
-    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (nfds > 0) {
-        msg.msg_control = ctrl.buf;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-    }
-    if (sendmsg(conn, &msg, MSG_NOSIGNAL) != (ssize_t)len && must)
+    if (send_with_fds(conn, buf, len, fds, nfds) != (ssize_t)len && must)
         _exit(106);
 }
 
