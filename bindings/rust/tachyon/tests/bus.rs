@@ -20,12 +20,11 @@ fn messages_arrive_in_order_with_their_type_ids() {
     }
 }
 
-#[test]
-fn a_consumer_thread_receives_everything_a_producer_thread_sends() {
-    let (mut rx, mut tx) = pair("threads", 4096);
-    const N: u64 = 50_000;
+/// A producer thread sends 0..n as u64s, then drops its bus; the consumer
+/// checks every number arrives once and in order, then PeerDead.
+fn stream_numbers(mut rx: Bus, mut tx: Bus, n: u64) {
     let producer = std::thread::spawn(move || {
-        for i in 0..N {
+        for i in 0..n {
             tx.send_blocking(&i.to_le_bytes(), 1, Some(Duration::from_secs(10))).unwrap();
         }
         // tx dropped here: the consumer sees PeerDead after the last message.
@@ -43,7 +42,13 @@ fn a_consumer_thread_receives_everything_a_producer_thread_sends() {
         }
     }
     producer.join().unwrap();
-    assert_eq!(expected, N);
+    assert_eq!(expected, n);
+}
+
+#[test]
+fn a_consumer_thread_receives_everything_a_producer_thread_sends() {
+    let (rx, tx) = pair("threads", 4096);
+    stream_numbers(rx, tx, 50_000);
 }
 
 #[test]
@@ -221,30 +226,12 @@ fn pure_spin_mode_still_delivers() {
 
 #[test]
 fn rx_coalescing_is_bounded_and_still_delivers_everything_in_order() {
-    let (mut rx, mut tx) = pair("coalesce", 1 << 16);
+    let (mut rx, tx) = pair("coalesce", 1 << 16);
     assert_eq!(rx.set_rx_coalesce(Duration::from_micros(1001)), Err(Error::InvalidSize));
     assert_eq!(rx.set_rx_coalesce(Duration::from_secs(5)), Err(Error::InvalidSize));
-    rx.set_rx_coalesce(Duration::from_micros(2)).unwrap();
-    const N: u64 = 20_000;
-    let producer = std::thread::spawn(move || {
-        for i in 0..N {
-            tx.send_blocking(&i.to_le_bytes(), 1, Some(Duration::from_secs(10))).unwrap();
-        }
-    });
-    let mut expected = 0u64;
-    loop {
-        match rx.recv() {
-            Ok(msg) => {
-                assert_eq!(u64::from_le_bytes(msg.data().try_into().unwrap()), expected);
-                expected += 1;
-            }
-            Err(Error::PeerDead) => break,
-            Err(e) => panic!("unexpected error: {e}"),
-        }
-    }
-    producer.join().unwrap();
-    assert_eq!(expected, N);
     rx.set_rx_coalesce(Duration::ZERO).unwrap();
+    rx.set_rx_coalesce(Duration::from_micros(2)).unwrap();
+    stream_numbers(rx, tx, 20_000);
 }
 
 #[test]
