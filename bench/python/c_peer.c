@@ -46,11 +46,15 @@ static tachyon_bus_t *open_bus(const char *path, int listen)
 
 static int run_sink(const char *path, int listen, unsigned long coalesce_ns)
 {
+    if (coalesce_ns > TACHYON_MAX_RX_COALESCE_NS) {
+        fprintf(stderr, "c_peer sink: coalescing %lu ns: above the %u ns maximum\n", coalesce_ns,
+                TACHYON_MAX_RX_COALESCE_NS);
+        return 2;
+    }
     tachyon_bus_t *bus = open_bus(path, listen);
     tachyon_error_t err = tachyon_bus_set_rx_coalesce_ns(bus, (uint32_t)coalesce_ns);
-    if (err != TACHYON_SUCCESS || coalesce_ns > UINT32_MAX) {
-        fprintf(stderr, "c_peer sink: coalescing %lu ns: %s\n", coalesce_ns,
-                tachyon_strerror(err ? err : TACHYON_ERR_INVALID_SZ));
+    if (err != TACHYON_SUCCESS) {
+        fprintf(stderr, "c_peer sink: coalescing %lu ns: %s\n", coalesce_ns, tachyon_strerror(err));
         return 2;
     }
     static tachyon_msg_view_t views[BATCH];
