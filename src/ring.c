@@ -224,6 +224,13 @@ static inline int rx_coalescing(const struct tachyon_bus *bus)
     return local_flag_load(&bus->coalesce_ns) > 0;
 }
 
+/* May the consumer read head now? Always, unless it coalesces and its
+ * interval runs (wait.c). Every read of head on the receive side asks. */
+static inline int rx_may_look(const struct tachyon_bus *bus)
+{
+    return likely(!rx_coalescing(bus)) || wait_coalesce_may_look(bus);
+}
+
 /* A new head was read (and checked): cache it; a coalescing consumer also
  * decides when it may look again (wait.c). */
 static inline void rx_note_head(struct tachyon_bus *bus, uint64_t head)
@@ -238,7 +245,7 @@ static inline void rx_note_head(struct tachyon_bus *bus, uint64_t head)
  * consumer may not look yet), -1: corrupt counters. */
 static int rx_refresh_head(struct tachyon_bus *bus)
 {
-    if (unlikely(rx_coalescing(bus)) && !wait_coalesce_may_look(bus))
+    if (!rx_may_look(bus))
         return 0;
     uint64_t head = observe_head(&bus->hdr->head); /* B: pairs with the producer's A/F1 */
     if (unlikely(!counters_consistent(bus, head, bus->rx.tail))) {
@@ -253,7 +260,7 @@ int ring_has_unread(struct tachyon_bus *bus)
 {
     if (bus->rx.cached_head != bus->rx.tail)
         return 1;
-    if (unlikely(rx_coalescing(bus)) && !wait_coalesce_may_look(bus))
+    if (!rx_may_look(bus))
         return 0;
     return observe_head(&bus->hdr->head) != bus->rx.tail;
 }
@@ -337,7 +344,7 @@ size_t ring_try_rx_batch(struct tachyon_bus *bus, tachyon_msg_view_t *out, size_
         if (pos == bus->rx.cached_head && pos != bus->rx.tail) {
             /* More may have come since the first refresh: look once more
              * (a coalescing consumer only when its interval allows). */
-            if (unlikely(rx_coalescing(bus)) && !wait_coalesce_may_look(bus))
+            if (!rx_may_look(bus))
                 break;
             uint64_t head = observe_head(&bus->hdr->head); /* B: pairs with A/F1 */
             if (head == bus->rx.cached_head)
