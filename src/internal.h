@@ -50,10 +50,10 @@ struct tachyon_rx_state {
     uint64_t pending_end;   /* tail after the acquired message(s) */
     size_t pending_count;   /* messages acquired and not yet committed */
     /* Receive coalescing (wait.c): no look at head before next_look_ns (0:
-     * none); the last look that found something, and the head it found. */
+     * none); when the last look that found something was (cached_head is
+     * what it found). */
     int64_t next_look_ns;
     int64_t last_look_ns;
-    uint64_t last_look_head;
 };
 
 struct tachyon_bus {
@@ -74,7 +74,7 @@ struct tachyon_bus {
 
     /* Written through const pointers by the published API's setters. */
     _Atomic int pure_spin;   /* this handle's consumer never sleeps */
-    _Atomic int coalesce_ns; /* consumer: pause before re-reading head (0: off) */
+    _Atomic int coalesce_ns; /* consumer: least time between reads of head (0: off) */
     _Atomic int last_error;
     _Atomic int local_fatal;
 };

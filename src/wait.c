@@ -91,8 +91,9 @@ static int64_t coalesce_interval(const struct tachyon_bus *bus, uint64_t old_hea
     if (since < 1)
         since = 1;
     /* Time for the producer to publish a quarter ring at the rate seen since
-     * the last look (compared as a double: the quotient may not fit). */
-    double fill = (double)since * (double)quarter / (double)(head - bus->rx.last_look_head);
+     * the last look that found something, which found old_head (compared as
+     * a double: the quotient may not fit). */
+    double fill = (double)since * (double)quarter / (double)(head - old_head);
     return fill < (double)delay ? (int64_t)fill : delay;
 }
 
@@ -102,10 +103,8 @@ void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_
 {
     int64_t interval = coalesce_interval(bus, old_head, head, now);
     bus->rx.next_look_ns = interval > 0 ? now + interval : 0;
-    if (head != old_head) {
+    if (head != old_head)
         bus->rx.last_look_ns = now;
-        bus->rx.last_look_head = head;
-    }
 }
 
 /*

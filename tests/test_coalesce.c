@@ -67,41 +67,34 @@ static void test_interval_rules(void)
     wait_coalesce_note_look(b, 0, 128, now); /* first look ever: no rate */
     CHECK_EQ(rx->next_look_ns, 0);
     CHECK_EQ(rx->last_look_ns, now);
-    CHECK_EQ(rx->last_look_head, 128);
 
     /* 512 bytes in 10 µs: a quarter ring in 20 µs, under the 1 ms delay. */
     rx->last_look_ns = now - 10000;
-    rx->last_look_head = 0;
     wait_coalesce_note_look(b, 0, 512, now);
     CHECK_EQ(rx->next_look_ns, now + 20000);
 
     /* 8 bytes in 10 µs: a quarter ring in 1.28 ms: the delay, 1 ms. */
     rx->last_look_ns = now - 10000;
-    rx->last_look_head = 504;
     wait_coalesce_note_look(b, 504, 512, now);
     CHECK_EQ(rx->next_look_ns, now + (int64_t)DELAY_NS);
 
     /* Two looks at the same clock reading count as 1 ns apart. */
     rx->last_look_ns = now;
-    rx->last_look_head = 0;
     wait_coalesce_note_look(b, 0, 512, now);
     CHECK_EQ(rx->next_look_ns, now + 2);
 
     /* The previous look more than two delays ago: a new burst, no interval. */
     rx->last_look_ns = now - 2 * (int64_t)DELAY_NS - 1;
-    rx->last_look_head = 0;
     wait_coalesce_note_look(b, 0, 64, now);
     CHECK_EQ(rx->next_look_ns, 0);
 
     /* A quarter of the ring unread: the consumer is behind, no interval. */
     rx->last_look_ns = now - 10000;
-    rx->last_look_head = 0;
     wait_coalesce_note_look(b, 0, 1024, now);
     CHECK_EQ(rx->next_look_ns, 0);
 
     /* Nothing new: no interval, and the last look that found data stays. */
     rx->last_look_ns = now - 10000;
-    rx->last_look_head = 64;
     wait_coalesce_note_look(b, 64, 64, now);
     CHECK_EQ(rx->next_look_ns, 0);
     CHECK_EQ(rx->last_look_ns, now - 10000);
@@ -109,7 +102,6 @@ static void test_interval_rules(void)
     /* Back to a consistent state before the pair is closed. */
     rx->tail = rx->cached_head = 0;
     rx->next_look_ns = rx->last_look_ns = 0;
-    rx->last_look_head = 0;
     close_pair(cons, prod);
 }
 
