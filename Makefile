@@ -4,7 +4,8 @@
 #   make test       every test in the repository (C, sanitizers, Python, Rust, cross-language)
 #   make bench      the benchmarks (run them on an otherwise idle machine)
 #   make demo       the seed job: Python producer -> Rust consumer
-#   make install PREFIX=/usr/local
+#   make setup      what test, bench and demo run first: missing Debian
+#                   packages, and the project's Python environment .venv
 #
 # Options: CC=clang, OPT="-O3 -march=native", PREFIX, DESTDIR.
 
@@ -12,6 +13,9 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 OPT     ?= -O2
 BUILD   ?= build
+VENV    ?= .venv
+# The project's Python (scripts/setup.sh creates it); the system Python is never written to.
+PY      := $(abspath $(VENV))/bin/python
 VERSION := 0.1.0
 SOVER   := 0
 
@@ -23,7 +27,7 @@ LIB_SRCS := src/shm.c src/handshake.c src/ring.c src/wait.c src/bus.c
 LIB_HDRS := include/tachyon.h src/wire.h src/barrier.h src/internal.h src/ring.h
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib test test-c test-sanitize test-tsan bench demo install clean fuzz soak help
+.PHONY: all lib setup test test-c test-sanitize test-tsan bench demo install clean fuzz soak help
 
 all: lib
 
@@ -63,21 +67,22 @@ include tests/tests.mk
 -include examples/examples.mk
 
 # ---- everything ----------------------------------------------------------------
+# Set-up runs once, before anything that needs a package or the venv.
+setup:
+	@VENV=$(VENV) bash scripts/setup.sh
+
+$(TEST_TARGETS) $(BENCH_TARGETS) demo: | setup
+
 test: $(TEST_TARGETS)
 	@echo "make test: all suites passed ($(TEST_TARGETS))"
 
 bench: $(BENCH_TARGETS)
 
-demo:
-	@if [ -f examples/python_producer_rust_consumer/run_demo.sh ]; then \
-		bash examples/python_producer_rust_consumer/run_demo.sh; \
-	else \
-		echo "make demo: the Python->Rust example is not built yet (examples/python_producer_rust_consumer)"; \
-		exit 1; \
-	fi
+demo: python-install
+	@PYTHON=$(PY) bash examples/python_producer_rust_consumer/run_demo.sh
 
 clean:
 	rm -rf $(BUILD)
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,12p' Makefile

@@ -7,8 +7,7 @@
 #   make soak            the soak for SOAK_SECONDS (600)
 #
 # Everything is built with clang, sanitizers on, straight from src/*.c (so the
-# tests may use the library's internal headers). clang and its runtime are
-# installed with apt-get when missing.
+# tests may use the library's internal headers).
 
 FUZZ_CC           ?= clang
 FUZZ_SECONDS      ?= 600
@@ -34,15 +33,14 @@ TEST_TARGETS += test-security test-fuzz test-soak
 # Keep the instrumented objects (make would delete them as intermediates).
 .SECONDARY: $(SEC_LIB_OBJS) $(FUZZ_LIB_OBJS) $(SEC_DIR)/helpers.o $(SEC_DIR)/ring_harness.o
 
-# clang with libFuzzer and the sanitizer runtimes; installed once if missing.
-$(SEC_CLANG_OK):
+# clang with libFuzzer and the sanitizer runtimes (scripts/setup.sh installs
+# them): checked once, so a broken toolchain fails here with its own message.
+$(SEC_CLANG_OK): | setup
 	@mkdir -p $(BUILD)
 	@probe='int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return 0; }'; \
-	if ! echo "$$probe" | $(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o $(BUILD)/.clang-probe >/dev/null 2>&1; then \
-		echo "fuzz.mk: installing clang and libclang-rt-14-dev"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev) >/dev/null || exit 1; \
-		echo "$$probe" | $(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o $(BUILD)/.clang-probe || exit 1; \
-	fi; rm -f $(BUILD)/.clang-probe; touch $@
+	echo "$$probe" | $(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o $(BUILD)/.clang-probe || \
+		{ echo "fuzz.mk: $(FUZZ_CC) cannot build a libFuzzer target (make setup installs clang and libclang-rt-14-dev)"; exit 1; }; \
+	rm -f $(BUILD)/.clang-probe; touch $@
 
 $(SEC_DIR)/obj/%.o: src/%.c $(LIB_HDRS) | $(SEC_CLANG_OK)
 	@mkdir -p $(dir $@)

@@ -11,7 +11,7 @@
 # two programs below through this file, so a libzmq that was installed later
 # still gets linked in.
 
-CMP_PYTHON ?= python3
+CMP_PYTHON ?= $(PY)
 CMP_BUILD  := $(BUILD)/bench/compare
 CMP_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
               -Wno-unused-parameter -Iinclude
@@ -31,10 +31,10 @@ $(CMP_BUILD)/c_producer: bench/compare/c_producer.c $(BUILD)/libtachyon.a
 .PHONY: bench-compare-bin bench-compare test-bench-smoke
 bench-compare-bin: lib $(CMP_BUILD)/consumer $(CMP_BUILD)/c_producer
 
-bench-compare: lib
+bench-compare: lib python-install
 	$(CMP_PYTHON) bench/compare/run.py
 
-test-bench-smoke: lib
+test-bench-smoke: lib python-install
 	timeout 900 $(CMP_PYTHON) bench/compare/run.py --smoke
 
 TEST_TARGETS  += test-bench-smoke

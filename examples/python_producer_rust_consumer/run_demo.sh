@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# make demo: build everything this example needs on a fresh machine, then run
-# it end to end (Rust consumer first, it owns the socket; then the Python
-# producer), and print both sides' figures.
+# The seed job end to end (make demo runs this after make has set the machine
+# up and installed the Python package into .venv): the Rust consumer first (it
+# owns the socket), then the Python producer; both sides' figures are printed.
 #
 # Environment: TICKS (default 500000), TACHYON_SOCKET (default a private path
-# in /tmp), PYTHON (default python3), PIN=0 to let the scheduler place the two
-# processes instead of pinning them to different cores.
+# in a temporary directory), PYTHON (default the project's .venv/bin/python),
+# PIN=0 to let the scheduler place the two processes instead of pinning them
+# to different cores.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 EXAMPLE="$ROOT/examples/python_producer_rust_consumer"
 CONSUMER="$EXAMPLE/consumer/target/release/tick-consumer"
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 TICKS=${TICKS:-500000}
-SOCKET=${TACHYON_SOCKET:-/tmp/tachyon_demo_$$.sock}
+WORKDIR=$(mktemp -d)
+SOCKET=${TACHYON_SOCKET:-$WORKDIR/ticks.sock}
 PIN=${PIN:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 
@@ -22,16 +24,14 @@ say() { printf '\n== %s\n' "$*"; }
 need() {
     command -v "$1" >/dev/null 2>&1 || { echo "make demo: '$1' is required but not installed ($2)" >&2; exit 1; }
 }
-need "$PYTHON" "Python 3.8 or later"
+[[ -x $PYTHON ]] || { echo "make demo: $PYTHON not found: run 'make demo' (it creates the project's .venv)" >&2; exit 1; }
+"$PYTHON" -c "import tachyon" 2>/dev/null ||
+    { echo "make demo: the tachyon package is not installed in $PYTHON: run 'make demo'" >&2; exit 1; }
 need cargo "the Rust toolchain, from rustup"
 need cc "a C compiler, e.g. apt-get install -y build-essential"
 
 say "Building the C library"
 make -C "$ROOT" --no-print-directory -s lib
-
-say "Installing the Python package (bindings/python, import tachyon)"
-PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
-    "$PYTHON" -m pip install --quiet "$ROOT/bindings/python"
 
 say "Building the Rust consumer (cargo build --release)"
 cargo build --release --quiet --manifest-path "$EXAMPLE/consumer/Cargo.toml"
@@ -43,12 +43,12 @@ if [[ $PIN == 1 ]] && command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
     consumer_cpu=(taskset -c 1) producer_cpu=(taskset -c 0)
 fi
 
-consumer_log=$(mktemp)
-producer_log=$(mktemp)
+consumer_log=$WORKDIR/consumer.log
+producer_log=$WORKDIR/producer.log
 consumer_pid=
 cleanup() {
     [[ -n $consumer_pid ]] && kill "$consumer_pid" 2>/dev/null || true
-    rm -f "$consumer_log" "$producer_log" "$SOCKET"
+    rm -rf "$WORKDIR"
 }
 trap cleanup EXIT
 
