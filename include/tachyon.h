@@ -3,32 +3,54 @@
  *
  * One bus is one ring in a sealed memfd shared by exactly two processes. The
  * listener creates the segment and hands its fd to the one connector over a
- * Unix socket; after that no byte goes through the kernel.
+ * Unix socket; after that no byte goes through the kernel. The wire format is
+ * in docs/protocol.md.
  *
  * Roles: whichever process calls the tx functions is the producer, whichever
- * calls the rx functions is the consumer. A bus handle is not thread-safe:
- * one thread produces and one thread consumes through it at a time (the two
- * may be different threads of one process holding two handles).
+ * calls the rx functions is the consumer.
+ *
+ * Threads. A handle has two sides: the producer side (acquire_tx, commit_tx,
+ * rollback_tx, flush, send, send_batch, acquire_tx_blocking) and the consumer
+ * side (every acquire_rx*, drain_batch*, commit_rx*). One thread at a time
+ * may use each side: one producer thread and one consumer thread may work on
+ * one handle at once, two threads on the same side may not (the ring is
+ * single-producer, single-consumer). Every other function may be called from
+ * any thread at any time, except that tachyon_bus_destroy must not race with
+ * a call on the same reference: a thread that calls into a handle while
+ * another may destroy it holds its own reference (tachyon_bus_ref), and the
+ * segment stays mapped until the last reference is dropped.
+ * tachyon_bus_last_error answers for the calling thread only.
+ *
+ * fork(): a child does not inherit the mapping; every call on a handle made
+ * before the fork returns TACHYON_ERR_FORKED (NULL/0 with that error) in the
+ * child, and tachyon_bus_destroy there only frees the handle's memory.
  *
  * The functions from tachyon_bus_listen to tachyon_memory_barrier_acquire are
- * the published tachyon-ipc ABI (SPEC.md section 2) and never change. The
- * functions marked "addition" are this project's.
+ * the published tachyon-ipc ABI and never change. The rest are this
+ * project's additions.
  */
-#ifndef TACHYON_H
-#define TACHYON_H
+#ifndef TACHYON_C_API_H
+#define TACHYON_C_API_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#ifdef __cplusplus
-extern "C" {
+#if defined(__GNUC__) || defined(__clang__)
+#define TACHYON_ABI __attribute__((visibility("default")))
+#else
+#define TACHYON_ABI
+#endif
+#define TACHYON_API TACHYON_ABI
+
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define TACHYON_NOEXCEPT noexcept
+#else
+#define TACHYON_NOEXCEPT
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define TACHYON_API __attribute__((visibility("default")))
-#else
-#define TACHYON_API
+#ifdef __cplusplus
+extern "C" {
 #endif
 
 typedef enum {
@@ -48,34 +70,37 @@ typedef enum {
     TACHYON_ERR_INTERRUPTED = 13,  /* a signal interrupted a blocking call */
     TACHYON_ERR_ABI_MISMATCH = 14, /* handshake or segment header does not match ABI v4 */
     /* Additions of this project; values after 14 never change either. */
-    TACHYON_ERR_PEER_DEAD = 15,    /* the peer exited, was killed, or destroyed the bus */
+    TACHYON_ERR_PEER_DEAD = 15,    /* the peer process ended (or was killed) without closing the bus */
     TACHYON_ERR_PERMISSION = 16,   /* the peer's uid is not allowed */
     TACHYON_ERR_FATAL = 17,        /* the shared segment is corrupt; the bus is unusable */
     TACHYON_ERR_STATE = 18,        /* call out of order (commit without acquire, ...) */
     TACHYON_ERR_TIMEOUT = 19,      /* a timed wait expired */
     TACHYON_ERR_ADDR_IN_USE = 20,  /* a live listener owns the socket path */
     TACHYON_ERR_NOT_SOCKET = 21,   /* the socket path exists and is not a socket */
-    TACHYON_ERR_PATH_TOO_LONG = 22 /* the socket path does not fit in sun_path */
+    TACHYON_ERR_PATH_TOO_LONG = 22, /* the socket path does not fit in sun_path */
+    TACHYON_ERR_PEER_CLOSED = 23,  /* the peer closed the bus (a clean end of stream) */
+    TACHYON_ERR_FORKED = 24        /* the handle belongs to the parent of this fork()ed process */
 } tachyon_error_t;
 
 typedef enum {
     TACHYON_STATE_UNINITIALIZED = 0,
     TACHYON_STATE_INITIALIZING = 1,
     TACHYON_STATE_READY = 2,
-    TACHYON_STATE_DISCONNECTED = 3, /* the peer is gone (crash or clean destroy) */
+    TACHYON_STATE_DISCONNECTED = 3, /* the peer is gone (closed, or its process ended) */
     TACHYON_STATE_FATAL_ERROR = 4,  /* a corrupt header or counter was seen */
     TACHYON_STATE_UNKNOWN = 5
 } tachyon_state_t;
 
-/* type_id: bits 31..16 route id, bits 15..0 message type. */
-#define TACHYON_TYPE_ID(route, type) \
-    ((uint32_t)((((uint32_t)(route) & 0xFFFFu) << 16) | ((uint32_t)(type) & 0xFFFFu)))
+/* type_id: bits 31..16 route id, bits 15..0 message type. As published, the
+ * type is not masked: a type above 0xFFFF spills into the route bits. */
+#define TACHYON_TYPE_ID(route, type) ((uint32_t)(((uint32_t)(route) << 16) | (uint32_t)(type)))
 #define TACHYON_ROUTE_ID(id) ((uint16_t)(((uint32_t)(id) >> 16) & 0xFFFFu))
 #define TACHYON_MSG_TYPE(id) ((uint16_t)((uint32_t)(id) & 0xFFFFu))
 
 typedef struct tachyon_bus tachyon_bus_t;
 
-/* One received message in a batch. `reserved_` is private to the library. */
+/* One received message in a batch. `reserved_` is the message's slot size in
+ * the ring (64-byte header and payload, rounded up to 64). */
 typedef struct {
     const void *ptr;
     size_t actual_size;
@@ -84,7 +109,7 @@ typedef struct {
     uint32_t padding_;
 } tachyon_msg_view_t;
 
-/* ---- Published API (SPEC.md section 2) ---------------------------------- */
+/* ---- Published API ---------------------------------------------------------- */
 
 /*
  * Create a segment with a ring of `capacity` bytes (a power of two, at least
@@ -94,54 +119,30 @@ typedef struct {
  * reference.
  */
 TACHYON_API tachyon_error_t tachyon_bus_listen(const char *socket_path, size_t capacity,
-                                               tachyon_bus_t **out);
+                                               tachyon_bus_t **out) TACHYON_NOEXCEPT;
 
 /* Connect to a listener at `socket_path` and map the segment it hands over.
  * One attempt; the listener must run as our uid or root (see connect_ex). */
-TACHYON_API tachyon_error_t tachyon_bus_connect(const char *socket_path, tachyon_bus_t **out);
+TACHYON_API tachyon_error_t tachyon_bus_connect(const char *socket_path, tachyon_bus_t **out) TACHYON_NOEXCEPT;
 
 /* Take one more reference; each reference is dropped by tachyon_bus_destroy. */
-TACHYON_API void tachyon_bus_ref(tachyon_bus_t *bus);
+TACHYON_API void tachyon_bus_ref(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
 /*
  * Drop one reference. The last one marks the bus disconnected in the shared
  * segment (so the peer learns we left), wakes the peer and unmaps. NULL is a
  * no-op.
  */
-TACHYON_API void tachyon_bus_destroy(tachyon_bus_t *bus);
+TACHYON_API void tachyon_bus_destroy(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
 /* Bind the segment's pages to a NUMA node (mbind). ERR_SYSTEM if unsupported. */
-TACHYON_API tachyon_error_t tachyon_bus_set_numa_node(const tachyon_bus_t *bus, int node_id);
+TACHYON_API tachyon_error_t tachyon_bus_set_numa_node(const tachyon_bus_t *bus, int node_id) TACHYON_NOEXCEPT;
 
 /*
  * Consumer side: pure_spin != 0 means the consumer never sleeps, so the
  * producer skips the fence and the wake-up check on every publication.
  */
-TACHYON_API void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure_spin);
-
-/*
- * Consumer side, off (0) by default: receive coalescing. While messages keep
- * coming, the consumer reads the producer's counter at most once per
- * `delay_ns`: after a look that found something new, a blocking or timed
- * receive with nothing left to hand out spins (busy-waits, bounded by its
- * timeout) until the interval is over, and a non-blocking one returns
- * ERR_EMPTY without looking. A look that finds nothing new sets no interval,
- * so a consumer waiting for sparse traffic sees the next message at once.
- * Each look costs a fast producer a cache-line transfer; one look per
- * interval lets it publish a batch per transfer. Messages may be seen up to
- * delay_ns later. The interval shrinks so that, at the rate seen between the
- * last two looks, the producer cannot fill a quarter of the ring before the
- * next one; there is none while a quarter of the ring or more is unread, nor
- * after the first look of a burst.
- * It pays when the consumer is faster than the producer: on the 2-core test
- * machine, with 2000 ns and a C consumer, a Python producer's per-message
- * send() of 32-byte messages ran 3.6x faster and the seed's send_zero_copy
- * loop 10% faster. Inside an interval, tachyon_acquire_rx, _spin and
- * tachyon_acquire_rx_batch may return ERR_EMPTY with a message published.
- * ERR_INVALID_SZ above TACHYON_MAX_RX_COALESCE_NS (1 ms).
- */
-#define TACHYON_MAX_RX_COALESCE_NS 1000000u
-TACHYON_API tachyon_error_t tachyon_bus_set_rx_coalesce_ns(tachyon_bus_t *bus, uint32_t delay_ns);
+TACHYON_API void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure_spin) TACHYON_NOEXCEPT;
 
 /*
  * Reserve a slot for up to `max_payload_size` bytes and return a pointer to
@@ -149,71 +150,90 @@ TACHYON_API tachyon_error_t tachyon_bus_set_rx_coalesce_ns(tachyon_bus_t *bus, u
  * is out of range (ERR_INVALID_SZ), a slot is already acquired (ERR_STATE),
  * or the peer is gone; tachyon_bus_last_error tells which. Non-blocking.
  */
-TACHYON_API void *tachyon_acquire_tx(tachyon_bus_t *bus, size_t max_payload_size);
+TACHYON_API void *tachyon_acquire_tx(tachyon_bus_t *bus, size_t max_payload_size) TACHYON_NOEXCEPT;
 
-/* Commit the acquired slot with its real size (<= the size acquired) and
- * publish it to the consumer immediately. */
+/* Commit the acquired slot with its real size (at most the size acquired:
+ * ERR_INVALID_SZ otherwise, and the slot stays acquired) and publish it to the
+ * consumer immediately. */
 TACHYON_API tachyon_error_t tachyon_commit_tx(tachyon_bus_t *bus, size_t actual_payload_size,
-                                              uint32_t type_id);
+                                              uint32_t type_id) TACHYON_NOEXCEPT;
 
 /* Give the acquired slot back unpublished. */
-TACHYON_API tachyon_error_t tachyon_rollback_tx(tachyon_bus_t *bus);
+TACHYON_API tachyon_error_t tachyon_rollback_tx(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
 /* Publish everything committed and not yet published, waking a sleeping
  * consumer for it. Commits already publish, so this is usually a no-op; it
  * exists for the published API. */
-TACHYON_API void tachyon_flush(tachyon_bus_t *bus);
+TACHYON_API void tachyon_flush(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
-/* Non-blocking receive: the next message's payload or NULL (ERR_EMPTY, or the
- * bus is fatal / the peer gone). The slot stays ours until tachyon_commit_rx. */
+/* Non-blocking receive: the next message's payload, or NULL with ERR_EMPTY,
+ * ERR_FATAL, or, once every message it committed has been read, the peer's
+ * end (ERR_PEER_CLOSED after a clean close, ERR_PEER_DEAD when its process
+ * ended without one; a polling caller learns of it within ~10 ms). The slot
+ * stays ours until tachyon_commit_rx. */
 TACHYON_API const void *tachyon_acquire_rx(tachyon_bus_t *bus, uint32_t *out_type_id,
-                                           size_t *out_actual_size);
+                                           size_t *out_actual_size) TACHYON_NOEXCEPT;
 
-/* As tachyon_acquire_rx, polling up to max_spins times before giving up. */
+/* As tachyon_acquire_rx, polling up to max_spins times before giving up.
+ * max_spins 0 polls until a message comes, the ring turns fatal or the peer is
+ * gone (as published; the peer's end is this project's addition). */
 TACHYON_API const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id,
-                                                size_t *out_actual_size, uint32_t max_spins);
+                                                size_t *out_actual_size, uint32_t max_spins) TACHYON_NOEXCEPT;
 
 /*
  * Wait for the next message: spin `spin_threshold` times, then sleep on the
  * shared futex. NULL when a signal interrupted the wait (state READY, error
  * INTERRUPTED), the bus is fatal (state FATAL_ERROR), or the peer is gone and
- * every message it committed has been read (state DISCONNECTED).
+ * every message it committed has been read (state DISCONNECTED; the error is
+ * ERR_PEER_CLOSED for a clean close, ERR_PEER_DEAD for a crash).
  */
 TACHYON_API const void *tachyon_acquire_rx_blocking(tachyon_bus_t *bus, uint32_t *out_type_id,
                                                     size_t *out_actual_size,
-                                                    uint32_t spin_threshold);
+                                                    uint32_t spin_threshold) TACHYON_NOEXCEPT;
 
 /* Release the slot returned by the last acquire_rx* call. */
-TACHYON_API tachyon_error_t tachyon_commit_rx(tachyon_bus_t *bus);
+TACHYON_API tachyon_error_t tachyon_commit_rx(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
 /* Fill up to max_msgs views with the messages available now (none committed);
  * returns how many. Release them with tachyon_commit_rx_batch. */
 TACHYON_API size_t tachyon_acquire_rx_batch(tachyon_bus_t *bus, tachyon_msg_view_t *out,
-                                            size_t max_msgs);
+                                            size_t max_msgs) TACHYON_NOEXCEPT;
 
 /* As tachyon_acquire_rx_batch, but waits like acquire_rx_blocking for at least
  * one message. 0: interrupted, fatal or peer gone (see tachyon_get_state). */
 TACHYON_API size_t tachyon_drain_batch(tachyon_bus_t *bus, tachyon_msg_view_t *out,
-                                       size_t max_msgs, uint32_t spin_threshold);
+                                       size_t max_msgs, uint32_t spin_threshold) TACHYON_NOEXCEPT;
 
 /* Release the first `count` views of the last batch (count may be fewer than
- * were acquired; the rest stay acquired and come first in the next batch). */
+ * were acquired; the rest stay acquired: commit them next, or receive them
+ * again). The views must be those the batch handed out, unchanged: anything
+ * else is refused with ERR_STATE and nothing is released. */
 TACHYON_API tachyon_error_t tachyon_commit_rx_batch(tachyon_bus_t *bus,
-                                                    const tachyon_msg_view_t *views, size_t count);
+                                                    const tachyon_msg_view_t *views, size_t count) TACHYON_NOEXCEPT;
 
 /* READY, DISCONNECTED (peer gone), FATAL_ERROR (corrupt segment), ... */
-TACHYON_API tachyon_state_t tachyon_get_state(const tachyon_bus_t *bus);
+TACHYON_API tachyon_state_t tachyon_get_state(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
 /* A full acquire fence, for callers that read shared memory by hand. */
-TACHYON_API void tachyon_memory_barrier_acquire(void);
+TACHYON_API void tachyon_memory_barrier_acquire(void) TACHYON_NOEXCEPT;
 
 /* ---- Additions of this project ------------------------------------------ */
 
 /* A static English message for an error code ("unknown error" for others). */
-TACHYON_API const char *tachyon_strerror(tachyon_error_t err);
+TACHYON_API const char *tachyon_strerror(tachyon_error_t err) TACHYON_NOEXCEPT;
 
-/* The error behind the last NULL/0/failed result of a call on this bus. */
-TACHYON_API tachyon_error_t tachyon_bus_last_error(const tachyon_bus_t *bus);
+/*
+ * The best sentence for `err` just returned to the calling thread: when the
+ * failing call recorded details (the socket path and the system's reason, the
+ * peer's pid, what it left unread), a sentence with them; otherwise
+ * tachyon_strerror(err). Valid until this thread's next call into the library.
+ */
+TACHYON_API const char *tachyon_error_message(tachyon_error_t err) TACHYON_NOEXCEPT;
+
+/* The error behind the calling thread's last NULL/0/failed result of a call
+ * on this bus (TACHYON_SUCCESS if none failed). Other threads' errors on the
+ * same bus are not seen. */
+TACHYON_API tachyon_error_t tachyon_bus_last_error(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
 /*
  * Listener options. Default: only the listener's own uid may connect. Each
@@ -232,11 +252,11 @@ typedef struct {
     uid_t allowed_uids[TACHYON_MAX_ALLOWED_UIDS];
 } tachyon_listen_opts_t;
 
-TACHYON_API void tachyon_listen_opts_init(tachyon_listen_opts_t *opts, size_t capacity);
-TACHYON_API tachyon_error_t tachyon_listen_opts_allow_uid(tachyon_listen_opts_t *opts, uid_t uid);
+TACHYON_API void tachyon_listen_opts_init(tachyon_listen_opts_t *opts, size_t capacity) TACHYON_NOEXCEPT;
+TACHYON_API tachyon_error_t tachyon_listen_opts_allow_uid(tachyon_listen_opts_t *opts, uid_t uid) TACHYON_NOEXCEPT;
 TACHYON_API tachyon_error_t tachyon_bus_listen_ex(const char *socket_path,
                                                   const tachyon_listen_opts_t *opts,
-                                                  tachyon_bus_t **out);
+                                                  tachyon_bus_t **out) TACHYON_NOEXCEPT;
 
 /*
  * Connect, retrying while nothing listens yet, for up to timeout_ms (< 0:
@@ -244,13 +264,13 @@ TACHYON_API tachyon_error_t tachyon_bus_listen_ex(const char *socket_path,
  * own uid or as root, and refuses any other with TACHYON_ERR_PERMISSION.
  */
 TACHYON_API tachyon_error_t tachyon_bus_connect_timeout(const char *socket_path, int timeout_ms,
-                                                        tachyon_bus_t **out);
+                                                        tachyon_bus_t **out) TACHYON_NOEXCEPT;
 
 /* As tachyon_bus_connect_timeout, accepting only listeners whose uid is one of
  * allowed_uids (at most TACHYON_MAX_ALLOWED_UIDS; none = the default rule). */
 TACHYON_API tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms,
                                                    const uid_t *allowed_uids, size_t n_allowed_uids,
-                                                   tachyon_bus_t **out);
+                                                   tachyon_bus_t **out) TACHYON_NOEXCEPT;
 
 /*
  * acquire_rx_blocking with a deadline: NULL with ERR_TIMEOUT after timeout_ms
@@ -258,12 +278,12 @@ TACHYON_API tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int 
  */
 TACHYON_API const void *tachyon_acquire_rx_timeout(tachyon_bus_t *bus, uint32_t *out_type_id,
                                                    size_t *out_actual_size,
-                                                   uint32_t spin_threshold, int timeout_ms);
+                                                   uint32_t spin_threshold, int timeout_ms) TACHYON_NOEXCEPT;
 
 /* drain_batch with a deadline (0 with ERR_TIMEOUT when it expires). */
 TACHYON_API size_t tachyon_drain_batch_timeout(tachyon_bus_t *bus, tachyon_msg_view_t *out,
                                                size_t max_msgs, uint32_t spin_threshold,
-                                               int timeout_ms);
+                                               int timeout_ms) TACHYON_NOEXCEPT;
 
 /*
  * Producer side: wait for room (spin, then sleep in short steps) for up to
@@ -271,11 +291,11 @@ TACHYON_API size_t tachyon_drain_batch_timeout(tachyon_bus_t *bus, tachyon_msg_v
  * consumer is gone, ERR_INTERRUPTED on a signal, or as tachyon_acquire_tx.
  */
 TACHYON_API void *tachyon_acquire_tx_blocking(tachyon_bus_t *bus, size_t max_payload_size,
-                                              uint32_t spin_threshold, int timeout_ms);
+                                              uint32_t spin_threshold, int timeout_ms) TACHYON_NOEXCEPT;
 
 /* Copy `size` bytes in, commit and publish: one call. Non-blocking (ERR_FULL). */
 TACHYON_API tachyon_error_t tachyon_send(tachyon_bus_t *bus, const void *data, size_t size,
-                                         uint32_t type_id);
+                                         uint32_t type_id) TACHYON_NOEXCEPT;
 
 /*
  * Copy `count` records of `record_size` bytes each from `records`, one message
@@ -284,17 +304,19 @@ TACHYON_API tachyon_error_t tachyon_send(tachyon_bus_t *bus, const void *data, s
  * error (see tachyon_bus_last_error). Non-blocking.
  */
 TACHYON_API size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, size_t record_size,
-                                      size_t count, uint32_t type_id);
+                                      size_t count, uint32_t type_id) TACHYON_NOEXCEPT;
 
-/* 1 when the peer process is alive and has not destroyed the bus, else 0. */
-TACHYON_API int tachyon_peer_alive(tachyon_bus_t *bus);
+/* 1 when the peer process is alive and has not destroyed the bus, else 0,
+ * and then this thread's last error on the bus says how it went
+ * (ERR_PEER_CLOSED or ERR_PEER_DEAD). */
+TACHYON_API int tachyon_peer_alive(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
 /* The ring's capacity in bytes, and the largest payload one message can carry. */
-TACHYON_API size_t tachyon_bus_capacity(const tachyon_bus_t *bus);
-TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus_t *bus);
+TACHYON_API size_t tachyon_bus_capacity(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
+TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* TACHYON_H */
+#endif /* TACHYON_C_API_H */

@@ -141,6 +141,12 @@ static inline void write_slot_word(_Atomic uint32_t *word, uint32_t value)
     atomic_store_explicit(word, value, memory_order_relaxed);
 }
 
+/* Set-up words (the agreed features): written once, read for diagnostics. */
+static inline void store_setup_word(_Atomic uint32_t *word, uint32_t value)
+{
+    atomic_store_explicit(word, value, memory_order_relaxed);
+}
+
 /* Counters are read at attach time and for diagnostics only. */
 static inline uint64_t read_counter_relaxed(_Atomic uint64_t *counter)
 {
@@ -163,6 +169,25 @@ static inline int local_flag_load(const _Atomic int *flag)
 static inline void local_flag_store(const _Atomic int *flag, int value)
 {
     atomic_store_explicit((_Atomic int *)flag, value, memory_order_relaxed);
+}
+
+/* A process-local deadline word read by one thread and written by another. */
+static inline int64_t local_pace_load(const _Atomic int64_t *t)
+{
+    return atomic_load_explicit((_Atomic int64_t *)t, memory_order_relaxed);
+}
+
+static inline void local_pace_store(_Atomic int64_t *t, int64_t value)
+{
+    atomic_store_explicit(t, value, memory_order_relaxed);
+}
+
+/* Set a flag that is still 0; a flag already set keeps its value. */
+static inline void local_flag_set_once(_Atomic int *flag, int value)
+{
+    int expected = 0;
+    atomic_compare_exchange_strong_explicit(flag, &expected, value, memory_order_relaxed,
+                                            memory_order_relaxed);
 }
 
 static inline void local_ref_get(_Atomic int *refs)

@@ -15,13 +15,15 @@
 #include <unistd.h>
 
 #include "barrier.h"
+#include "futex.h"
 #include "internal.h"
 #include "ring.h"
+#include "state.h"
 
-/* How often a waiting producer checks that the consumer is still there. */
-#define TX_LIVENESS_CHECK_MS 10
 /* How often a pure-spin consumer looks at the clock (in spins). */
 #define SPIN_CLOCK_STRIDE 4096u
+/* How often tachyon_get_state asks whether the peer still lives. */
+#define STATE_LIVENESS_NS (10 * 1000000LL)
 
 /* ---- Errors and state ---------------------------------------------------- */
 
@@ -31,24 +33,26 @@ static const char *const error_messages[] = {
     [TACHYON_ERR_MEM] = "out of memory",
     [TACHYON_ERR_OPEN] = "could not create the shared memory file or socket",
     [TACHYON_ERR_TRUNCATE] = "could not size the shared memory, or the peer's memfd is smaller than it claims",
-    [TACHYON_ERR_CHMOD] = "could not set owner-only permissions on the socket file",
+    [TACHYON_ERR_CHMOD] = "could not set the permissions of the socket file",
     [TACHYON_ERR_SEAL] = "could not seal the shared memory, or the peer's memfd is not sealed against resizing",
     [TACHYON_ERR_MAP] = "could not map the shared memory",
     [TACHYON_ERR_INVALID_SZ] = "size or capacity out of range (capacity: power of two, 64 B to 1 GiB; payload: at most capacity - 64)",
     [TACHYON_ERR_FULL] = "the ring is full: the consumer has not caught up",
     [TACHYON_ERR_EMPTY] = "no message available",
-    [TACHYON_ERR_NETWORK] = "Unix socket error (is a listener running at that path?)",
-    [TACHYON_ERR_SYSTEM] = "system call failed",
+    [TACHYON_ERR_NETWORK] = "the Unix socket handshake failed",
+    [TACHYON_ERR_SYSTEM] = "a system call failed",
     [TACHYON_ERR_INTERRUPTED] = "interrupted by a signal",
     [TACHYON_ERR_ABI_MISMATCH] = "the peer speaks a different protocol (handshake or segment header is not Tachyon ABI v4)",
-    [TACHYON_ERR_PEER_DEAD] = "the peer process exited or closed the bus",
-    [TACHYON_ERR_PERMISSION] = "the connecting process's user is not allowed on this bus",
+    [TACHYON_ERR_PEER_DEAD] = "the peer process ended without closing the bus",
+    [TACHYON_ERR_PERMISSION] = "the peer's user is not allowed on this bus",
     [TACHYON_ERR_FATAL] = "the shared ring is corrupt; the bus can no longer be used",
     [TACHYON_ERR_STATE] = "call out of order (commit or rollback without acquire, or acquire twice)",
     [TACHYON_ERR_TIMEOUT] = "timed out",
     [TACHYON_ERR_ADDR_IN_USE] = "another live listener owns that socket path",
     [TACHYON_ERR_NOT_SOCKET] = "the socket path exists and is not a socket; refusing to remove it",
     [TACHYON_ERR_PATH_TOO_LONG] = "the socket path is too long for a Unix socket address (107 bytes at most)",
+    [TACHYON_ERR_PEER_CLOSED] = "the peer closed the bus",
+    [TACHYON_ERR_FORKED] = "this bus belongs to the parent process; a fork()ed child cannot use it",
 };
 
 const char *tachyon_strerror(tachyon_error_t err)
@@ -59,39 +63,33 @@ const char *tachyon_strerror(tachyon_error_t err)
     return "unknown error";
 }
 
-void bus_set_error(const struct tachyon_bus *bus, tachyon_error_t err)
+const char *tachyon_error_message(tachyon_error_t err)
 {
-    local_flag_store(&bus->last_error, (int)err);
+    const char *detail = status_detail_for(err);
+    return detail ? detail : tachyon_strerror(err);
 }
 
 tachyon_error_t tachyon_bus_last_error(const tachyon_bus_t *bus)
 {
     if (!bus)
         return TACHYON_ERR_NULL_PTR;
-    return (tachyon_error_t)local_flag_load(&bus->last_error);
+    return status_last_error(bus);
 }
 
-int bus_is_fatal(const struct tachyon_bus *bus)
+tachyon_state_t tachyon_get_state(const tachyon_bus_t *cbus)
 {
-    return local_flag_load(&bus->local_fatal);
-}
-
-/* Corruption seen: stop using the ring and tell the peer through the segment. */
-void bus_set_fatal(struct tachyon_bus *bus)
-{
-    local_flag_store(&bus->local_fatal, 1);
-    store_state(&bus->hdr->state, TACHYON_STATE_FATAL_ERROR);
-    bus_set_error(bus, TACHYON_ERR_FATAL);
-    wait_wake_consumer(bus); /* a sleeping consumer should learn it now */
-}
-
-tachyon_state_t tachyon_get_state(const tachyon_bus_t *bus)
-{
-    if (!bus)
+    if (!cbus)
         return TACHYON_STATE_UNKNOWN;
-    if (bus_is_fatal(bus))
+    tachyon_bus_t *bus = (tachyon_bus_t *)cbus; /* the flags below are atomics */
+    if (status_in_forked_child(bus))
+        return TACHYON_STATE_UNKNOWN;
+    if (status_fatal_anywhere(bus))
         return TACHYON_STATE_FATAL_ERROR;
-    if (local_flag_load(&bus->peer_gone))
+    if (status_peer(bus) == PEER_PRESENT && wait_now_coarse_ns() >= local_pace_load(&bus->state_next_check_ns)) {
+        local_pace_store(&bus->state_next_check_ns, wait_now_coarse_ns() + STATE_LIVENESS_NS);
+        (void)wait_peer_alive(bus);
+    }
+    if (status_peer(bus) != PEER_PRESENT)
         return TACHYON_STATE_DISCONNECTED;
     uint32_t s = observe_state(&bus->hdr->state);
     return s <= TACHYON_STATE_UNKNOWN ? (tachyon_state_t)s : TACHYON_STATE_UNKNOWN;
@@ -118,6 +116,8 @@ static tachyon_error_t bus_from_fd(int fd, uint64_t capacity, int prefault,
         return TACHYON_ERR_MEM;
     }
     bus->refs = 1; /* not yet shared with anyone */
+    bus->id = status_new_bus_id();
+    bus->fork_generation = status_fork_generation();
     bus->hdr = base;
     bus->ring = (uint8_t *)base + TACHYON_HEADER_BYTES;
     bus->capacity = capacity;
@@ -127,6 +127,24 @@ static tachyon_error_t bus_from_fd(int fd, uint64_t capacity, int prefault,
     bus->peer_pidfd = peer->pidfd;
     *out = bus;
     return TACHYON_SUCCESS;
+}
+
+/* The peer is known: its pid (and pidfd), and what it handles beyond v4,
+ * which both sides record in the segment for tools to see. */
+static void bus_set_peer(tachyon_bus_t *bus, const struct tachyon_peer *peer, uint32_t features)
+{
+    bus->peer_pid = peer->pid;
+    bus->peer_pidfd = peer->pidfd;
+    bus->peer_features = features;
+    store_setup_word(&bus->hdr->ext_features, features);
+}
+
+/* Undo bus_from_fd (the handle was never given out). */
+static void bus_free_unused(tachyon_bus_t *bus)
+{
+    munmap(bus->hdr, bus->map_size);
+    ring_detach(bus);
+    free(bus);
 }
 
 void tachyon_listen_opts_init(tachyon_listen_opts_t *opts, size_t capacity)
@@ -154,11 +172,15 @@ tachyon_error_t tachyon_bus_listen_ex(const char *socket_path, const tachyon_lis
     if (!socket_path || !opts || !out)
         return TACHYON_ERR_NULL_PTR;
     *out = NULL;
-    if (!tachyon_capacity_valid(opts->capacity) || opts->n_allowed_uids > TACHYON_MAX_ALLOWED_UIDS)
+    if (!tachyon_capacity_valid(opts->capacity))
+        return status_error_detail(NULL, TACHYON_ERR_INVALID_SZ,
+                                   "capacity %zu: a ring is a power of two from 64 bytes to 1 GiB",
+                                   opts->capacity);
+    if (opts->n_allowed_uids > TACHYON_MAX_ALLOWED_UIDS)
         return TACHYON_ERR_INVALID_SZ;
 
     int fd;
-    tachyon_error_t err = shm_create_segment(opts->capacity, &fd);
+    tachyon_error_t err = shm_create_segment(opts->capacity, socket_path, &fd);
     if (err != TACHYON_SUCCESS)
         return err;
     struct tachyon_peer peer = {0, -1};
@@ -171,15 +193,17 @@ tachyon_error_t tachyon_bus_listen_ex(const char *socket_path, const tachyon_lis
     shm_format(bus->hdr, (uint32_t)opts->capacity);
     ring_attach(bus);
 
-    err = handshake_listen(socket_path, opts, fd, &peer);
+    tachyon_handshake_t hs;
+    handshake_fill(&hs, (uint32_t)opts->capacity, 0, 0);
+    int conn = -1;
+    err = handshake_listen(socket_path, opts, &hs, &fd, 1, &peer, &conn);
     close(fd); /* the mapping keeps the segment; the peer has its own fd */
     if (err != TACHYON_SUCCESS) {
-        munmap(bus->hdr, bus->map_size);
-        free(bus);
+        bus_free_unused(bus);
         return err;
     }
-    bus->peer_pid = peer.pid;
-    bus->peer_pidfd = peer.pidfd;
+    bus_set_peer(bus, &peer, handshake_ext_answer(conn));
+    close(conn);
     *out = bus;
     return TACHYON_SUCCESS;
 }
@@ -191,18 +215,20 @@ tachyon_error_t tachyon_bus_listen(const char *socket_path, size_t capacity, tac
     return tachyon_bus_listen_ex(socket_path, &opts, out);
 }
 
-/* Check the handshake, then the fd, then map and check the header. */
-static tachyon_error_t attach_received(int fd, const tachyon_handshake_t *hs,
+/* Check the handshake, then the fd, then map and check the header. The fd is
+ * closed in every case. */
+static tachyon_error_t attach_received(int fd, int nfds, const tachyon_handshake_t *hs,
                                        const struct tachyon_peer *peer, tachyon_bus_t **out)
 {
     uint64_t capacity;
-    tachyon_error_t err = handshake_validate(hs, &capacity);
+    tachyon_error_t err = handshake_validate(hs, nfds, &capacity);
     if (err == TACHYON_SUCCESS)
         err = shm_check_received_fd(fd, TACHYON_HEADER_BYTES + capacity);
     tachyon_bus_t *bus = NULL;
     if (err == TACHYON_SUCCESS)
         err = bus_from_fd(fd, capacity, 1, peer, &bus);
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     if (err != TACHYON_SUCCESS)
         return err;
     err = shm_check_header(bus->hdr, capacity);
@@ -214,15 +240,14 @@ static tachyon_error_t attach_received(int fd, const tachyon_handshake_t *hs,
     /* DISCONNECTED: the listener sent its messages and left before we mapped
      * the segment. They are ours to read; then the peer is gone. */
     if (err == TACHYON_SUCCESS && state == TACHYON_STATE_DISCONNECTED)
-        local_flag_store(&bus->peer_gone, 1);
+        status_note_peer_gone(bus, PEER_CLOSED);
     if (err == TACHYON_SUCCESS) {
         ring_attach(bus);
-        if (bus_is_fatal(bus))
+        if (status_is_fatal(bus))
             err = TACHYON_ERR_FATAL;
     }
     if (err != TACHYON_SUCCESS) {
-        munmap(bus->hdr, bus->map_size);
-        free(bus);
+        bus_free_unused(bus);
         return err;
     }
     *out = bus;
@@ -237,17 +262,26 @@ tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms, 
     *out = NULL;
     if (n_allowed_uids > TACHYON_MAX_ALLOWED_UIDS)
         return TACHYON_ERR_INVALID_SZ;
-    int fd;
+    int fds[2], nfds = 0, sock = -1;
     tachyon_handshake_t hs;
     struct tachyon_peer peer = {0, -1};
-    tachyon_error_t err = handshake_connect(socket_path, timeout_ms, allowed_uids, n_allowed_uids, &fd,
-                                            &hs, &peer);
+    int64_t deadline = timeout_ms > 0 ? wait_now_ms() + timeout_ms : -1;
+    tachyon_error_t err = handshake_connect(socket_path, timeout_ms, allowed_uids, n_allowed_uids, &hs, fds, 2,
+                                            &nfds, &peer, &sock);
     if (err != TACHYON_SUCCESS)
         return err;
-    err = attach_received(fd, &hs, &peer, out);
-    if (err != TACHYON_SUCCESS && peer.pidfd >= 0)
-        close(peer.pidfd);
-    return err;
+    if (nfds == 2)
+        close(fds[1]); /* a request/reply listener: attach_received refuses it */
+    err = attach_received(nfds > 0 ? fds[0] : -1, nfds, &hs, &peer, out);
+    if (err != TACHYON_SUCCESS) {
+        close(sock); /* no offer: the listener counts us as a plain v4 peer */
+        if (peer.pidfd >= 0)
+            close(peer.pidfd);
+        return err;
+    }
+    bus_set_peer(*out, &peer, handshake_ext_offer(sock, deadline));
+    close(sock);
+    return TACHYON_SUCCESS;
 }
 
 tachyon_error_t tachyon_bus_connect_timeout(const char *socket_path, int timeout_ms, tachyon_bus_t **out)
@@ -272,18 +306,40 @@ void tachyon_bus_destroy(tachyon_bus_t *bus)
         return;
     if (!local_ref_put(&bus->refs))
         return;
-    /* G: everything we published happens before the peer sees DISCONNECTED. */
-    mark_disconnected(&bus->hdr->state, TACHYON_STATE_READY, TACHYON_STATE_DISCONNECTED);
-    wait_wake_consumer(bus);
+    if (!status_in_forked_child(bus)) {
+        /* G: everything we published happens before the peer sees DISCONNECTED. */
+        mark_disconnected(&bus->hdr->state, TACHYON_STATE_READY, TACHYON_STATE_DISCONNECTED);
+        futex_wake_consumer(bus->hdr);
+        munmap(bus->hdr, bus->map_size);
+    }
+    /* In a fork()ed child the segment was never mapped (MADV_DONTFORK), and
+     * whatever lies at that address now is not ours to unmap. */
     wait_close_peer(bus);
-    munmap(bus->hdr, bus->map_size);
+    ring_detach(bus);
     free(bus);
+}
+
+/* Entry check of the calls that touch the segment: a handle of this process,
+ * on a ring nobody found corrupt. */
+static inline int bus_usable(tachyon_bus_t *bus)
+{
+    if (unlikely(status_in_forked_child(bus))) {
+        status_set_error(bus, TACHYON_ERR_FORKED);
+        return 0;
+    }
+    if (unlikely(status_fatal_anywhere(bus))) {
+        status_set_error(bus, TACHYON_ERR_FATAL);
+        return 0;
+    }
+    return 1;
 }
 
 tachyon_error_t tachyon_bus_set_numa_node(const tachyon_bus_t *bus, int node_id)
 {
     if (!bus)
         return TACHYON_ERR_NULL_PTR;
+    if (status_in_forked_child(bus))
+        return TACHYON_ERR_FORKED;
     if (node_id < 0 || node_id >= 64)
         return TACHYON_ERR_INVALID_SZ;
 #ifdef SYS_mbind
@@ -297,23 +353,13 @@ tachyon_error_t tachyon_bus_set_numa_node(const tachyon_bus_t *bus, int node_id)
 
 void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure_spin)
 {
-    if (!bus)
+    if (!bus || status_in_forked_child(bus))
         return;
     /* Our own copy decides whether this consumer sleeps: the shared word is
      * only what the producer reads, and a peer could rewrite it. */
     local_flag_store(&bus->pure_spin, pure_spin != 0);
     set_sleeper_word(&bus->hdr->consumer_sleeping,
                      pure_spin ? TACHYON_CONSUMER_PURE_SPIN : TACHYON_CONSUMER_AWAKE);
-}
-
-tachyon_error_t tachyon_bus_set_rx_coalesce_ns(tachyon_bus_t *bus, uint32_t delay_ns)
-{
-    if (!bus)
-        return TACHYON_ERR_NULL_PTR;
-    if (delay_ns > TACHYON_MAX_RX_COALESCE_NS)
-        return TACHYON_ERR_INVALID_SZ;
-    local_flag_store(&bus->coalesce_ns, (int)delay_ns);
-    return TACHYON_SUCCESS;
 }
 
 size_t tachyon_bus_capacity(const tachyon_bus_t *bus)
@@ -328,34 +374,37 @@ size_t tachyon_bus_max_payload(const tachyon_bus_t *bus)
 
 int tachyon_peer_alive(tachyon_bus_t *bus)
 {
-    return bus ? wait_peer_alive(bus) : 0;
+    if (!bus || status_in_forked_child(bus))
+        return 0;
+    if (wait_peer_alive(bus))
+        return 1;
+    if (status_peer(bus) == PEER_CLOSED)
+        status_error_detail(bus, TACHYON_ERR_PEER_CLOSED, "the peer (pid %d) closed the bus", (int)bus->peer_pid);
+    else
+        status_error_detail(bus, TACHYON_ERR_PEER_DEAD, "the peer process (pid %d) ended without closing the bus",
+                            (int)bus->peer_pid);
+    return 0;
 }
 
 /* ---- Producer ------------------------------------------------------------ */
 
-/* Fatal here, or declared fatal by the peer through the shared state word
- * (so the data calls agree with tachyon_get_state). The fast paths look only
- * at our own flag; this runs whenever a call finds nothing to do (empty,
- * full) and before every wait. */
-static int bus_fatal_anywhere(tachyon_bus_t *bus)
-{
-    if (bus_is_fatal(bus))
-        return 1;
-    if (unlikely(observe_state(&bus->hdr->state) == TACHYON_STATE_FATAL_ERROR)) {
-        bus_set_fatal(bus);
-        return 1;
-    }
-    return 0;
-}
+/* How long a producer waiting for room sleeps at most between two looks. */
+#define TX_BACKOFF_MAX_US 1000
+/* Spins between two looks at the clock and the peer while spinning for room. */
+#define TX_SPINS_PER_CHECK 1024u
 
-/* Not fatal here (the fast paths' check; see bus_fatal_anywhere). */
-static int bus_usable(tachyon_bus_t *bus)
+/* The consumer is gone: record why, and what it left unread. */
+static void tx_peer_gone(tachyon_bus_t *bus)
 {
-    if (unlikely(bus_is_fatal(bus))) {
-        bus_set_error(bus, TACHYON_ERR_FATAL);
-        return 0;
-    }
-    return 1;
+    uint64_t unread = ring_unconsumed_bytes(bus);
+    const char *how = status_peer(bus) == PEER_CLOSED ? "closed the bus" : "ended without closing the bus";
+    if (unread)
+        status_error_detail(bus, status_peer_error(bus),
+                            "the consumer (pid %d) %s; %llu bytes of messages it had not read are lost",
+                            (int)bus->peer_pid, how, (unsigned long long)unread);
+    else
+        status_error_detail(bus, status_peer_error(bus),
+                            "the consumer (pid %d) %s; it had read every message sent", (int)bus->peer_pid, how);
 }
 
 void *tachyon_acquire_tx(tachyon_bus_t *bus, size_t max_payload_size)
@@ -363,24 +412,19 @@ void *tachyon_acquire_tx(tachyon_bus_t *bus, size_t max_payload_size)
     if (!bus || !bus_usable(bus))
         return NULL;
     void *p = ring_acquire_tx(bus, max_payload_size);
-    if (likely(p != NULL)) {
-        bus->tx.full_polls = 0;
+    if (likely(p != NULL))
         return p;
-    }
-    /* A caller polling a full ring must learn when the consumer is gone, but
-     * a liveness check is a system call: look once, then every 1024 polls. */
-    if (tachyon_bus_last_error(bus) != TACHYON_ERR_FULL)
-        return NULL;
-    if (bus_fatal_anywhere(bus))
-        bus_set_error(bus, TACHYON_ERR_FATAL);
-    else if ((bus->tx.full_polls++ & 1023) == 0 && !wait_peer_alive(bus))
-        bus_set_error(bus, TACHYON_ERR_PEER_DEAD);
+    /* A caller polling a full ring must learn when the consumer is gone; the
+     * check is a system call, so it is paced. */
+    if (status_last_error(bus) == TACHYON_ERR_FULL && !wait_peer_alive_paced(bus, &bus->tx.next_liveness_ns))
+        tx_peer_gone(bus);
     return NULL;
 }
 
-static int sleep_us(long us)
+/* Sleep up to `us` microseconds; 0 when a signal handler ran. */
+static int sleep_us(int64_t us)
 {
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
     return nanosleep(&ts, NULL) == 0 || errno != EINTR;
 }
 
@@ -389,28 +433,38 @@ void *tachyon_acquire_tx_blocking(tachyon_bus_t *bus, size_t max_payload_size, u
 {
     if (!bus || !bus_usable(bus))
         return NULL;
-    int64_t start = wait_now_ms();
-    int64_t last_check = start;
-    long backoff_us = 20;
+    int64_t deadline_ns = INT64_MIN; /* taken once the ring is found full */
+    int64_t next_liveness_ns = 0;
+    int64_t backoff_us = 20;
     for (uint64_t attempt = 0;; attempt++) {
         void *p = ring_acquire_tx(bus, max_payload_size);
-        if (p || tachyon_bus_last_error(bus) != TACHYON_ERR_FULL)
+        if (p || status_last_error(bus) != TACHYON_ERR_FULL)
             return p;
-        if (attempt < spin_threshold) {
+        if (deadline_ns == INT64_MIN)
+            deadline_ns = timeout_ms < 0 ? -1 : wait_now_ns() + (int64_t)timeout_ms * 1000000;
+        int spinning = attempt < spin_threshold;
+        if (spinning && (attempt + 1) % TX_SPINS_PER_CHECK != 0) {
             tachyon_cpu_relax();
             continue;
         }
-        int64_t now = wait_now_ms();
-        if (now - last_check >= TX_LIVENESS_CHECK_MS || attempt == spin_threshold) {
-            last_check = now;
-            if (!wait_peer_alive(bus))
-                return (bus_set_error(bus, TACHYON_ERR_PEER_DEAD), NULL);
+        /* Every TX_SPINS_PER_CHECK spins, and before every sleep: the peer and the clock. */
+        if (!wait_peer_alive_paced(bus, &next_liveness_ns)) {
+            tx_peer_gone(bus);
+            return NULL;
         }
-        if (timeout_ms >= 0 && now - start >= timeout_ms)
-            return (bus_set_error(bus, TACHYON_ERR_TIMEOUT), NULL);
-        if (!sleep_us(backoff_us))
-            return (bus_set_error(bus, TACHYON_ERR_INTERRUPTED), NULL);
-        if (backoff_us < 1000)
+        int64_t left_ns = deadline_ns < 0 ? INT64_MAX : deadline_ns - wait_now_ns();
+        if (left_ns <= 0) {
+            status_set_error(bus, TACHYON_ERR_TIMEOUT);
+            return NULL;
+        }
+        if (spinning)
+            continue;
+        int64_t nap_us = left_ns / 1000 < backoff_us ? left_ns / 1000 + 1 : backoff_us;
+        if (!sleep_us(nap_us)) {
+            status_set_error(bus, TACHYON_ERR_INTERRUPTED);
+            return NULL;
+        }
+        if (backoff_us < TX_BACKOFF_MAX_US)
             backoff_us *= 2;
     }
 }
@@ -427,26 +481,69 @@ tachyon_error_t tachyon_send(tachyon_bus_t *bus, const void *data, size_t size, 
     return tachyon_commit_tx(bus, size, type_id);
 }
 
+size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, size_t record_size, size_t count,
+                          uint32_t type_id)
+{
+    if (unlikely(!bus))
+        return 0;
+    if (unlikely(!records && count > 0)) {
+        status_set_error(bus, TACHYON_ERR_NULL_PTR);
+        return 0;
+    }
+    if (!bus_usable(bus))
+        return 0;
+    size_t sent = ring_send_batch(bus, records, record_size, count, type_id);
+    if (sent < count && status_last_error(bus) == TACHYON_ERR_FULL &&
+        !wait_peer_alive_paced(bus, &bus->tx.next_liveness_ns))
+        tx_peer_gone(bus);
+    return sent;
+}
+
 void tachyon_flush(tachyon_bus_t *bus)
 {
     /* Commits publish by themselves, so there is usually nothing to do: a
      * second store of the same head would cost a full fence on a line the
      * consumer polls, and wake a sleeping consumer to find nothing. */
-    if (bus && !bus_is_fatal(bus) && bus->tx.published != bus->tx.head)
+    if (bus && !status_in_forked_child(bus) && !status_is_fatal(bus) && ring_has_unpublished(bus))
         ring_publish_head(bus);
 }
 
 /* ---- Consumer ------------------------------------------------------------ */
 
-/* Nothing to read: say why (empty, peer gone after the last message, fatal). */
+/* The producer is gone and everything it committed was read: record how. */
+static void rx_peer_gone(tachyon_bus_t *bus)
+{
+    if (status_peer(bus) == PEER_CLOSED)
+        status_error_detail(bus, TACHYON_ERR_PEER_CLOSED,
+                            "the producer (pid %d) closed the bus; every message it sent has been read",
+                            (int)bus->peer_pid);
+    else
+        status_error_detail(bus, TACHYON_ERR_PEER_DEAD,
+                            "the producer (pid %d) ended without closing the bus; every message it "
+                            "committed has been read",
+                            (int)bus->peer_pid);
+}
+
+/* Record a wait's failure (the peer-gone ones with their detail). */
+static void rx_report(tachyon_bus_t *bus, tachyon_error_t err)
+{
+    if (err == TACHYON_ERR_PEER_DEAD || err == TACHYON_ERR_PEER_CLOSED)
+        rx_peer_gone(bus);
+    else
+        status_set_error(bus, err);
+}
+
+/* Nothing to read: say why (empty, peer gone after the last message, fatal).
+ * A polling consumer learns of its producer's end here, the liveness check
+ * paced so that polling an empty ring stays cheap. */
 static void *rx_nothing(tachyon_bus_t *bus)
 {
-    if (bus_fatal_anywhere(bus))
-        bus_set_error(bus, TACHYON_ERR_FATAL);
-    else if (local_flag_load(&bus->peer_gone))
-        bus_set_error(bus, TACHYON_ERR_PEER_DEAD);
+    if (status_fatal_anywhere(bus))
+        status_set_error(bus, TACHYON_ERR_FATAL);
+    else if (!wait_peer_alive_paced(bus, &bus->rx.next_liveness_ns) && !ring_has_unread(bus))
+        rx_peer_gone(bus); /* gone, and what it committed before going was read */
     else
-        bus_set_error(bus, TACHYON_ERR_EMPTY);
+        status_set_error(bus, TACHYON_ERR_EMPTY);
     return NULL;
 }
 
@@ -458,15 +555,27 @@ const void *tachyon_acquire_rx(tachyon_bus_t *bus, uint32_t *out_type_id, size_t
     return p ? p : rx_nothing(bus);
 }
 
+/* Polls between two looks at the peer when spinning without a bound. */
+#define RX_SPINS_PER_CHECK 4096u
+
 const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, size_t *out_actual_size,
                                     uint32_t max_spins)
 {
     if (!bus || !bus_usable(bus))
         return NULL;
-    for (uint32_t i = 0;; i++) {
+    for (uint32_t i = 1;; i++) {
         const void *p = ring_try_rx(bus, out_type_id, out_actual_size);
-        if (p || bus_is_fatal(bus) || i >= max_spins)
-            return p ? p : rx_nothing(bus);
+        if (p)
+            return p;
+        if (status_is_fatal(bus))
+            return rx_nothing(bus);
+        if (max_spins != 0 && i > max_spins)
+            return rx_nothing(bus);
+        /* max_spins 0: until a message, a fatal ring or the peer's end. */
+        if (max_spins == 0 && i % RX_SPINS_PER_CHECK == 0 &&
+            (status_fatal_anywhere(bus) || !wait_peer_alive_paced(bus, &bus->rx.next_liveness_ns)) &&
+            !ring_has_unread(bus))
+            return rx_nothing(bus);
         tachyon_cpu_relax();
     }
 }
@@ -494,21 +603,20 @@ static int64_t rx_deadline(int timeout_ms)
 /*
  * The consumer's wait for "something to read", shared by the blocking single
  * and batch receives. Returns SUCCESS when the ring has unread bytes, or why
- * not: FATAL, PEER_DEAD (only once the ring is drained: the caller reads what
- * is left first), INTERRUPTED, TIMEOUT. `deadline` in wait_now_ms() time, -1
- * for none.
+ * not: FATAL, PEER_CLOSED / PEER_DEAD (only once the ring is drained: the
+ * caller reads what is left first), INTERRUPTED, TIMEOUT. `deadline` in
+ * wait_now_ms() time, -1 for none.
  */
 static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_threshold, int64_t deadline)
 {
     uint32_t spins = 0;
     for (;;) {
-        if (bus_fatal_anywhere(bus))
+        if (status_fatal_anywhere(bus))
             return TACHYON_ERR_FATAL; /* we, or the peer, found the ring corrupt */
-        wait_coalesce(bus, deadline); /* a coalescing consumer's interval, if one runs */
         if (ring_has_unread(bus))
             return TACHYON_SUCCESS;
-        if (local_flag_load(&bus->peer_gone))
-            return TACHYON_ERR_PEER_DEAD;
+        if (status_peer(bus) != PEER_PRESENT)
+            return status_peer_error(bus);
         int64_t left = deadline < 0 ? TACHYON_SLEEP_SLICE_MS : deadline - wait_now_ms();
         if (left <= 0)
             return TACHYON_ERR_TIMEOUT;
@@ -550,7 +658,7 @@ const void *tachyon_acquire_rx_timeout(tachyon_bus_t *bus, uint32_t *out_type_id
             deadline = rx_deadline(timeout_ms);
         tachyon_error_t err = rx_wait_readable(bus, spin_threshold, deadline);
         if (err != TACHYON_SUCCESS) {
-            bus_set_error(bus, err);
+            rx_report(bus, err);
             return NULL;
         }
     }
@@ -559,7 +667,7 @@ const void *tachyon_acquire_rx_timeout(tachyon_bus_t *bus, uint32_t *out_type_id
 const void *tachyon_acquire_rx_blocking(tachyon_bus_t *bus, uint32_t *out_type_id, size_t *out_actual_size,
                                         uint32_t spin_threshold)
 {
-    if (likely(bus && !bus_is_fatal(bus))) {
+    if (likely(bus && !status_is_fatal(bus) && !status_in_forked_child(bus))) {
         const void *p = ring_try_rx_inline(bus, out_type_id, out_actual_size);
         if (p)
             return p; /* already published: no wait, no deadline */
@@ -572,7 +680,7 @@ size_t tachyon_acquire_rx_batch(tachyon_bus_t *bus, tachyon_msg_view_t *out, siz
     if (!bus || !bus_usable(bus))
         return 0;
     if (!out) {
-        bus_set_error(bus, TACHYON_ERR_NULL_PTR);
+        status_set_error(bus, TACHYON_ERR_NULL_PTR);
         return 0;
     }
     size_t n = ring_try_rx_batch(bus, out, max_msgs);
@@ -587,7 +695,7 @@ size_t tachyon_drain_batch_timeout(tachyon_bus_t *bus, tachyon_msg_view_t *out, 
     if (!bus || !bus_usable(bus))
         return 0;
     if (!out || max_msgs == 0) {
-        bus_set_error(bus, out ? TACHYON_ERR_INVALID_SZ : TACHYON_ERR_NULL_PTR);
+        status_set_error(bus, out ? TACHYON_ERR_INVALID_SZ : TACHYON_ERR_NULL_PTR);
         return 0;
     }
     int64_t deadline = RX_DEADLINE_NOT_YET;
@@ -599,7 +707,7 @@ size_t tachyon_drain_batch_timeout(tachyon_bus_t *bus, tachyon_msg_view_t *out, 
             deadline = rx_deadline(timeout_ms);
         tachyon_error_t err = rx_wait_readable(bus, spin_threshold, deadline);
         if (err != TACHYON_SUCCESS) {
-            bus_set_error(bus, err);
+            rx_report(bus, err);
             return 0;
         }
     }

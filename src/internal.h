@@ -2,11 +2,15 @@
  * internal.h - the process-local bus object and the functions the source
  * files share. Nothing here is part of the ABI.
  *
+ *   state.c      errors (per thread), the fatal flag, peer gone, fork()
  *   shm.c        memfd segment: create, seal, map, check a received fd
- *   handshake.c  Unix-socket listen/accept/connect, credentials, the 32 bytes + fd
+ *   socket.c     Unix sockets: listen/accept/connect, credentials, bytes + fds
+ *   handshake.c  the rendezvous: the 32 bytes + memfd, then the extension exchange
  *   ring.c       producer and consumer ring operations, header validation
  *   wait.c       futex sleep/wake, peer liveness (pidfd)
- *   bus.c        the public API: lifecycle, state, errors, options
+ *   bus.c        the public API: lifecycle, blocking calls, options
+ *
+ * Calls run one way: bus.c -> ring.c / wait.c -> state.c.
  */
 #ifndef TACHYON_INTERNAL_H
 #define TACHYON_INTERNAL_H
@@ -36,11 +40,21 @@
 /* Producer-private ring state: never read by the consumer. */
 struct tachyon_tx_state {
     uint64_t head;          /* next free byte (committed, and skip markers) */
+    uint64_t committed;     /* end of the last committed message: what may be published */
     uint64_t published;     /* the head value last stored in the segment */
-    uint32_t full_polls;    /* consecutive "full" results, to pace liveness checks */
     uint64_t cached_tail;   /* last tail seen; refreshed only when short of room */
     uint64_t pending_pos;   /* start of the acquired slot */
     uint32_t pending_size;  /* reserved bytes of the acquired slot; 0 = none */
+    uint32_t pending_max;   /* payload bytes asked for by the acquire */
+    int64_t next_liveness_ns; /* a full ring polled: when to check the consumer again */
+};
+
+/* One message handed out by a batch receive: where the tail goes once it is
+ * committed, and its slot, to check a view given back. */
+struct rx_batch_entry {
+    uint64_t end;
+    const void *payload;
+    uint32_t slot_size;
 };
 
 /* Consumer-private ring state. */
@@ -49,15 +63,16 @@ struct tachyon_rx_state {
     uint64_t cached_head;   /* last head seen; refreshed only when caught up */
     uint64_t pending_end;   /* tail after the acquired message(s) */
     size_t pending_count;   /* messages acquired and not yet committed */
-    /* Receive coalescing (wait.c): no look at head before next_look_ns (0:
-     * none); when the last look that found something was (cached_head is
-     * what it found). */
-    int64_t next_look_ns;
-    int64_t last_look_ns;
+    int pending_batch;      /* they came from a batch receive (rx.batch describes them) */
+    struct rx_batch_entry *batch; /* the last batch handed out (pending_count entries) */
+    size_t batch_room;
+    int64_t next_liveness_ns; /* nothing to read: when to check the producer again */
 };
 
 struct tachyon_bus {
     _Atomic int refs;
+    uint64_t id;               /* process-unique; errors are kept per (thread, id) */
+    unsigned fork_generation;  /* status_fork_count when the handle was made */
     tachyon_segment_header_t *hdr;
     uint8_t *ring;
     uint64_t capacity;
@@ -70,39 +85,66 @@ struct tachyon_bus {
     /* Peer liveness: a pidfd (or -1 with peer_pid for the kill(0) fallback). */
     int peer_pidfd;
     pid_t peer_pid;
-    _Atomic int peer_gone;   /* sticky once seen */
+    _Atomic int peer_gone;   /* enum peer_presence (state.h), sticky once set */
+    _Atomic int fatal;       /* the ring is unusable (state.h) */
+    _Atomic int64_t state_next_check_ns; /* tachyon_get_state's liveness pace */
+
+    /* What the peer is known to handle beyond plain ABI v4 (negotiated at the
+     * handshake; 0 with a plain v4 peer). */
+    uint32_t peer_features;
 
     /* Written through const pointers by the published API's setters. */
     _Atomic int pure_spin;   /* this handle's consumer never sleeps */
-    _Atomic int coalesce_ns; /* consumer: least time between reads of head (0: off) */
-    _Atomic int last_error;
-    _Atomic int local_fatal;
 };
 
 /* shm.c */
-TACHYON_HIDDEN tachyon_error_t shm_create_segment(uint64_t capacity, int *out_fd);
+TACHYON_HIDDEN tachyon_error_t shm_create_segment(uint64_t capacity, const char *socket_path, int *out_fd);
 TACHYON_HIDDEN tachyon_error_t shm_check_received_fd(int fd, uint64_t map_size);
 TACHYON_HIDDEN tachyon_error_t shm_map(int fd, size_t map_size, int prefault, void **out);
 TACHYON_HIDDEN void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity);
 TACHYON_HIDDEN tachyon_error_t shm_check_header(const tachyon_segment_header_t *hdr, uint64_t capacity);
 
-/* handshake.c */
+/* socket.c */
 struct tachyon_peer {
     pid_t pid;
     int pidfd;   /* -1 when the kernel gives none */
 };
+TACHYON_HIDDEN tachyon_error_t sock_listen(const char *path, const tachyon_listen_opts_t *opts, int *out_lfd);
+TACHYON_HIDDEN void sock_close_listener(int lfd, const char *path);
+TACHYON_HIDDEN tachyon_error_t sock_accept_allowed(int lfd, const tachyon_listen_opts_t *opts, int *out_conn,
+                                                   struct tachyon_peer *peer);
+TACHYON_HIDDEN tachyon_error_t sock_connect(const char *path, int64_t deadline_ms, int *out_sock);
+TACHYON_HIDDEN tachyon_error_t sock_check_listener(int sock, const char *path, const uid_t *allowed,
+                                                   size_t n_allowed, struct tachyon_peer *peer);
+TACHYON_HIDDEN tachyon_error_t sock_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
+TACHYON_HIDDEN tachyon_error_t sock_recv(int sock, int64_t deadline_ms, void *buf, size_t len, int *fds,
+                                         int max_fds, int *nfds);
+TACHYON_HIDDEN int64_t sock_remaining_ms(int64_t deadline_ms);
+
+/* handshake.c */
 TACHYON_HIDDEN tachyon_error_t handshake_listen(const char *path, const tachyon_listen_opts_t *opts,
-                                                int memfd, struct tachyon_peer *peer);
-TACHYON_HIDDEN tachyon_error_t handshake_connect(const char *path, int timeout_ms,
-                                                 const uid_t *allowed_uids, size_t n_allowed,
-                                                 int *out_fd, tachyon_handshake_t *out_hs,
-                                                 struct tachyon_peer *peer);
-TACHYON_HIDDEN tachyon_error_t handshake_validate(const tachyon_handshake_t *hs, uint64_t *capacity);
-TACHYON_HIDDEN void handshake_fill(tachyon_handshake_t *hs, uint32_t capacity);
+                                                const tachyon_handshake_t *hs, const int *fds, int nfds,
+                                                struct tachyon_peer *peer, int *out_conn);
+TACHYON_HIDDEN tachyon_error_t handshake_connect(const char *path, int timeout_ms, const uid_t *allowed_uids,
+                                                 size_t n_allowed, tachyon_handshake_t *hs, int *fds,
+                                                 int max_fds, int *nfds, struct tachyon_peer *peer,
+                                                 int *out_sock);
+TACHYON_HIDDEN void handshake_fill(tachyon_handshake_t *hs, uint32_t capacity_fwd, uint32_t capacity_rev,
+                                   uint32_t flags);
+TACHYON_HIDDEN tachyon_error_t handshake_check_abi(const tachyon_handshake_t *hs);
+TACHYON_HIDDEN tachyon_error_t handshake_check_ring(uint32_t capacity, uint32_t shm_size);
+TACHYON_HIDDEN tachyon_error_t handshake_validate(const tachyon_handshake_t *hs, int nfds, uint64_t *capacity);
+TACHYON_HIDDEN uint32_t handshake_ext_answer(int conn);
+TACHYON_HIDDEN uint32_t handshake_ext_offer(int sock, int64_t deadline_ms);
 
 /* ring.c */
 TACHYON_HIDDEN void ring_attach(struct tachyon_bus *bus);
+TACHYON_HIDDEN void ring_detach(struct tachyon_bus *bus);
 TACHYON_HIDDEN void *ring_acquire_tx(struct tachyon_bus *bus, size_t max_payload);
+TACHYON_HIDDEN size_t ring_send_batch(struct tachyon_bus *bus, const void *records, size_t record_size,
+                                      size_t count, uint32_t type_id);
+TACHYON_HIDDEN int ring_has_unpublished(const struct tachyon_bus *bus);
+TACHYON_HIDDEN uint64_t ring_unconsumed_bytes(struct tachyon_bus *bus);
 TACHYON_HIDDEN const void *ring_try_rx(struct tachyon_bus *bus, uint32_t *type_id, size_t *size);
 TACHYON_HIDDEN size_t ring_try_rx_batch(struct tachyon_bus *bus, tachyon_msg_view_t *out, size_t max);
 TACHYON_HIDDEN void ring_publish_head(struct tachyon_bus *bus);
@@ -110,20 +152,12 @@ TACHYON_HIDDEN void ring_publish_tail(struct tachyon_bus *bus);
 TACHYON_HIDDEN int ring_has_unread(struct tachyon_bus *bus);
 
 /* wait.c */
-TACHYON_HIDDEN void wait_wake_consumer(struct tachyon_bus *bus);
 TACHYON_HIDDEN tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms);
 TACHYON_HIDDEN int64_t wait_now_ms(void);
 TACHYON_HIDDEN int64_t wait_now_ns(void);
-TACHYON_HIDDEN int wait_coalesce_may_look(const struct tachyon_bus *bus);
-TACHYON_HIDDEN void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_t head,
-                                            int64_t now);
-TACHYON_HIDDEN void wait_coalesce(struct tachyon_bus *bus, int64_t deadline_ms);
+TACHYON_HIDDEN int64_t wait_now_coarse_ns(void);
 TACHYON_HIDDEN int wait_peer_alive(struct tachyon_bus *bus);
 TACHYON_HIDDEN void wait_close_peer(struct tachyon_bus *bus);
-
-/* bus.c */
-TACHYON_HIDDEN void bus_set_error(const struct tachyon_bus *bus, tachyon_error_t err);
-TACHYON_HIDDEN void bus_set_fatal(struct tachyon_bus *bus);
-TACHYON_HIDDEN int bus_is_fatal(const struct tachyon_bus *bus);
+TACHYON_HIDDEN int wait_peer_alive_paced(struct tachyon_bus *bus, int64_t *next_check_ns);
 
 #endif /* TACHYON_INTERNAL_H */

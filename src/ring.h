@@ -33,6 +33,7 @@ static inline const void *ring_try_rx_inline(struct tachyon_bus *bus, uint32_t *
                    slot_valid(sz, reserved, bus->capacity - off, bus->rx.cached_head - pos))) {
             bus->rx.pending_end = pos + reserved;
             bus->rx.pending_count = 1;
+            bus->rx.pending_batch = 0;
             if (type_id)
                 *type_id = read_slot_word(&h->type_id);
             if (size)

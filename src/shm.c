@@ -6,6 +6,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 
 #include "barrier.h"
 #include "internal.h"
+#include "state.h"
 
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 0x0001U
@@ -28,21 +30,32 @@
 
 #define REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
 
+/* A memfd's name is at most 249 bytes; "tachyon:" and as much of the socket
+ * path as fits name it in /proc/<pid>/fd, so a tool can tell which bus a
+ * segment belongs to. */
+#define MEMFD_NAME_MAX 249
+
+static tachyon_error_t segment_failed(int fd, tachyon_error_t err, const char *what)
+{
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    return status_error_detail(NULL, err, "creating the shared memory: %s: %s", what, strerror(e));
+}
+
 /* Create, size and seal the memfd. The seals make the size a fact the peer can
  * check: nobody can shrink the file under a mapping (SIGBUS) or grow it. */
-tachyon_error_t shm_create_segment(uint64_t capacity, int *out_fd)
+tachyon_error_t shm_create_segment(uint64_t capacity, const char *socket_path, int *out_fd)
 {
-    int fd = memfd_create("tachyon", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    char name[MEMFD_NAME_MAX + 1];
+    snprintf(name, sizeof(name), "tachyon:%s", socket_path);
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
-        return TACHYON_ERR_OPEN;
-    if (ftruncate(fd, (off_t)(TACHYON_HEADER_BYTES + capacity)) != 0) {
-        close(fd);
-        return TACHYON_ERR_TRUNCATE;
-    }
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-        close(fd);
-        return TACHYON_ERR_SEAL;
-    }
+        return segment_failed(-1, TACHYON_ERR_OPEN, "memfd_create");
+    if (ftruncate(fd, (off_t)(TACHYON_HEADER_BYTES + capacity)) != 0)
+        return segment_failed(fd, TACHYON_ERR_TRUNCATE, "ftruncate");
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+        return segment_failed(fd, TACHYON_ERR_SEAL, "sealing");
     *out_fd = fd;
     return TACHYON_SUCCESS;
 }
@@ -75,7 +88,8 @@ tachyon_error_t shm_map(int fd, size_t map_size, int prefault, void **out)
 #endif
     void *p = mmap(NULL, map_size, PROT_READ | PROT_WRITE, flags, fd, 0);
     if (p == MAP_FAILED)
-        return TACHYON_ERR_MAP;
+        return status_error_detail(NULL, TACHYON_ERR_MAP, "mapping %zu bytes of shared memory: %s", map_size,
+                                   strerror(errno));
 #ifdef MADV_DONTFORK
     (void)madvise(p, map_size, MADV_DONTFORK);
 #endif

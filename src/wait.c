@@ -1,6 +1,6 @@
 /*
- * wait.c - sleeping and waking (SPEC.md 1.4), and knowing whether the peer
- * is still there.
+ * wait.c - sleeping and waking (docs/protocol.md, "Waking a sleeping
+ * consumer"), and knowing whether the peer is still there.
  *
  * The consumer sleeps on the shared futex word consumer_sleeping in slices of
  * TACHYON_SLEEP_SLICE_MS; between slices it checks the peer's liveness, which
@@ -11,31 +11,18 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "barrier.h"
+#include "futex.h"
 #include "internal.h"
+#include "state.h"
 
-static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
-{
-    /* Shared futex (no FUTEX_PRIVATE_FLAG): the word lives in a MAP_SHARED
-     * segment that another process waits or wakes on. */
-    return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
-}
-
-/* Wake a consumer that announced sleep (word 1). A pure-spin (2) or awake (0)
- * consumer needs no system call. */
-void wait_wake_consumer(struct tachyon_bus *bus)
-{
-    if (claim_sleeper(&bus->hdr->consumer_sleeping))
-        (void)futex(&bus->hdr->consumer_sleeping, FUTEX_WAKE, INT_MAX, NULL);
-}
+/* How often a call that finds nothing to do (an empty or full ring) checks
+ * that the peer is still there: a system call, so not on every call. */
+#define LIVENESS_CHECK_NS (10 * 1000000LL)
 
 int64_t wait_now_ns(void)
 {
@@ -49,82 +36,12 @@ int64_t wait_now_ms(void)
     return wait_now_ns() / 1000000;
 }
 
-/* ---- Receive coalescing (tachyon_bus_set_rx_coalesce_ns) --------------------
- *
- * Every look at head takes the cache line holding it from the producer's
- * core, and the producer's next publication has to take it back (about
- * 140 ns each way on a 2-core KVM guest): a consumer that looks after every
- * message costs a fast producer one cache-line round trip per message. A
- * coalescing consumer looks at most once per interval while messages keep
- * coming: after a look that found something new, the next look waits until
- * next_look_ns. A look that found nothing leaves no interval, so a consumer
- * waiting for sparse traffic sees the next message at once.
- *
- * The interval is the configured delay, shortened so that, at the rate seen
- * between the last two looks that found something, the producer cannot fill
- * a quarter of the ring before the next look. There is none while the
- * consumer is behind (a quarter of the ring or more unread), and none after
- * the first look of a burst (no rate known yet: the previous such look was
- * more than two intervals ago), so a producer on a small ring is held up
- * only when it speeds up within a burst, and then by less than an interval.
- */
-
-/* Consumer: may a coalescing consumer read head now? */
-int wait_coalesce_may_look(const struct tachyon_bus *bus)
+/* A few ns through the vDSO, a few ms of resolution: for pacing only. */
+int64_t wait_now_coarse_ns(void)
 {
-    /* A consumer whose producer is gone reads what is left at once. */
-    return bus->rx.next_look_ns == 0 || local_flag_load(&bus->peer_gone) ||
-           wait_now_ns() >= bus->rx.next_look_ns;
-}
-
-/* The interval after a look at time `now` that found head moved from
- * `old_head` to `head`; 0 for none. */
-static int64_t coalesce_interval(const struct tachyon_bus *bus, uint64_t old_head, uint64_t head, int64_t now)
-{
-    uint64_t quarter = bus->capacity / 4;
-    int64_t delay = local_flag_load(&bus->coalesce_ns);
-    if (head == old_head || head - bus->rx.tail >= quarter || bus->rx.last_look_ns == 0)
-        return 0;
-    int64_t since = now - bus->rx.last_look_ns;
-    if (since > 2 * delay)
-        return 0; /* the first look of a burst: no rate to go by */
-    if (since < 1)
-        since = 1;
-    /* Time for the producer to publish a quarter ring at the rate seen since
-     * the last look that found something, which found old_head (compared as
-     * a double: the quotient may not fit). */
-    double fill = (double)since * (double)quarter / (double)(head - old_head);
-    return fill < (double)delay ? (int64_t)fill : delay;
-}
-
-/* Consumer: at time `now` head was read, `old_head` before and `head` now.
- * Set when the next look may be. */
-void wait_coalesce_note_look(struct tachyon_bus *bus, uint64_t old_head, uint64_t head, int64_t now)
-{
-    int64_t interval = coalesce_interval(bus, old_head, head, now);
-    bus->rx.next_look_ns = interval > 0 ? now + interval : 0;
-    if (head != old_head)
-        bus->rx.last_look_ns = now;
-}
-
-/*
- * Consumer, in a blocking or timed receive that has nothing cached: spin
- * until the interval allows a look (or the deadline, in ms, -1 for none,
- * comes first). Not while the peer is known gone or the ring is fatal: then
- * the caller has to learn that now.
- */
-void wait_coalesce(struct tachyon_bus *bus, int64_t deadline_ms)
-{
-    int64_t until = bus->rx.next_look_ns;
-    if (until == 0 || local_flag_load(&bus->coalesce_ns) <= 0 || bus->rx.cached_head != bus->rx.tail ||
-        local_flag_load(&bus->peer_gone) || bus_is_fatal(bus))
-        return;
-    if (deadline_ms >= 0 && deadline_ms * 1000000 < until)
-        until = deadline_ms * 1000000;
-    while (wait_now_ns() < until) {
-        for (int i = 0; i < 8; i++)
-            tachyon_cpu_relax();
-    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /*
@@ -144,7 +61,7 @@ tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
         return TACHYON_SUCCESS;
     }
     struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
-    long rc = futex(&hdr->consumer_sleeping, FUTEX_WAIT, TACHYON_CONSUMER_SLEEPING, &ts);
+    long rc = futex_wait(&hdr->consumer_sleeping, TACHYON_CONSUMER_SLEEPING, &ts);
     int err = rc == 0 ? 0 : errno;
     /* Back to 0 unless the producer already did (claim_sleeper) or the
      * consumer switched to pure-spin meanwhile. */
@@ -156,25 +73,55 @@ tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
     return TACHYON_SUCCESS; /* woken, or the word changed (EAGAIN) */
 }
 
+static int peer_marked_disconnected(struct tachyon_bus *bus)
+{
+    return observe_state(&bus->hdr->state) == TACHYON_STATE_DISCONNECTED; /* G: pairs with mark_disconnected */
+}
+
+static int peer_process_ended(struct tachyon_bus *bus)
+{
+    if (bus->peer_pidfd >= 0) {
+        struct pollfd p = {.fd = bus->peer_pidfd, .events = POLLIN};
+        return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+    }
+    if (bus->peer_pid > 0)
+        return kill(bus->peer_pid, 0) != 0 && errno == ESRCH;
+    return 0;
+}
+
 /*
- * Is the peer still there? It is gone when it marked the segment disconnected
- * (clean destroy) or when its process exited (pidfd readable, or for kernels
- * without pidfds, kill(pid, 0) failing with ESRCH).
+ * Is the peer still there? It closed the bus when it marked the segment
+ * disconnected (a clean destroy); it died when its process ended (pidfd
+ * readable, or for kernels without pidfds kill(pid, 0) failing with ESRCH)
+ * without doing so. The state word is read again after the process is seen
+ * gone: a peer that destroyed the bus and then exited closed it.
  */
 int wait_peer_alive(struct tachyon_bus *bus)
 {
-    if (local_flag_load(&bus->peer_gone))
+    if (status_peer(bus) != PEER_PRESENT)
         return 0;
-    int gone = observe_state(&bus->hdr->state) == TACHYON_STATE_DISCONNECTED;
-    if (!gone && bus->peer_pidfd >= 0) {
-        struct pollfd p = {.fd = bus->peer_pidfd, .events = POLLIN};
-        gone = poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
-    } else if (!gone && bus->peer_pid > 0) {
-        gone = kill(bus->peer_pid, 0) != 0 && errno == ESRCH;
+    if (peer_marked_disconnected(bus)) {
+        status_note_peer_gone(bus, PEER_CLOSED);
+        return 0;
     }
-    if (gone)
-        local_flag_store(&bus->peer_gone, 1); /* sticky */
-    return !gone;
+    if (!peer_process_ended(bus))
+        return 1;
+    status_note_peer_gone(bus, peer_marked_disconnected(bus) ? PEER_CLOSED : PEER_DIED);
+    return 0;
+}
+
+/* wait_peer_alive at most once per LIVENESS_CHECK_NS (the pace kept in
+ * *next_check_ns), for calls that poll: between checks it answers from what
+ * it knew. */
+int wait_peer_alive_paced(struct tachyon_bus *bus, int64_t *next_check_ns)
+{
+    if (status_peer(bus) != PEER_PRESENT)
+        return 0;
+    int64_t now = wait_now_coarse_ns();
+    if (now < *next_check_ns)
+        return 1;
+    *next_check_ns = now + LIVENESS_CHECK_NS;
+    return wait_peer_alive(bus);
 }
 
 void wait_close_peer(struct tachyon_bus *bus)

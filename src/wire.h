@@ -24,6 +24,7 @@
 #define TACHYON_MAX_CAPACITY (1u << 30) /* 1 GiB: fits u32, far above any sane ring */
 #define TACHYON_HS_FLAG_REQREP 1u
 
+
 /* 1.1 Handshake: 32 bytes, sent with the memfd as SCM_RIGHTS. */
 typedef struct {
     uint32_t magic;
@@ -46,6 +47,34 @@ _Static_assert(offsetof(tachyon_handshake_t, shm_size_rev) == 20, "hs.shm_size_r
 _Static_assert(offsetof(tachyon_handshake_t, msg_alignment) == 24, "hs.msg_alignment");
 _Static_assert(offsetof(tachyon_handshake_t, flags) == 28, "hs.flags");
 
+/* Extensions: after the handshake, a connector of this project sends an
+ * offer (the features it handles) on the same connection and a listener of
+ * this project answers with the features both handle. A published-library
+ * peer sends nothing and closes: no features. 32 bytes each. */
+#define TACHYON_EXT_MAGIC 0x54584554u /* "TEXT" */
+#define TACHYON_EXT_VERSION 1u
+#define TACHYON_EXT_OFFER 1u
+#define TACHYON_EXT_ANSWER 2u
+
+/* Feature bits. */
+#define TACHYON_FEATURE_LONE_MARKER (1u << 0) /* the consumer re-reads head after a skip marker */
+
+typedef struct {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t kind;      /* TACHYON_EXT_OFFER or TACHYON_EXT_ANSWER */
+    uint32_t features;  /* offer: what the connector handles; answer: what both will use */
+    uint32_t n_fds;     /* descriptors sent with this message (SCM_RIGHTS) */
+    uint32_t reserved_[3];
+} tachyon_ext_msg_t;
+
+_Static_assert(sizeof(tachyon_ext_msg_t) == 32, "extension message is 32 bytes");
+_Static_assert(offsetof(tachyon_ext_msg_t, magic) == 0, "ext.magic");
+_Static_assert(offsetof(tachyon_ext_msg_t, version) == 4, "ext.version");
+_Static_assert(offsetof(tachyon_ext_msg_t, kind) == 8, "ext.kind");
+_Static_assert(offsetof(tachyon_ext_msg_t, features) == 12, "ext.features");
+_Static_assert(offsetof(tachyon_ext_msg_t, n_fds) == 16, "ext.n_fds");
+
 /* 1.2 Segment header: each side's hot word on its own 128-byte line. */
 typedef struct {
     uint32_t magic;
@@ -53,7 +82,8 @@ typedef struct {
     uint32_t capacity;
     uint32_t msg_alignment;
     _Atomic uint32_t state;
-    uint8_t pad_state_[128 - 20];
+    _Atomic uint32_t ext_features;      /* extension: the features both sides agreed on (0: plain v4) */
+    uint8_t pad_state_[128 - 24];
 
     _Atomic uint64_t head;              /* written by the producer only */
     uint8_t pad_head_[128 - 8];
@@ -77,6 +107,7 @@ _Static_assert(offsetof(tachyon_segment_header_t, version) == 4, "seg.version");
 _Static_assert(offsetof(tachyon_segment_header_t, capacity) == 8, "seg.capacity");
 _Static_assert(offsetof(tachyon_segment_header_t, msg_alignment) == 12, "seg.msg_alignment");
 _Static_assert(offsetof(tachyon_segment_header_t, state) == 16, "seg.state");
+_Static_assert(offsetof(tachyon_segment_header_t, ext_features) == 20, "seg.ext_features");
 _Static_assert(offsetof(tachyon_segment_header_t, head) == 128, "seg.head");
 _Static_assert(offsetof(tachyon_segment_header_t, tail) == 256, "seg.tail");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_sleeping) == 384, "seg.consumer_sleeping");
