@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "state.h"
 
 struct input {
     const uint8_t *p;
@@ -95,6 +96,9 @@ static void harness_init(struct harness *h, const uint8_t *data, size_t size)
     bus->map_size = h->image_size;
     bus->peer_pidfd = -1;
     bus->peer_pid = getpid(); /* the "peer" is alive: waits end by timeout */
+    bus->id = status_new_bus_id();
+    bus->fork_generation = status_fork_generation();
+    bus->peer_features = (mode & 2) ? TACHYON_FEATURE_LONE_MARKER : 0;
     ring_attach(bus);
 }
 
@@ -146,7 +150,7 @@ static void after_consumer_call(struct harness *h)
 static void check_fatal_sticks(struct harness *h)
 {
     struct tachyon_bus *bus = &h->bus;
-    if (!bus_is_fatal(bus))
+    if (!status_is_fatal(bus))
         return;
     if (tachyon_get_state(bus) != TACHYON_STATE_FATAL_ERROR)
         violated("locally fatal bus reports another state", (unsigned long long)tachyon_get_state(bus), 0);
@@ -274,6 +278,7 @@ size_t ring_harness_run(const uint8_t *data, size_t size)
         check_fatal_sticks(&h);
         ops++;
     }
+    ring_detach(&h.bus);
     free(h.ring_copy);
     free(h.image);
     return ops;

@@ -98,7 +98,7 @@ static void test_enum_values(void)
 static void test_handshake_bytes(void)
 {
     tachyon_handshake_t hs;
-    handshake_fill(&hs, 4096);
+    handshake_fill(&hs, 4096, 0, 0);
     CHECK_EQ(u32_at(&hs, 0), 0x54414348u);
     CHECK_EQ(u32_at(&hs, 4), 4);
     CHECK_EQ(u32_at(&hs, 8), 4096);
@@ -108,8 +108,25 @@ static void test_handshake_bytes(void)
     CHECK_EQ(u32_at(&hs, 24), 64);
     CHECK_EQ(u32_at(&hs, 28), 0);
     uint64_t cap = 0;
-    CHECK_ERR(handshake_validate(&hs, &cap), TACHYON_SUCCESS);
+    CHECK_ERR(handshake_validate(&hs, 1, &cap), TACHYON_SUCCESS);
     CHECK_EQ(cap, 4096);
+    CHECK_ERR(handshake_validate(&hs, 2, &cap), TACHYON_ERR_ABI_MISMATCH); /* one descriptor only */
+    /* The request/reply handshake as published: flags 1, both rings. */
+    handshake_fill(&hs, 4096, 8192, 1);
+    CHECK_EQ(u32_at(&hs, 16), 8192);
+    CHECK_EQ(u32_at(&hs, 20), 768 + 8192);
+    CHECK_EQ(u32_at(&hs, 28), 1);
+    CHECK_ERR(handshake_validate(&hs, 2, &cap), TACHYON_ERR_ABI_MISMATCH);
+    CHECK(strstr(tachyon_error_message(TACHYON_ERR_ABI_MISMATCH), "request/reply") != NULL);
+}
+
+/* The extension message: 32 bytes, offsets as docs/protocol.md gives them. */
+static void test_extension_bytes(void)
+{
+    CHECK_EQ(sizeof(tachyon_ext_msg_t), 32);
+    CHECK_EQ(TACHYON_EXT_MAGIC, 0x54584554u);
+    CHECK_EQ(offsetof(tachyon_ext_msg_t, features), 12);
+    CHECK_EQ(offsetof(tachyon_segment_header_t, ext_features), 20);
 }
 
 /* A real segment after real traffic: every field where SPEC.md puts it. */
@@ -162,6 +179,7 @@ int main(void)
     test_struct_offsets();
     test_enum_values();
     test_handshake_bytes();
+    test_extension_bytes();
     test_segment_bytes();
     return t_result("test_layout");
 }

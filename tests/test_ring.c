@@ -201,9 +201,19 @@ static void test_largest_payload(void)
     CHECK(send_pattern(960, 1, 1));
     CHECK(tachyon_acquire_tx(prod, 0) == NULL); /* completely full */
     CHECK(recv_pattern(960, 1, 1));
-    /* Off the start of the ring it cannot fit until a skip marker is read. */
     CHECK(send_pattern(10, 2, 2));
     CHECK(recv_pattern(10, 2, 2));
+    /* At offset 64 the slot fits neither before the end nor, after a wrap,
+     * before offset 64: only a consumer that reads a lone wrap marker could
+     * take it. A plain ABI v4 consumer cannot, so it is refused here. */
+    struct tachyon_bus *p = prod;
+    p->peer_features = 0;
+    CHECK(tachyon_acquire_tx(prod, 960) == NULL);
+    CHECK_EQ(tachyon_bus_last_error(prod), TACHYON_ERR_INVALID_SZ);
+    CHECK(strstr(tachyon_error_message(TACHYON_ERR_INVALID_SZ), "lone wrap marker") != NULL);
+    CHECK_EQ(p->tx.published, p->tx.committed); /* nothing half-done was published */
+    /* With a consumer that reads lone markers, the marker is published alone. */
+    p->peer_features = TACHYON_FEATURE_LONE_MARKER;
     CHECK(tachyon_acquire_tx(prod, 960) == NULL);
     CHECK_EQ(tachyon_bus_last_error(prod), TACHYON_ERR_FULL);
     CHECK(tachyon_acquire_rx(cons, NULL, NULL) == NULL); /* consumes the marker */
@@ -220,7 +230,7 @@ static void test_call_order_errors(void)
     REQUIRE(tachyon_acquire_tx(prod, 8) != NULL);
     CHECK(tachyon_acquire_tx(prod, 8) == NULL); /* one slot at a time */
     CHECK_EQ(tachyon_bus_last_error(prod), TACHYON_ERR_STATE);
-    CHECK_ERR(tachyon_commit_tx(prod, 9 + 56, 1), TACHYON_ERR_INVALID_SZ); /* > slot */
+    CHECK_ERR(tachyon_commit_tx(prod, 9, 1), TACHYON_ERR_INVALID_SZ); /* > the size acquired */
     CHECK_ERR(tachyon_commit_tx(prod, 8, 1), TACHYON_SUCCESS);
     CHECK_ERR(tachyon_commit_tx(prod, 8, 1), TACHYON_ERR_STATE); /* double commit */
     REQUIRE(tachyon_acquire_rx(cons, NULL, NULL) != NULL);

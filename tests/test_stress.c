@@ -10,10 +10,9 @@
  *                   asleep on the futex; every message must still arrive, and
  *                   none may wait anywhere near the futex slice (a lost
  *                   wake-up shows up as a ~50 ms gap).
- *   coalescing modes: blocking mode with receive coalescing (2 µs), which
- *                   changes when the consumer looks at the ring, receiving
- *                   one message per call and in batches of up to 64: the
- *                   same checks hold.
+ *   batch mode:     blocking mode, the consumer receiving in batches of up
+ *                   to 64 (drain_batch + commit_rx_batch): the same checks
+ *                   hold.
  *
  * TACHYON_STRESS_MSGS sets the count (default 10,000,000 per mode).
  * TACHYON_STRESS_THREADS=1 runs both sides as threads of one process (for TSan).
@@ -27,10 +26,9 @@
 #define MAX_PAYLOAD 4096
 #define PAUSE_EVERY 40000      /* blocking mode: a pause every this many messages */
 #define GAP_LIMIT_NS 40000000ull /* 40 ms: below the 50 ms futex slice a lost wake-up costs */
-#define COALESCE_NS 2000u
 
-enum mode { MODE_SPIN, MODE_BLOCKING, MODE_COALESCING, MODE_COALESCING_BATCH };
-static const char *const mode_names[] = {"pure-spin", "blocking", "coalescing", "coalescing-batch"};
+enum mode { MODE_SPIN, MODE_BLOCKING, MODE_BATCH };
+static const char *const mode_names[] = {"pure-spin", "blocking", "batch"};
 #define STRESS_BATCH 64
 
 struct plan {
@@ -169,9 +167,7 @@ static struct consumed consume(tachyon_bus_t *bus, const struct run *r)
     struct consumed c = {0, 0, 0, 1};
     if (r->mode == MODE_SPIN)
         tachyon_bus_set_polling_mode(bus, 1);
-    if (r->mode >= MODE_COALESCING && tachyon_bus_set_rx_coalesce_ns(bus, COALESCE_NS) != TACHYON_SUCCESS)
-        c.ok = 0;
-    if (r->mode == MODE_COALESCING_BATCH)
+    if (r->mode == MODE_BATCH)
         consume_in_batches(bus, &c);
     else
         consume_one_by_one(bus, &c);
@@ -242,7 +238,6 @@ int main(void)
     int threads = (int)t_env_u64("TACHYON_STRESS_THREADS", 0);
     run_mode(count, MODE_SPIN, threads);
     run_mode(count, MODE_BLOCKING, threads);
-    run_mode(count, MODE_COALESCING, threads);
-    run_mode(count, MODE_COALESCING_BATCH, threads);
+    run_mode(count, MODE_BATCH, threads);
     return t_result("test_stress");
 }

@@ -263,7 +263,7 @@ static void __attribute__((noreturn)) destroying_producer(const char *path, stru
 
 static void test_producer_destroys(void)
 {
-    sec_case_begin("producer destroys its bus (process alive): drained, PEER_DEAD");
+    sec_case_begin("producer destroys its bus (process alive): drained, PEER_CLOSED");
     struct shared *sh = shared_page();
     char path[108];
     sec_socket_path(path, sizeof(path), "pdestroy");
@@ -280,7 +280,7 @@ static void test_producer_destroys(void)
         CHECK(!bad, "message out of order");
         CHECK(received == (uint64_t)count, "received %llu of %d", (unsigned long long)received, count);
         CHECK(tachyon_get_state(bus) == TACHYON_STATE_DISCONNECTED, "state %d", (int)tachyon_get_state(bus));
-        CHECK_ERR(tachyon_bus_last_error(bus), TACHYON_ERR_PEER_DEAD, "last error");
+        CHECK_ERR(tachyon_bus_last_error(bus), TACHYON_ERR_PEER_CLOSED, "last error (a clean close)");
         CHECK(latency <= PEER_DEAD_MS, "noticed %lld ms after destroy", (long long)latency);
         CHECK(kill(pid, 0) == 0, "the child should still be alive");
         tachyon_bus_destroy(bus);
@@ -305,7 +305,7 @@ static void __attribute__((noreturn)) destroying_consumer(const char *path, stru
 
 static void test_consumer_destroys(void)
 {
-    sec_case_begin("consumer destroys its bus (process alive): producer PEER_DEAD");
+    sec_case_begin("consumer destroys its bus (process alive): producer PEER_CLOSED");
     struct shared *sh = shared_page();
     char path[108];
     sec_socket_path(path, sizeof(path), "cdestroy");
@@ -319,7 +319,9 @@ static void test_consumer_destroys(void)
         while ((p = tachyon_acquire_tx_blocking(bus, 200, SPIN, 5000)) != NULL)
             tachyon_commit_tx(bus, 200, 1);
         int64_t latency = sec_now_ms() - atomic_load(&sh->event_ms);
-        CHECK_ERR(tachyon_bus_last_error(bus), TACHYON_ERR_PEER_DEAD, "last error");
+        CHECK_ERR(tachyon_bus_last_error(bus), TACHYON_ERR_PEER_CLOSED, "last error (a clean close)");
+        CHECK(strstr(tachyon_error_message(TACHYON_ERR_PEER_CLOSED), "consumer") != NULL,
+              "the message names the consumer: %s", tachyon_error_message(TACHYON_ERR_PEER_CLOSED));
         CHECK(tachyon_get_state(bus) == TACHYON_STATE_DISCONNECTED, "state %d", (int)tachyon_get_state(bus));
         CHECK(latency <= PEER_DEAD_MS, "noticed %lld ms after destroy", (long long)latency);
         CHECK(tachyon_peer_alive(bus) == 0, "tachyon_peer_alive says alive");

@@ -173,7 +173,7 @@ int main(int argc, char **argv)
             }
             random_pause(&seed, 128);
         }
-        CHECK_ERR(tachyon_bus_last_error(bus), TACHYON_ERR_PEER_DEAD, "how the stream ended");
+        CHECK_ERR(tachyon_bus_last_error(bus), TACHYON_ERR_PEER_CLOSED, "how the stream ended (the producer closed)");
         tachyon_bus_destroy(bus);
     }
     int status = sec_wait_child(pid, 30000);
