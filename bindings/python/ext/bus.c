@@ -338,7 +338,7 @@ static int check_consumer_alive(BusObject *self)
     self->next_liveness_ms = now + TPY_TX_LIVENESS_MS;
     if (tachyon_peer_alive(self->bus))
         return 0;
-    return tpy_set_error(self->st, TACHYON_ERR_PEER_DEAD, "send");
+    return tpy_set_error(self->st, tachyon_bus_last_error(self->bus), "send");
 }
 
 static int size_error(BusObject *self, Py_ssize_t size)
@@ -657,8 +657,8 @@ const void *tpy_bus_wait_rx(BusObject *self, uint32_t *type_id, size_t *size, in
         return tpy_closed_error(), NULL;
     if ((self->rx_holder || self->rx_waiting) && tpy_bus_check_rx_free(self) < 0)
         return NULL;
-    const void *p = tachyon_acquire_rx_spin(self->bus, type_id, size,
-                                            timeout_ms == 0 ? 0 : TPY_RX_SPINS_WITH_GIL);
+    const void *p = timeout_ms == 0 ? tachyon_acquire_rx(self->bus, type_id, size)
+                                    : tachyon_acquire_rx_spin(self->bus, type_id, size, TPY_RX_SPINS_WITH_GIL);
     if (p)
         return p;
     tachyon_error_t err = tachyon_bus_last_error(self->bus);
@@ -735,8 +735,13 @@ static PyObject *bus_iternext(BusObject *self)
     uint32_t type_id;
     size_t size;
     const void *p = tpy_bus_wait_rx(self, &type_id, &size, -1);
-    if (!p)
+    if (!p) {
+        /* The producer closed the bus and everything was read: the end of
+         * the stream, not an error (StopIteration). */
+        if (PyErr_ExceptionMatches(self->st->PeerClosedError))
+            PyErr_Clear();
         return NULL;
+    }
     PyObject *msg = tpy_message_new(self->st, type_id, p, size);
     if (msg)
         tachyon_commit_rx(self->bus);
@@ -769,28 +774,6 @@ static PyObject *bus_set_polling_mode(BusObject *self, PyObject *arg)
     if (!self->bus)
         return tpy_closed_error(), NULL;
     tachyon_bus_set_polling_mode(self->bus, (int)mode);
-    Py_RETURN_NONE;
-}
-
-static PyObject *bus_set_rx_coalesce_ns(BusObject *self, PyObject *arg)
-{
-    if (!PyLong_Check(arg) || PyBool_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "delay_ns must be an int (nanoseconds), not %.100s",
-                     Py_TYPE(arg)->tp_name);
-        return NULL;
-    }
-    long ns = PyLong_AsLong(arg);
-    if (ns == -1 && PyErr_Occurred())
-        PyErr_Clear();
-    if (ns < 0 || ns > (long)TACHYON_MAX_RX_COALESCE_NS) {
-        PyErr_Format(PyExc_ValueError,
-                     "delay_ns %R is out of range: use 0 (off) to %u (1 ms); 1000-2000 lets a "
-                     "fast producer batch its publications", arg, TACHYON_MAX_RX_COALESCE_NS);
-        return NULL;
-    }
-    if (!self->bus)
-        return tpy_closed_error(), NULL;
-    tachyon_bus_set_rx_coalesce_ns(self->bus, (uint32_t)ns);
     Py_RETURN_NONE;
 }
 
@@ -882,11 +865,6 @@ static PyMethodDef bus_methods[] = {
      "take up to `max_msgs` in place; released when the batch's with-block exits."},
     {"set_polling_mode", (PyCFunction)bus_set_polling_mode, METH_O,
      "set_polling_mode(mode): 1 = the consumer spins and never sleeps, 0 = it sleeps when idle."},
-    {"set_rx_coalesce_ns", (PyCFunction)bus_set_rx_coalesce_ns, METH_O,
-     "set_rx_coalesce_ns(delay_ns): receive coalescing. While messages keep coming, look at "
-     "the ring at most once per delay_ns, so a fast producer publishes several messages per "
-     "cache-line transfer; messages may be seen up to delay_ns later. A look that finds "
-     "nothing sets no interval. 0 (the default) looks at once; at most 1_000_000."},
     {"peer_alive", (PyCFunction)bus_peer_alive, METH_NOARGS,
      "True while the peer process lives and has not closed the bus."},
     {NULL, NULL, 0, NULL},

@@ -61,6 +61,7 @@ typedef struct {
     PyTypeObject *GuardDescr_Type;
     PyObject *TachyonError;
     PyObject *PeerDeadError;
+    PyObject *PeerClosedError;
     PyObject *RingFullError;
     PyObject *TimeoutError;
     PyObject *struct_Struct;     /* struct.Struct, for send_packed("fmt", ...) */

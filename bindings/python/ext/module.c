@@ -18,7 +18,7 @@ static const char *error_name(tachyon_error_t err)
         "ERR_SEAL", "ERR_MAP", "ERR_INVALID_SZ", "ERR_FULL", "ERR_EMPTY", "ERR_NETWORK",
         "ERR_SYSTEM", "ERR_INTERRUPTED", "ERR_ABI_MISMATCH", "ERR_PEER_DEAD",
         "ERR_PERMISSION", "ERR_FATAL", "ERR_STATE", "ERR_TIMEOUT", "ERR_ADDR_IN_USE",
-        "ERR_NOT_SOCKET", "ERR_PATH_TOO_LONG",
+        "ERR_NOT_SOCKET", "ERR_PATH_TOO_LONG", "ERR_PEER_CLOSED", "ERR_FORKED",
     };
     size_t i = (size_t)err;
     return i < sizeof(names) / sizeof(names[0]) ? names[i] : "ERR_UNKNOWN";
@@ -29,12 +29,15 @@ static const char *error_hint(tachyon_error_t err)
 {
     switch (err) {
     case TACHYON_ERR_PEER_DEAD:
-        return "every message the peer committed has been delivered; create a new bus to go on";
+    case TACHYON_ERR_PEER_CLOSED:
+        return "this bus is finished: create a new one to go on";
+    case TACHYON_ERR_FORKED:
+        return "create the bus in the process that uses it (after fork(), not before)";
     case TACHYON_ERR_FULL:
         return "the consumer is not keeping up: pass a longer timeout, listen with a larger "
                "capacity, or send less";
     case TACHYON_ERR_NETWORK:
-        return "start the listener first, or pass timeout= to Bus.connect to wait for it";
+        return "";
     case TACHYON_ERR_INVALID_SZ:
         return "capacity must be a power of two from 64 B to 1 GiB; a message's size at most "
                "bus.max_payload (capacity - 64)";
@@ -64,6 +67,8 @@ static PyObject *error_class(tpy_state *st, tachyon_error_t err)
     switch (err) {
     case TACHYON_ERR_PEER_DEAD:
         return st->PeerDeadError;
+    case TACHYON_ERR_PEER_CLOSED:
+        return st->PeerClosedError;
     case TACHYON_ERR_FULL:
         return st->RingFullError;
     case TACHYON_ERR_TIMEOUT:
@@ -83,7 +88,7 @@ int tpy_set_error(tpy_state *st, tachyon_error_t err, const char *doing)
     }
     const char *hint = error_hint(err);
     PyObject *msg = PyUnicode_FromFormat("%s: %s (tachyon %s = %d)%s%s", doing,
-                                         tachyon_strerror(err), error_name(err), (int)err,
+                                         tachyon_error_message(err), error_name(err), (int)err,
                                          *hint ? "; " : "", hint);
     if (!msg)
         return -1;
@@ -316,8 +321,13 @@ static int add_exceptions(PyObject *mod, tpy_state *st)
                       "error number), code_name (e.g. 'ERR_FULL').") < 0)
         return -1;
     if (new_exception(mod, &st->PeerDeadError, "tachyon.PeerDeadError", st->TachyonError,
-                      "The peer process exited, was killed, or closed the bus. On a consumer it "
-                      "is raised only after every message the peer committed was delivered.") < 0)
+                      "The peer is gone: its process ended, or (PeerClosedError) it closed the "
+                      "bus. On a consumer it is raised only after every message the peer "
+                      "committed was delivered.") < 0)
+        return -1;
+    if (new_exception(mod, &st->PeerClosedError, "tachyon.PeerClosedError", st->PeerDeadError,
+                      "The peer closed the bus: a clean end of the stream (iterating over a "
+                      "bus simply stops).") < 0)
         return -1;
     PyObject *bases = PyTuple_Pack(2, st->TachyonError, PyExc_TimeoutError);
     if (!bases)
@@ -383,7 +393,7 @@ static int module_exec(PyObject *mod)
 #define STATE_OBJECTS(X)                                                                     \
     X(Bus_Type) X(TxGuard_Type) X(RxGuard_Type) X(Batch_Type) X(BatchItem_Type) X(Message_Type) \
     X(GuardDescr_Type) \
-    X(TachyonError) X(PeerDeadError) X(RingFullError) X(TimeoutError) X(struct_Struct)        \
+    X(TachyonError) X(PeerDeadError) X(PeerClosedError) X(RingFullError) X(TimeoutError) X(struct_Struct)        \
     X(kw_size) X(kw_type_id) X(kw_timeout) X(kw_data) X(kw_max_msgs) X(kw_record_size)        \
     X(kw_path) X(kw_capacity) X(kw_pack_into)
 

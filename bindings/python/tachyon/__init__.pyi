@@ -18,7 +18,10 @@ class TachyonError(Exception):
     code_name: Optional[str]
 
 class PeerDeadError(TachyonError):
-    """The peer exited, was killed or closed the bus (after every committed message was read)."""
+    """The peer is gone (after every committed message was read): its process ended."""
+
+class PeerClosedError(PeerDeadError):
+    """The peer closed the bus: a clean end of stream (iteration just stops)."""
 
 class TachyonTimeoutError(TachyonError, TimeoutError):
     """A blocking call's timeout expired."""
@@ -161,7 +164,6 @@ class Bus:
     def __iter__(self) -> Iterator[Message]: ...
     def __next__(self) -> Message: ...
     def set_polling_mode(self, mode: int) -> None: ...
-    def set_rx_coalesce_ns(self, delay_ns: int) -> None: ...
     def peer_alive(self) -> bool: ...
 
 def make_type_id(route_id: int, msg_type: int) -> int: ...

@@ -63,7 +63,6 @@ def test_closed_bus_raises_value_error(producer_bus):
         lambda: iter(bus),
         lambda: next(bus),
         lambda: bus.set_polling_mode(1),
-        lambda: bus.set_rx_coalesce_ns(1000),
         lambda: bus.peer_alive(),
         lambda: bus.capacity,
         lambda: bus.__enter__(),

@@ -76,7 +76,7 @@ pub const TACHYON_ERR_SYSTEM: tachyon_error_t = 12;
 pub const TACHYON_ERR_INTERRUPTED: tachyon_error_t = 13;
 /// Handshake or segment header does not match ABI v4.
 pub const TACHYON_ERR_ABI_MISMATCH: tachyon_error_t = 14;
-/// The peer exited, was killed, or destroyed the bus.
+/// The peer process ended (or was killed) without closing the bus.
 pub const TACHYON_ERR_PEER_DEAD: tachyon_error_t = 15;
 /// The peer's uid is not allowed.
 pub const TACHYON_ERR_PERMISSION: tachyon_error_t = 16;
@@ -92,9 +92,10 @@ pub const TACHYON_ERR_ADDR_IN_USE: tachyon_error_t = 20;
 pub const TACHYON_ERR_NOT_SOCKET: tachyon_error_t = 21;
 /// The socket path does not fit in `sun_path`.
 pub const TACHYON_ERR_PATH_TOO_LONG: tachyon_error_t = 22;
-
-/// The largest receive-coalescing delay `tachyon_bus_set_rx_coalesce_ns` takes.
-pub const TACHYON_MAX_RX_COALESCE_NS: u32 = 1_000_000;
+/// The peer closed the bus (a clean end of stream).
+pub const TACHYON_ERR_PEER_CLOSED: tachyon_error_t = 23;
+/// The handle belongs to the parent of this fork()ed process.
+pub const TACHYON_ERR_FORKED: tachyon_error_t = 24;
 
 pub const TACHYON_STATE_UNINITIALIZED: tachyon_state_t = 0;
 pub const TACHYON_STATE_INITIALIZING: tachyon_state_t = 1;
@@ -108,10 +109,11 @@ pub const TACHYON_STATE_UNKNOWN: tachyon_state_t = 5;
 /// How many uids a listener's allowlist holds.
 pub const TACHYON_MAX_ALLOWED_UIDS: usize = 16;
 
-/// `TACHYON_TYPE_ID(route, type)`: bits 31..16 route id, bits 15..0 message type.
+/// `TACHYON_TYPE_ID(route, type)`: bits 31..16 route id, bits 15..0 message type;
+/// as in C, the type is not masked (a type above 0xFFFF spills into the route).
 #[inline]
 pub const fn TACHYON_TYPE_ID(route: u32, msg_type: u32) -> u32 {
-    ((route & 0xFFFF) << 16) | (msg_type & 0xFFFF)
+    (route << 16) | msg_type
 }
 
 /// `TACHYON_ROUTE_ID(id)`: the route id in bits 31..16.
@@ -186,12 +188,6 @@ extern "C" {
     pub fn tachyon_bus_set_numa_node(bus: *const tachyon_bus_t, node_id: c_int) -> tachyon_error_t;
     /// Consumer side: `pure_spin != 0` means the consumer never sleeps.
     pub fn tachyon_bus_set_polling_mode(bus: *const tachyon_bus_t, pure_spin: c_int);
-    /// Consumer side: after finding nothing unread, wait `delay_ns` (at most
-    /// [`TACHYON_MAX_RX_COALESCE_NS`]) before looking at the ring again, so a
-    /// fast producer publishes a batch per cache-line transfer; 0 (the
-    /// default) looks at once. `TACHYON_ERR_INVALID_SZ` above the maximum.
-    pub fn tachyon_bus_set_rx_coalesce_ns(bus: *mut tachyon_bus_t, delay_ns: u32) -> tachyon_error_t;
-
     /// Reserve a slot for up to `max_payload_size` bytes; its payload pointer
     /// (64-byte aligned) or NULL (see [`tachyon_bus_last_error`]). Non-blocking.
     pub fn tachyon_acquire_tx(bus: *mut tachyon_bus_t, max_payload_size: usize) -> *mut c_void;
@@ -249,6 +245,11 @@ extern "C" {
 
     /// A static English message for an error code ("unknown error" for others).
     pub fn tachyon_strerror(err: tachyon_error_t) -> *const c_char;
+
+    /// The best sentence for `err` just returned to the calling thread: the
+    /// recorded details (path, system error, peer pid) if any, else the
+    /// strerror text. Valid until this thread's next call into the library.
+    pub fn tachyon_error_message(err: tachyon_error_t) -> *const c_char;
     /// The error behind the last NULL/0/failed result of a call on this bus.
     pub fn tachyon_bus_last_error(bus: *const tachyon_bus_t) -> tachyon_error_t;
     /// Default options: own uid only, wait forever, the given capacity.

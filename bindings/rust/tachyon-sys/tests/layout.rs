@@ -80,6 +80,8 @@ fn enums_match_c() {
         ("TACHYON_ERR_ADDR_IN_USE", TACHYON_ERR_ADDR_IN_USE),
         ("TACHYON_ERR_NOT_SOCKET", TACHYON_ERR_NOT_SOCKET),
         ("TACHYON_ERR_PATH_TOO_LONG", TACHYON_ERR_PATH_TOO_LONG),
+        ("TACHYON_ERR_PEER_CLOSED", TACHYON_ERR_PEER_CLOSED),
+        ("TACHYON_ERR_FORKED", TACHYON_ERR_FORKED),
         ("TACHYON_STATE_UNINITIALIZED", TACHYON_STATE_UNINITIALIZED),
         ("TACHYON_STATE_INITIALIZING", TACHYON_STATE_INITIALIZING),
         ("TACHYON_STATE_READY", TACHYON_STATE_READY),
@@ -90,7 +92,6 @@ fn enums_match_c() {
     for &(name, value) in codes {
         check(name, value as usize);
     }
-    check("TACHYON_MAX_RX_COALESCE_NS", TACHYON_MAX_RX_COALESCE_NS as usize);
 }
 
 #[test]
@@ -161,7 +162,7 @@ fn every_declared_function_links() {
         tachyon_bus_destroy as *const (),
         tachyon_bus_set_numa_node as *const (),
         tachyon_bus_set_polling_mode as *const (),
-        tachyon_bus_set_rx_coalesce_ns as *const (),
+        tachyon_error_message as *const (),
         tachyon_acquire_tx as *const (),
         tachyon_commit_tx as *const (),
         tachyon_rollback_tx as *const (),

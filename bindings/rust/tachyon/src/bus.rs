@@ -374,20 +374,6 @@ impl Bus {
         unsafe { sys::tachyon_bus_set_polling_mode(self.raw.as_ptr(), (mode == PollingMode::PureSpin) as i32) }
     }
 
-    /// Consumer side: receive coalescing. While messages keep coming, read
-    /// the producer's counter at most once per `delay` (a look that finds
-    /// nothing sets no interval, so sparse traffic is not delayed); a fast
-    /// producer then publishes several messages per cache-line transfer (a
-    /// Python producer's per-message sends ran 3.6x faster with 2 µs and a C
-    /// consumer on the 2-core test machine). Each message may be seen up to
-    /// `delay` later. `Duration::ZERO` (the default) looks at once.
-    /// `Error::InvalidSize` above 1 ms.
-    pub fn set_rx_coalesce(&mut self, delay: Duration) -> Result<()> {
-        let ns = u32::try_from(delay.as_nanos()).unwrap_or(u32::MAX);
-        // SAFETY: the bus is live.
-        Error::check(unsafe { sys::tachyon_bus_set_rx_coalesce_ns(self.raw.as_ptr(), ns) })
-    }
-
     /// Ready, Disconnected (peer gone), FatalError (corrupt segment), ...
     pub fn state(&self) -> State {
         // SAFETY: the bus is live.

@@ -42,9 +42,15 @@ pub enum Error {
     Interrupted,
     /// The peer speaks a different protocol.
     AbiMismatch,
-    /// The peer process exited, was killed, or closed the bus. Every message it
-    /// committed before that was delivered first.
+    /// The peer process ended (or was killed) without closing the bus. Every
+    /// message it committed before that was delivered first.
     PeerDead,
+    /// The peer closed the bus: a clean end of the stream, after every
+    /// message it sent was delivered.
+    PeerClosed,
+    /// The bus was made by the parent of this fork()ed process and cannot be
+    /// used here.
+    Forked,
     /// The connecting process's user is not allowed on this bus.
     Permission,
     /// The shared ring is corrupt; the bus can no longer be used.
@@ -96,6 +102,8 @@ impl Error {
             sys::TACHYON_ERR_ADDR_IN_USE => AddrInUse,
             sys::TACHYON_ERR_NOT_SOCKET => NotSocket,
             sys::TACHYON_ERR_PATH_TOO_LONG => PathTooLong,
+            sys::TACHYON_ERR_PEER_CLOSED => PeerClosed,
+            sys::TACHYON_ERR_FORKED => Forked,
             other => Unknown(other),
         })
     }
@@ -127,6 +135,8 @@ impl Error {
             AddrInUse => sys::TACHYON_ERR_ADDR_IN_USE,
             NotSocket => sys::TACHYON_ERR_NOT_SOCKET,
             PathTooLong => sys::TACHYON_ERR_PATH_TOO_LONG,
+            PeerClosed => sys::TACHYON_ERR_PEER_CLOSED,
+            Forked => sys::TACHYON_ERR_FORKED,
             InvalidPath => return None,
             Unknown(code) => code,
         })
@@ -163,7 +173,7 @@ impl From<Error> for std::io::Error {
         let kind = match err {
             Error::Timeout => ErrorKind::TimedOut,
             Error::Interrupted => ErrorKind::Interrupted,
-            Error::PeerDead => ErrorKind::BrokenPipe,
+            Error::PeerDead | Error::PeerClosed => ErrorKind::BrokenPipe,
             Error::Permission => ErrorKind::PermissionDenied,
             Error::AddrInUse => ErrorKind::AddrInUse,
             Error::Full | Error::Empty => ErrorKind::WouldBlock,
@@ -181,7 +191,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips() {
-        for code in 1..=sys::TACHYON_ERR_PATH_TOO_LONG {
+        for code in 1..=sys::TACHYON_ERR_FORKED {
             let err = Error::from_code(code).expect("non-zero is an error");
             assert!(!matches!(err, Error::Unknown(_)), "code {code} is not mapped");
             assert_eq!(err.code(), Some(code));

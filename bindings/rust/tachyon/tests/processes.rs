@@ -69,7 +69,7 @@ fn every_message_from_another_process_arrives_in_order() {
                     next += 1;
                 }
             }
-            Err(Error::PeerDead) => break,
+            Err(Error::PeerClosed) => break,
             Err(e) => panic!("consumer: {e}"),
         }
     }
