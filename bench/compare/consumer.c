@@ -62,7 +62,6 @@ struct options {
     int timeout_s;       /* give up (and fail) after this long without finishing */
     uint32_t spin;       /* tachyon: spins before sleeping (the seed uses 10,000) */
     int pure_spin;       /* tachyon: never sleep (tachyon_bus_set_polling_mode) */
-    uint32_t coalesce_ns; /* tachyon: receive coalescing (tachyon_bus_set_rx_coalesce_ns) */
     int rx_batch;        /* tachyon: drain_batch + one commit, not one message per call */
     size_t capacity;     /* tachyon ring bytes; shmring slots */
 };
@@ -330,12 +329,6 @@ static int run_tachyon(struct run *r, const struct options *o)
     }
     if (o->pure_spin)
         tachyon_bus_set_polling_mode(bus, 1);
-    err = tachyon_bus_set_rx_coalesce_ns(bus, o->coalesce_ns);
-    if (err != TACHYON_SUCCESS) {
-        fprintf(stderr, "consumer: coalescing %u ns: %s\n", o->coalesce_ns, tachyon_strerror(err));
-        tachyon_bus_destroy(bus);
-        return -1;
-    }
     int rc = o->rx_batch ? drain_tachyon_batches(r, o, bus) : drain_tachyon_single(r, o, bus);
     tachyon_bus_destroy(bus);
     return rc;
@@ -504,7 +497,7 @@ static void usage(void)
             "usage: consumer --features\n"
             "       consumer --transport tachyon|stream|seqpacket|fifo|zmq|shmring\n"
             "                --endpoint PATH --count N [--variant NAME] [--timeout-s S]\n"
-            "                [--spin N] [--pure-spin] [--coalesce-ns N] [--rx single|batch]\n"
+            "                [--spin N] [--pure-spin] [--rx single|batch]\n"
             "                [--capacity N]\n"
             "                [--dump FILE]\n");
     exit(2);
@@ -546,8 +539,6 @@ int main(int argc, char **argv)
             o.timeout_s = atoi(v);
         else if (!strcmp(a, "--spin"))
             o.spin = (uint32_t)strtoul(v, NULL, 10);
-        else if (!strcmp(a, "--coalesce-ns"))
-            o.coalesce_ns = (uint32_t)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--capacity"))
             o.capacity = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--dump"))

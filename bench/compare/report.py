@@ -106,14 +106,10 @@ def goal_rows(seed, native):
                          f"{ratio:.2f}x", verdict(ratio >= target)))
 
     ratio_row("seed loop >= 0.8x its no-IPC floor", "tachyon-seed", "floor", 0.8)
-    ratio_row("seed loop >= 0.8x its no-IPC floor, consumer coalescing 2 µs",
-              "tachyon-seed-co2", "floor", 0.8)
     per_msg = [n for n in ("tachyon-seed", "tachyon-send", "tachyon-packed") if prod(n)]
     fastest = max(per_msg, key=prod) if per_msg else None
     if fastest:
         ratio_row("fastest per-message API >= 1.2x the hand-rolled ring", fastest, "shmring", 1.2)
-    ratio_row("fastest per-message API >= 1.2x the hand-rolled ring, consumer coalescing 2 µs",
-              "tachyon-send-co2", "shmring", 1.2)
 
     batches = [n for n in ("tachyon-batch64", "tachyon-batch1024") if prod(n)]
     if batches:

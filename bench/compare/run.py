@@ -59,15 +59,6 @@ VARIANTS = [
             "tachyon", needs=("tachyon",), floor="floor"),
     Variant("tachyon-send", "tachyon: send(bytes)", "tachyon-send", "tachyon", "tachyon",
             needs=("tachyon",)),
-    # The same two with the consumer's receive coalescing on (opt-in): it looks
-    # at the ring at most every 2 µs while a stream is dense, trading up to
-    # 2 µs of latency for one cache-line transfer per batch instead of per tick.
-    Variant("tachyon-seed-co2", "tachyon: seed pattern, consumer coalescing 2 µs",
-            "tachyon-seed", "tachyon", "tachyon", needs=("tachyon",), floor="floor",
-            consumer_args=("--coalesce-ns", "2000")),
-    Variant("tachyon-send-co2", "tachyon: send(bytes), consumer coalescing 2 µs",
-            "tachyon-send", "tachyon", "tachyon", needs=("tachyon",),
-            consumer_args=("--coalesce-ns", "2000")),
     Variant("tachyon-packed", "tachyon: send_packed", "tachyon-packed", "tachyon", "tachyon",
             needs=("tachyon",)),
     Variant("tachyon-batch64", "tachyon: send_batch x64", "tachyon-batch", "tachyon",

@@ -10,10 +10,7 @@ machine they ran on.
      producer (c_peer.c).
 
 Producers send to a C sink (c_peer sink) that drains with the C API, so the
-Python side is what is measured. Sections 1 and 2 run the sink twice: looking
-at the ring as soon as it is empty (the default, lowest latency), and with
-receive coalescing (COALESCE_NS), which saves the producer a cache-line
-transfer per message at up to that much latency per message. Every figure is the median of --runs runs,
+Python side is what is measured. Every figure is the median of --runs runs,
 variants interleaved so that background load hits them alike. Run it on an
 otherwise idle machine; the figures are printed, never asserted.
 
@@ -39,12 +36,6 @@ TICK = struct.Struct(FMT)
 TICK_SIZE = TICK.size
 FLUSH_BATCH = 64
 SYMBOL = b"BTCUSDT\0"
-# The sink's receive coalescing for the "coalescing" lines (opt-in, see
-# tachyon_bus_set_rx_coalesce_ns): while the stream is dense the consumer looks
-# at the ring only every COALESCE_NS, so each message may arrive that much
-# later. Section 1 also shows the seed loop across COALESCE_SWEEP.
-COALESCE_NS = 2000
-COALESCE_SWEEP = (1000, 2000, 5000)
 
 
 # ---- the loops measured ------------------------------------------------------
@@ -118,11 +109,10 @@ class Bench:
         self.k += 1
         return os.path.join(self.dir, "b%d.sock" % self.k)
 
-    def to_c_sink(self, fn, n, coalesce_ns=0):
-        """Run fn(bus, n) against a fresh C sink (receive coalescing
-        coalesce_ns, 0 = off); check it got n messages."""
+    def to_c_sink(self, fn, n):
+        """Run fn(bus, n) against a fresh C sink; check it got n messages."""
         path = self.path()
-        sink = subprocess.Popen([self.peer, "sink", path, "listen", str(coalesce_ns)],
+        sink = subprocess.Popen([self.peer, "sink", path, "listen"],
                                 stdout=subprocess.PIPE, text=True)
         with tachyon.Bus.connect(path, timeout=10) as bus:
             secs = fn(bus, n)
@@ -262,15 +252,10 @@ def seed_vs_floor(b, runs, n_seed):
         ("floor", lambda: n_seed / floor_loop(buf, n_seed)),
         ("seed", lambda: b.to_c_sink(seed_loop, n_seed)),
     ]
-    for ns in COALESCE_SWEEP:
-        cases.append((ns, lambda ns=ns: b.to_c_sink(seed_loop, n_seed, ns)))
     r = medians(runs, cases)
     line("floor: same loop into a bytearray memoryview", r["floor"])
     line("seed loop: send_zero_copy into the ring", r["seed"],
          "ratio %.2fx of the floor (goal >= 0.8x)" % (r["seed"] / r["floor"]))
-    for ns in COALESCE_SWEEP:
-        line("seed loop, sink coalescing %d ns" % ns, r[ns],
-             "ratio %.2fx of the floor (goal >= 0.8x)" % (r[ns] / r["floor"]))
 
 
 
@@ -281,7 +266,6 @@ def per_message(b, runs, n_send):
         ("p_packed", lambda: b.to_pyring(packed_loop, n_send)),
         ("t_bytes", lambda: b.to_c_sink(bytes_loop, n_send)),
         ("p_bytes", lambda: b.to_pyring(bytes_loop, n_send)),
-        ("t_bytes_co", lambda: b.to_c_sink(bytes_loop, n_send, COALESCE_NS)),
     ])
     line("pure-Python ring: pack fields into the slot", r["p_packed"])
     line("tachyon bus.send_packed(Struct, type, *fields)", r["t_packed"],
@@ -289,8 +273,6 @@ def per_message(b, runs, n_send):
     line("pure-Python ring: copy a bytes payload", r["p_bytes"])
     line("tachyon bus.send(bytes, type)", r["t_bytes"],
          "ratio %.2fx (goal >= 1.2x)" % (r["t_bytes"] / r["p_bytes"]))
-    line("tachyon bus.send(bytes, type), sink coalescing %d ns" % COALESCE_NS, r["t_bytes_co"],
-         "ratio %.2fx" % (r["t_bytes_co"] / r["p_bytes"]))
 
 
 

@@ -3,10 +3,9 @@
  * a bus as fast as the C API allows, and a producer that sends numbered
  * messages as fast as it allows, so that what is measured is the Python side.
  *
- *   c_peer sink PATH [listen|connect] [COALESCE_NS]
+ *   c_peer sink PATH [listen|connect]
  *       Receive until a message with type_id 0; print
  *       "received N checksum S seconds T" (S = sum of each payload's first 8 bytes).
- *       COALESCE_NS > 0 turns on receive coalescing (tachyon_bus_set_rx_coalesce_ns).
  *   c_peer produce PATH COUNT SIZE [listen|connect]
  *       Send COUNT messages of SIZE bytes (>= 8), type_id 1, the first 8 bytes
  *       the message's number (0, 1, ...), then one with type_id 0; print
@@ -44,19 +43,9 @@ static tachyon_bus_t *open_bus(const char *path, int listen)
     return bus;
 }
 
-static int run_sink(const char *path, int listen, unsigned long coalesce_ns)
+static int run_sink(const char *path, int listen)
 {
-    if (coalesce_ns > TACHYON_MAX_RX_COALESCE_NS) {
-        fprintf(stderr, "c_peer sink: coalescing %lu ns: above the %u ns maximum\n", coalesce_ns,
-                TACHYON_MAX_RX_COALESCE_NS);
-        return 2;
-    }
     tachyon_bus_t *bus = open_bus(path, listen);
-    tachyon_error_t err = tachyon_bus_set_rx_coalesce_ns(bus, (uint32_t)coalesce_ns);
-    if (err != TACHYON_SUCCESS) {
-        fprintf(stderr, "c_peer sink: coalescing %lu ns: %s\n", coalesce_ns, tachyon_strerror(err));
-        return 2;
-    }
     static tachyon_msg_view_t views[BATCH];
     unsigned long long count = 0, checksum = 0;
     double start = 0;
@@ -132,8 +121,7 @@ static int run_produce(const char *path, unsigned long long count, size_t size, 
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "sink") == 0)
-        return run_sink(argv[2], argc < 4 || strcmp(argv[3], "connect") != 0,
-                        argc >= 5 ? strtoul(argv[4], NULL, 10) : 0);
+        return run_sink(argv[2], argc < 4 || strcmp(argv[3], "connect") != 0);
     if (argc >= 5 && strcmp(argv[1], "produce") == 0)
         return run_produce(argv[2], strtoull(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
                            argc >= 6 && strcmp(argv[5], "listen") == 0);
