@@ -6,6 +6,7 @@
 #ifndef TACHYON_BENCH_COMMON_H
 #define TACHYON_BENCH_COMMON_H
 
+#include <dirent.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,6 +73,50 @@ static inline uint64_t bench_percentile(uint64_t *v, size_t n, double p)
     qsort(v, n, sizeof(*v), bench_cmp_u64);
     size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
     return v[i < n ? i : n - 1];
+}
+
+/* ---- Socket paths: in a directory of this process's own, removed at exit -- */
+
+static char bench_dir_path[80];
+static pid_t bench_dir_owner;
+
+static void bench_remove_dir(void)
+{
+    if (getpid() != bench_dir_owner)
+        return; /* a fork()ed child leaves it to its parent */
+    DIR *d = opendir(bench_dir_path);
+    if (d) {
+        struct dirent *e;
+        char file[sizeof(bench_dir_path) + 256];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                snprintf(file, sizeof(file), "%s/%s", bench_dir_path, e->d_name);
+                unlink(file);
+            }
+        }
+        closedir(d);
+    }
+    rmdir(bench_dir_path);
+}
+
+/* A fresh socket path named `tag` in a directory made under $TMPDIR (or
+ * /tmp) on first use. */
+static inline void bench_socket_path(char *buf, size_t len, const char *tag)
+{
+    if (!bench_dir_path[0]) {
+        const char *base = getenv("TMPDIR");
+        if (!base || !*base || strlen(base) > 40)
+            base = "/tmp";
+        snprintf(bench_dir_path, sizeof(bench_dir_path), "%s/tachyon-bench-XXXXXX", base);
+        if (!mkdtemp(bench_dir_path)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+        bench_dir_owner = getpid();
+        atexit(bench_remove_dir);
+    }
+    static unsigned serial;
+    snprintf(buf, len, "%s/%s-%u.sock", bench_dir_path, tag, serial++);
 }
 
 static inline uint64_t bench_env_u64(const char *name, uint64_t def)

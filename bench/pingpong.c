@@ -109,9 +109,9 @@ static void tachyon_responder(const char *ping_path, const char *pong_path, uint
 
 static void measure_tachyon(uint64_t rounds, uint64_t *samples, int pure_spin)
 {
-    char ping_path[64], pong_path[64];
-    snprintf(ping_path, sizeof(ping_path), "/tmp/tachyon-bench-ping-%d.sock", (int)getpid());
-    snprintf(pong_path, sizeof(pong_path), "/tmp/tachyon-bench-pong-%d.sock", (int)getpid());
+    char ping_path[108], pong_path[108];
+    bench_socket_path(ping_path, sizeof(ping_path), "ping");
+    bench_socket_path(pong_path, sizeof(pong_path), "pong");
     pid_t child = fork();
     if (child == 0)
         tachyon_responder(ping_path, pong_path, rounds + WARMUP, pure_spin);

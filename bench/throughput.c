@@ -116,8 +116,8 @@ static void run_case(size_t size, enum mode mode, double seconds, const char *la
 {
     struct shared_result *res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
                                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    char path[64];
-    snprintf(path, sizeof(path), "/tmp/tachyon-bench-tput-%d.sock", (int)getpid());
+    char path[108];
+    bench_socket_path(path, sizeof(path), "tput");
     pid_t child = fork();
     if (child == 0)
         consumer(path, mode, res);

@@ -9,6 +9,7 @@
 #define TACHYON_TEST_HELPERS_H
 
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -71,11 +72,55 @@ static inline int t_result(const char *name)
     return t_failures ? T_EXIT_FAIL : T_EXIT_PASS;
 }
 
+/* ---- Socket paths: in a directory of this process's own ------------------ */
+
+static char t_dir_path[80];
+static pid_t t_dir_owner;
+
+/* Remove the directory and whatever the tests left in it (sockets of
+ * listeners that never got a peer). Only the process that made it does: a
+ * fork()ed child that exits must not pull it from under its parent. */
+static void t_remove_dir(void)
+{
+    if (getpid() != t_dir_owner)
+        return;
+    DIR *d = opendir(t_dir_path);
+    if (d) {
+        struct dirent *e;
+        char file[sizeof(t_dir_path) + 256];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(file, sizeof(file), "%s/%s", t_dir_path, e->d_name);
+            unlink(file);
+        }
+        closedir(d);
+    }
+    rmdir(t_dir_path);
+}
+
+/* A fresh directory under $TMPDIR (or /tmp, when $TMPDIR is unset or too
+ * long for a socket path), made on first use and removed at exit. */
+static inline const char *t_private_dir(void)
+{
+    if (t_dir_path[0])
+        return t_dir_path;
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base || strlen(base) > 40)
+        base = "/tmp";
+    snprintf(t_dir_path, sizeof(t_dir_path), "%s/tachyon-test-XXXXXX", base);
+    REQUIRE(mkdtemp(t_dir_path) != NULL);
+    t_dir_owner = getpid();
+    atexit(t_remove_dir);
+    return t_dir_path;
+}
+
 /* A socket path private to this process and call. */
 static inline void t_socket_path(char *buf, size_t len, const char *tag)
 {
     static int counter;
-    snprintf(buf, len, "/tmp/tachyon-test-%s-%d-%d.sock", tag, (int)getpid(), counter++);
+    int n = snprintf(buf, len, "%s/%s-%d.sock", t_private_dir(), tag, counter++);
+    REQUIRE(n > 0 && (size_t)n < len);
     unlink(buf);
 }
 

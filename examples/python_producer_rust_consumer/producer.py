@@ -9,8 +9,9 @@ consumer to stop; its quantity field carries how many ticks were sent.
 Start the consumer first (it owns the socket); this script connects and
 retries until the consumer is up.
 
-Environment: TACHYON_SOCKET (default /tmp/tachyon_ticks.sock), TICKS
-(default 500000), CONNECT_TIMEOUT (seconds, default 60).
+Environment: TACHYON_SOCKET (default tachyon_ticks.sock in $XDG_RUNTIME_DIR,
+or in the temporary directory when that is unset; the consumer uses the same
+rule), TICKS (default 500000), CONNECT_TIMEOUT (seconds, default 60).
 
 The ticks are deterministic so the consumer can check every field: see
 tick_fields(), mirrored by expected_tick() in consumer/src/tick.rs.
@@ -20,11 +21,13 @@ import gc
 import os
 import struct
 import sys
+import tempfile
 import time
 
 import tachyon
 
-SOCKET_PATH = os.environ.get("TACHYON_SOCKET", "/tmp/tachyon_ticks.sock")
+DEFAULT_SOCKET = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(), "tachyon_ticks.sock")
+SOCKET_PATH = os.environ.get("TACHYON_SOCKET", DEFAULT_SOCKET)
 NUM_TICKS = int(os.environ.get("TICKS", "500000"))
 CONNECT_TIMEOUT_S = float(os.environ.get("CONNECT_TIMEOUT", "60"))
 

@@ -14,8 +14,8 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -31,8 +31,11 @@ import producer  # noqa: E402  (the example's own tick formula and wire format)
 import tachyon  # noqa: E402
 
 
-def private_socket():
-    return f"/tmp/tachyon_e2e_{os.getpid()}_{uuid.uuid4().hex[:8]}.sock"
+@pytest.fixture
+def socket():
+    """A socket path in a directory of the test's own, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="tachyon-e2e-") as d:
+        yield os.path.join(d, "ticks.sock")
 
 
 def start_consumer(socket, ticks=None):
@@ -77,8 +80,7 @@ def good_ticks(n):
     return [producer.tick_fields(i) for i in range(n)]
 
 
-def test_every_tick_arrives_once_in_order_and_intact():
-    socket = private_socket()
+def test_every_tick_arrives_once_in_order_and_intact(socket):
     consumer = start_consumer(socket, TICKS)
     env = dict(os.environ, TACHYON_SOCKET=socket, TICKS=str(TICKS))
     prod = subprocess.run([sys.executable, str(PRODUCER)], env=env, capture_output=True, text=True,
@@ -96,8 +98,7 @@ def test_every_tick_arrives_once_in_order_and_intact():
     assert "no-IPC floor" in prod.stdout and "ratio" in prod.stdout
 
 
-def test_the_sentinel_alone_is_zero_ticks():
-    socket = private_socket()
+def test_the_sentinel_alone_is_zero_ticks(socket):
     consumer = start_consumer(socket)
     feed(socket, [], announced=0)
     code, out = finish(consumer)
@@ -105,8 +106,7 @@ def test_the_sentinel_alone_is_zero_ticks():
     assert "received 0 ticks" in out
 
 
-def test_a_missing_tick_fails():
-    socket = private_socket()
+def test_a_missing_tick_fails(socket):
     consumer = start_consumer(socket)
     ticks = good_ticks(100)
     del ticks[40]
@@ -116,8 +116,7 @@ def test_a_missing_tick_fails():
     assert "BAD tick 40" in out and "expected 100" in out
 
 
-def test_a_repeated_tick_fails():
-    socket = private_socket()
+def test_a_repeated_tick_fails(socket):
     consumer = start_consumer(socket)
     ticks = good_ticks(100)
     ticks.insert(10, ticks[9])
@@ -128,8 +127,7 @@ def test_a_repeated_tick_fails():
 
 
 @pytest.mark.parametrize("field", [0, 1, 2, 3], ids=["symbol", "price", "quantity", "side"])
-def test_a_garbled_field_fails(field):
-    socket = private_socket()
+def test_a_garbled_field_fails(socket, field):
     consumer = start_consumer(socket)
     ticks = good_ticks(50)
     bad = list(ticks[7])
@@ -142,8 +140,7 @@ def test_a_garbled_field_fails(field):
     assert "BAD tick 7" in out
 
 
-def test_a_short_payload_fails():
-    socket = private_socket()
+def test_a_short_payload_fails(socket):
     consumer = start_consumer(socket)
     bus = producer.connect(socket, 30)
     with bus:
@@ -154,8 +151,7 @@ def test_a_short_payload_fails():
     assert "payload of 5 bytes" in out
 
 
-def test_a_count_other_than_announced_fails():
-    socket = private_socket()
+def test_a_count_other_than_announced_fails(socket):
     consumer = start_consumer(socket, ticks=60)
     feed(socket, good_ticks(50), announced=50)
     code, out = finish(consumer)
@@ -163,8 +159,7 @@ def test_a_count_other_than_announced_fails():
     assert "expected 60" in out
 
 
-def test_a_producer_that_dies_before_the_sentinel_fails():
-    socket = private_socket()
+def test_a_producer_that_dies_before_the_sentinel_fails(socket):
     consumer = start_consumer(socket)
     feed(socket, good_ticks(10), announced=None)  # closes the bus, no sentinel
     code, out = finish(consumer)
@@ -172,8 +167,7 @@ def test_a_producer_that_dies_before_the_sentinel_fails():
     assert "went away before sending the sentinel" in out
 
 
-def test_the_producer_stops_cleanly_when_the_consumer_dies():
-    socket = private_socket()
+def test_the_producer_stops_cleanly_when_the_consumer_dies(socket):
     consumer = start_consumer(socket)
     env = dict(os.environ, TACHYON_SOCKET=socket, TICKS="5000000")  # seconds of sending: killed long before the end
     prod = subprocess.Popen([sys.executable, str(PRODUCER)], env=env, stdout=subprocess.PIPE,

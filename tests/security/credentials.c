@@ -301,15 +301,14 @@ static void test_live_listener_other_spelling(void)
     sec_case_begin("live listener bound by relative path: ADDR_IN_USE");
     char old_cwd[4096];
     CHECK(getcwd(old_cwd, sizeof(old_cwd)) != NULL, "getcwd");
-    CHECK(chdir("/tmp") == 0, "chdir");
+    CHECK(chdir(sec_socket_dir()) == 0, "chdir");
     struct listener first;
     listener_start(&first, "spell", 3000);
-    char relative[108];
-    snprintf(relative, sizeof(relative), "%s", first.path + strlen("/tmp/"));
+    char absolute[108];
+    snprintf(absolute, sizeof(absolute), "%s", first.path);
+    const char *relative = strrchr(absolute, '/') + 1; /* the name in the directory we are in */
     memmove(first.path, relative, strlen(relative) + 1);
     listener_run(&first);
-    char absolute[108];
-    snprintf(absolute, sizeof(absolute), "/tmp/%s", relative);
     CHECK(wait_for_socket(absolute), "socket file never appeared");
     tachyon_listen_opts_t opts;
     tachyon_listen_opts_init(&opts, RING);
@@ -349,6 +348,20 @@ static pid_t fork_foreign_listener(const char *path)
     return pid;
 }
 
+/* A socket path for a listener run as NOBODY: in a directory NOBODY owns
+ * (ours admits other users to connect, not to create files). */
+static void foreign_socket_path(char *buf, size_t len, const char *tag)
+{
+    char dir[108];
+    snprintf(dir, sizeof(dir), "%s/nobody", sec_socket_dir());
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        fprintf(stderr, "mkdir %s: %s\n", dir, strerror(errno));
+    if (chown(dir, NOBODY, NOBODY) != 0)
+        fprintf(stderr, "chown %s: %s\n", dir, strerror(errno));
+    snprintf(buf, len, "%s/%s.sock", dir, tag);
+    unlink(buf);
+}
+
 /*
  * The connector's side of the same question: a listener run by another uid
  * (it bound the path first, e.g. in /tmp, and made its socket reachable)
@@ -359,7 +372,7 @@ static void test_foreign_listener_refused(void)
 {
     sec_case_begin("listener of another uid refused by the connector");
     char path[108];
-    sec_socket_path(path, sizeof(path), "foreign");
+    foreign_socket_path(path, sizeof(path), "foreign");
     pid_t pid = fork_foreign_listener(path);
     CHECK(wait_for_socket(path), "socket file never appeared");
     tachyon_bus_t *c = NULL;
@@ -376,7 +389,7 @@ static void test_foreign_listener_allowed(void)
 {
     sec_case_begin("listener of another uid admitted by the connector's allowlist");
     char path[108];
-    sec_socket_path(path, sizeof(path), "foreign-ok");
+    foreign_socket_path(path, sizeof(path), "foreign-ok");
     pid_t pid = fork_foreign_listener(path);
     CHECK(wait_for_socket(path), "socket file never appeared");
     uid_t allowed = NOBODY;

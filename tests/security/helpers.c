@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int sec_passed, sec_failed, sec_skipped;
@@ -86,10 +88,57 @@ void sec_sleep_ms(int ms)
         ;
 }
 
+static char sec_dir_path[80];
+static pid_t sec_dir_owner;
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (type == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* Remove the directory and what is left in it (sockets of listeners that
+ * were killed or never got a peer). Only the process that made it does: a
+ * fork()ed child that exits must not pull it from under its parent. */
+static void sec_remove_dir(void)
+{
+    if (getpid() == sec_dir_owner)
+        nftw(sec_dir_path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *sec_socket_dir(void)
+{
+    if (sec_dir_path[0])
+        return sec_dir_path;
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base || strlen(base) > 40)
+        base = "/tmp";
+    snprintf(sec_dir_path, sizeof(sec_dir_path), "%s/tachyon-sec-XXXXXX", base);
+    if (!mkdtemp(sec_dir_path)) {
+        fprintf(stderr, "cannot create a directory under %s: %s\n", base, strerror(errno));
+        exit(1);
+    }
+    /* Searchable by everyone (not listable): the credential cases connect
+     * from another user, and the socket file's own mode decides. */
+    chmod(sec_dir_path, 0711);
+    sec_dir_owner = getpid();
+    atexit(sec_remove_dir);
+    return sec_dir_path;
+}
+
 void sec_socket_path(char *buf, size_t len, const char *tag)
 {
     static int serial;
-    snprintf(buf, len, "/tmp/tachyon-sec-%d-%s-%d.sock", (int)getpid(), tag, serial++);
+    int n = snprintf(buf, len, "%s/%s-%d.sock", sec_socket_dir(), tag, serial++);
+    if (n < 0 || (size_t)n >= len) {
+        fprintf(stderr, "socket path for %s does not fit in %zu bytes\n", tag, len);
+        exit(1);
+    }
     unlink(buf);
 }
 

@@ -54,7 +54,11 @@ void sec_watchdog(unsigned seconds);
 int64_t sec_now_ms(void);
 void sec_sleep_ms(int ms);
 
-/* A fresh socket path under /tmp unique to this process and `tag`. */
+/* This process's directory for socket files: made under $TMPDIR (or /tmp)
+ * on first use, searchable by every user, removed with its contents at exit. */
+const char *sec_socket_dir(void);
+
+/* A fresh socket path in sec_socket_dir(), unique to this process and `tag`. */
 void sec_socket_path(char *buf, size_t len, const char *tag);
 
 /* Open descriptors (/proc/self/fd entries) and mappings (/proc/self/maps lines). */

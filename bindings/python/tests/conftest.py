@@ -19,8 +19,10 @@ FORK = multiprocessing.get_context("fork")
 
 @pytest.fixture
 def sock_path():
-    # Unix socket paths are limited to 107 bytes: keep it short, not tmp_path.
-    d = tempfile.mkdtemp(prefix="tpy", dir="/tmp")
+    # Unix socket paths are limited to 107 bytes: a directory of its own
+    # under $TMPDIR when that is short (not tmp_path), removed afterwards.
+    base = tempfile.gettempdir()
+    d = tempfile.mkdtemp(prefix="tpy", dir=base if len(base) <= 40 else "/tmp")
     yield os.path.join(d, "bus.sock")
     shutil.rmtree(d, ignore_errors=True)
 

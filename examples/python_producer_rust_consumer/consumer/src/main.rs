@@ -3,7 +3,8 @@
 //! latency.
 //!
 //! The consumer starts first and owns the socket (`tachyon_bus_listen`).
-//! Environment: TACHYON_SOCKET (default /tmp/tachyon_ticks.sock),
+//! Environment: TACHYON_SOCKET (default tachyon_ticks.sock in $XDG_RUNTIME_DIR,
+//! or in the temporary directory when that is unset, as the producer does),
 //! TACHYON_CAPACITY (ring bytes, default 1 MiB), TICKS (how many ticks to
 //! expect; by default the count the producer writes into its sentinel).
 //! Exit status: 0 when every tick arrived once, in order and intact; 1 otherwise.
@@ -21,7 +22,7 @@ use tachyon_sys::*;
 use report::Report;
 use tick::{expected_tick, MarketTick, ASK, BID, SENTINEL, TICK_SIZE};
 
-const DEFAULT_SOCKET: &str = "/tmp/tachyon_ticks.sock";
+const DEFAULT_SOCKET_NAME: &str = "tachyon_ticks.sock";
 const DEFAULT_CAPACITY: usize = 1 << 20;
 /// Spins before the consumer sleeps on the futex, as in the seed.
 const SPIN_THRESHOLD: u32 = 10_000;
@@ -76,8 +77,18 @@ unsafe fn read_tick(ptr: *const u8) -> MarketTick {
     }
 }
 
+/// The per-user runtime directory when there is one (no other user can
+/// reach it), else the temporary directory: the producer's rule too.
+fn default_socket() -> String {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => std::env::temp_dir(),
+    };
+    dir.join(DEFAULT_SOCKET_NAME).to_string_lossy().into_owned()
+}
+
 fn run() -> Result<bool, String> {
-    let socket = std::env::var("TACHYON_SOCKET").unwrap_or_else(|_| DEFAULT_SOCKET.to_string());
+    let socket = std::env::var("TACHYON_SOCKET").unwrap_or_else(|_| default_socket());
     let capacity = env_number("TACHYON_CAPACITY")?.unwrap_or(DEFAULT_CAPACITY);
     let expected_count = env_number("TICKS")?;
     let pure_spin = env_number("TACHYON_PURE_SPIN")?.unwrap_or(0) != 0;
