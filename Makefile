@@ -27,7 +27,7 @@ LIB_SRCS := src/state.c src/shm.c src/socket.c src/handshake.c src/ring.c src/wa
 LIB_HDRS := include/tachyon.h src/wire.h src/barrier.h src/internal.h src/ring.h src/state.h src/futex.h
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib setup test test-c test-sanitize test-tsan bench demo install clean fuzz soak help
+.PHONY: all lib setup test test-suites test-c test-sanitize test-tsan bench demo install clean fuzz soak help
 
 all: lib
 
@@ -65,6 +65,7 @@ include tests/tests.mk
 -include bindings/python/python.mk
 -include bindings/rust/rust.mk
 -include examples/examples.mk
+-include examples/quickstart/quickstart.mk
 
 # ---- everything ----------------------------------------------------------------
 # Set-up runs once, before anything that needs a package or the venv.
@@ -73,7 +74,12 @@ setup:
 
 $(TEST_TARGETS) $(BENCH_TARGETS) demo: | setup
 
-test: $(TEST_TARGETS)
+# The suites run with a temporary directory of their own (TMPDIR), which must
+# be empty again at the end, and must leave git status as they found it.
+test:
+	@bash scripts/test-run.sh $(MAKE) --no-print-directory test-suites
+
+test-suites: $(TEST_TARGETS)
 	@echo "make test: all suites passed ($(TEST_TARGETS))"
 
 bench: $(BENCH_TARGETS)

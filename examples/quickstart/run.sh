@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# examples/quickstart/run.sh - the quick starts of README.md, as a user would
+# run them (make test-quickstart):
+#   1. README.md shows exactly these files (check_readme.py);
+#   2. C: `make install PREFIX=<tmp>`, then each program built with the
+#      README's pkg-config line (no LD_LIBRARY_PATH: the rpath must find the
+#      installed library, not another libtachyon on the machine);
+#   3. Python: the programs as they are, with the project's .venv Python;
+#   4. Rust: the cargo project copied to a directory outside the repository,
+#      its dependency pointed at bindings/rust/tachyon, built there;
+#   5. every consumer with every producer (3 x 3 pairs): a few messages, both
+#      exit 0, the consumer prints exactly what was sent and then sees the
+#      producer's clean close.
+# Everything is built and run in one temporary directory, removed at the end.
+#
+# Environment: PY (the Python with tachyon installed, default .venv/bin/python),
+# CC (default cc), CARGO (default cargo).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+QS=$ROOT/examples/quickstart
+PY=${PY:-$ROOT/.venv/bin/python}
+CC=${CC:-cc}
+CARGO=${CARGO:-cargo}
+PAIR_TIMEOUT=60
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+finish() {
+    echo "quickstart: $passed passed, $failed failed"
+    [[ $failed -eq 0 ]]
+    exit
+}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/tachyon-quickstart.XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/bin" "$work/sock" "$work/log"
+
+# ---- 1. README ------------------------------------------------------------------
+if "$PY" "$QS/check_readme.py" "$ROOT/README.md" > "$work/log/readme.txt"; then
+    pass "README.md shows examples/quickstart/ byte for byte"
+else
+    fail "README.md and examples/quickstart/ differ:"
+    grep -v '^ok ' "$work/log/readme.txt" | sed 's/^/    /'
+fi
+
+# ---- 2. C: install, pkg-config, rpath --------------------------------------------
+prefix=$work/prefix
+c_ok=1
+if ! make -C "$ROOT" -s --no-print-directory install PREFIX="$prefix" > "$work/log/install.txt" 2>&1; then
+    fail "make install PREFIX=$prefix:"; sed 's/^/    /' "$work/log/install.txt"; c_ok=0
+fi
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+for prog in consumer producer; do
+    (( c_ok )) || break
+    src=$QS/c/$prog.c
+    # The line README gives, for a library installed under a prefix of one's own.
+    if ! "$CC" "$src" -o "$work/bin/c-$prog" $(pkg-config --cflags --libs tachyon) \
+            -Wl,-rpath,"$(pkg-config --variable=libdir tachyon)" > "$work/log/c-$prog.txt" 2>&1; then
+        fail "C $prog does not build with pkg-config:"; sed 's/^/    /' "$work/log/c-$prog.txt"; c_ok=0; continue
+    fi
+    if ! "$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -I"$prefix/include" "$src" \
+            > "$work/log/c-$prog-warn.txt" 2>&1; then
+        fail "C $prog is not warning-free (-std=c11 -Wall -Wextra -Wpedantic):"
+        sed 's/^/    /' "$work/log/c-$prog-warn.txt"; c_ok=0; continue
+    fi
+    lib=$(ldd "$work/bin/c-$prog" | awk '/libtachyon/ {print $3}')
+    if [[ $lib != "$prefix"/lib/* ]]; then
+        fail "C $prog loads libtachyon from '$lib', not from $prefix/lib (rpath)"; c_ok=0; continue
+    fi
+done
+(( c_ok )) && pass "C: make install PREFIX=..., built with pkg-config and an rpath, loads $prefix/lib/libtachyon.so"
+
+# ---- 3. Python --------------------------------------------------------------------
+py_ok=1
+if ! "$PY" -c "import tachyon" > "$work/log/py.txt" 2>&1; then
+    fail "Python: $PY cannot import tachyon (make python-install):"; sed 's/^/    /' "$work/log/py.txt"; py_ok=0
+fi
+(( py_ok )) && pass "Python: $PY imports tachyon"
+
+# ---- 4. Rust, outside the repository ---------------------------------------------
+rs_ok=1
+project=$work/rust-project
+mkdir -p "$project"
+cp -r "$QS/rust/Cargo.toml" "$QS/rust/src" "$project/"
+[[ -f $QS/rust/Cargo.lock ]] && cp "$QS/rust/Cargo.lock" "$project/"
+# What README tells a user to do in their own project: the path of the crate.
+sed -i "s|path = \"../../../bindings/rust/tachyon\"|path = \"$ROOT/bindings/rust/tachyon\"|" "$project/Cargo.toml"
+if ! grep -q "path = \"$ROOT/bindings/rust/tachyon\"" "$project/Cargo.toml"; then
+    fail "Rust: Cargo.toml has no dependency line to point at $ROOT/bindings/rust/tachyon"; rs_ok=0
+elif ! (cd "$project" && "$CARGO" build --quiet) > "$work/log/cargo.txt" 2>&1; then
+    fail "Rust: cargo build in $project failed:"; tail -n 40 "$work/log/cargo.txt" | sed 's/^/    /'; rs_ok=0
+fi
+(( rs_ok )) && pass "Rust: the cargo project builds in a directory outside the repository"
+
+# ---- 5. every consumer with every producer ----------------------------------------
+consumer_cmd() {
+    case $1 in
+    c) echo "$work/bin/c-consumer" ;;
+    python) echo "$PY $QS/python/consumer.py" ;;
+    rust) echo "$project/target/debug/tachyon-quickstart consumer" ;;
+    esac
+}
+producer_cmd() {
+    case $1 in
+    c) echo "$work/bin/c-producer" ;;
+    python) echo "$PY $QS/python/producer.py" ;;
+    rust) echo "$project/target/debug/tachyon-quickstart producer" ;;
+    esac
+}
+ready() {
+    case $1 in c) (( c_ok )) ;; python) (( py_ok )) ;; rust) (( rs_ok )) ;; esac
+}
+
+expected_consumer=$(for i in 0 1 2 3 4; do echo "type 1: hello $i"; done
+                    echo "received 5 messages; the producer closed the bus")
+for c in c python rust; do
+    for p in c python rust; do
+        ready "$c" && ready "$p" || continue
+        sock=$work/sock/$c-$p.sock
+        clog=$work/log/consumer-$c-$p.txt plog=$work/log/producer-$c-$p.txt
+        # The consumer first (it creates the socket); the producer retries until it is there.
+        timeout "$PAIR_TIMEOUT" $(consumer_cmd "$c") "$sock" > "$clog" 2>&1 &
+        cpid=$!
+        timeout "$PAIR_TIMEOUT" $(producer_cmd "$p") "$sock" > "$plog" 2>&1
+        prc=$?
+        wait "$cpid"
+        crc=$?
+        if (( crc == 0 && prc == 0 )) && [[ $(cat "$clog") == "$expected_consumer" ]] &&
+                [[ $(cat "$plog") == "sent 5 messages" ]]; then
+            pass "$c consumer <- $p producer: 5 messages, clean close, both exit 0"
+        else
+            fail "$c consumer <- $p producer (consumer exit $crc, producer exit $prc):"
+            sed 's/^/    consumer: /' "$clog"
+            sed 's/^/    producer: /' "$plog"
+        fi
+        if [[ -e $sock ]]; then
+            fail "$c consumer <- $p producer: the socket file $sock is still there"
+        fi
+    done
+done
+finish
