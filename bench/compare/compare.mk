@@ -1,15 +1,16 @@
 # Comparison benchmark suite (bench/compare/): the seed workload, Python
 # producer -> native consumer, over tachyon and over the transports a user
-# would otherwise pick; the lead's C benchmarks and a Python receive benchmark
-# beside it. bench/compare/run.py drives everything and writes bench/results/.
+# would otherwise pick; the native C benchmarks and a Python receive benchmark
+# beside it. bench/compare/run.py drives everything and writes under build/.
 #
-#   make bench-compare       full run (3 runs per variant), writes bench/results/
-#   make test-bench-smoke    tiny counts, one run, output to a temporary folder
+#   make bench-compare       full run (3 runs per variant), writes build/bench-results/compare/
+#   make bench-publish       copies that run (when whole) into bench/results/, to commit
+#   make test-bench-smoke    tiny counts, one run, writes build/bench-results/smoke/;
+#                            and the tests of publish.py
 #
-# run.py installs what it needs (numpy, matplotlib, pyzmq from PyPI, libzmq3-dev
-# from apt, the tachyon Python package from bindings/python) and then builds the
-# two programs below through this file, so a libzmq that was installed later
-# still gets linked in.
+# make setup installs what run.py uses (numpy, matplotlib, pyzmq into .venv,
+# libzmq3-dev with apt); run.py builds the two programs below through this
+# file, so a libzmq installed after a first build still gets linked in.
 
 CMP_PYTHON ?= $(PY)
 CMP_BUILD  := $(BUILD)/bench/compare
@@ -28,14 +29,18 @@ $(CMP_BUILD)/c_producer: bench/compare/c_producer.c $(BUILD)/libtachyon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CMP_CFLAGS) $< $(BUILD)/libtachyon.a -o $@
 
-.PHONY: bench-compare-bin bench-compare test-bench-smoke
+.PHONY: bench-compare-bin bench-compare bench-publish test-bench-smoke
 bench-compare-bin: lib $(CMP_BUILD)/consumer $(CMP_BUILD)/c_producer
 
 bench-compare: lib python-install
 	$(CMP_PYTHON) bench/compare/run.py
 
+bench-publish: | setup
+	@$(CMP_PYTHON) bench/compare/publish.py
+
 test-bench-smoke: lib python-install
 	timeout 900 $(CMP_PYTHON) bench/compare/run.py --smoke
+	cd bench/compare && timeout 300 $(CMP_PYTHON) -m pytest -q -p no:cacheprovider test_publish.py
 
 TEST_TARGETS  += test-bench-smoke
 BENCH_TARGETS += bench-compare

@@ -418,7 +418,7 @@ static int run_shmring(struct run *r, const struct options *o)
 
     uint64_t pos = 0, idle = 0;
     while (r->received < r->expected) {
-        /* Acquire pairs with the producer's head store, which CPython issues
+        /* Acquire pairs with the producer's head store, which CPython makes
          * after the tick's bytes (x86 keeps stores in order). */
         uint64_t h = atomic_load_explicit(head, memory_order_acquire);
         if (h == pos) {

@@ -3,7 +3,7 @@
   latency.png             one-way latency by percentile, one line per variant
                           (the median run's every tick), log scales
   throughput.png          producer throughput per variant, bars, log scale
-  native_throughput.png   the lead's C -> C streaming throughput by payload size
+  native_throughput.png   C -> C streaming throughput by payload size (bench/throughput.c)
 """
 
 import matplotlib

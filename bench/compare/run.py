@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Driver of the comparison benchmark suite (issue 5).
+"""Driver of the comparison benchmark suite.
 
-    python3 bench/compare/run.py            full run, writes bench/results/
-    python3 bench/compare/run.py --smoke    tiny counts, 1 run, temporary output
+    python bench/compare/run.py            full run, writes build/bench-results/compare/
+    python bench/compare/run.py --smoke    tiny counts, 1 run, writes build/bench-results/smoke/
 
-Steps: install what is missing (numpy, matplotlib, pyzmq, libzmq3-dev, the
-tachyon package from bindings/python), build the native consumer and producer
-(make), run every variant of the seed workload RUNS times (Python producer ->
-consumer.c; the median run by producer throughput is reported, with the
-spread), run the Python receive benchmark (c_producer.c -> receivers.py), run
-the lead's C benchmarks (build/bench/pingpong, build/bench/throughput) when
-they exist, then write the markdown table, the PNG plots and results.json.
+`make bench-compare` runs it with the project's Python after `make setup`
+has installed what it uses (numpy, matplotlib, pyzmq in .venv, libzmq3-dev
+from apt) and the tachyon package from bindings/python; this script installs
+nothing. Steps: build the native consumer and producer (make), run every
+variant of the seed workload RUNS times (Python producer -> consumer.c; the
+median run is reported, with the spread), run the Python receive benchmark
+(c_producer.c -> receivers.py), run the native C benchmarks
+(build/bench/pingpong, build/bench/throughput), then write the markdown
+report, the PNG plots and results.json. Nothing is written outside build/:
+`make bench-publish` copies a finished full run into bench/results/.
 
 It prints figures and checks that every message arrived; it never asserts a
 speed. Exit status: 0 when every run delivered every message in order.
@@ -18,7 +21,6 @@ speed. Exit status: 0 when every run delivered every message in order.
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +35,9 @@ CONSUMER = os.path.join(BUILD, "bench", "compare", "consumer")
 C_PRODUCER = os.path.join(BUILD, "bench", "compare", "c_producer")
 PRODUCERS = os.path.join(HERE, "producers.py")
 RECEIVERS = os.path.join(HERE, "receivers.py")
-RESULTS = os.path.join(ROOT, "bench", "results")
+# Every output goes under build/; make bench-publish copies a full run to bench/results/.
+OUT_FULL = os.path.join(BUILD, "bench-results", "compare")
+OUT_SMOKE = os.path.join(BUILD, "bench-results", "smoke")
 
 sys.path.insert(0, HERE)
 import report  # noqa: E402  (bench/compare/report.py)
@@ -130,7 +134,10 @@ def pin_to(cpu):
     return lambda: os.sched_setaffinity(0, {cpu % os.cpu_count()})
 
 
-# ---- setup: dependencies and binaries ----------------------------------------------
+# ---- what is there: packages and binaries ------------------------------------------
+# make setup installs the packages (scripts/requirements.txt into .venv,
+# scripts/apt-packages.txt with apt); a variant whose package is missing is
+# skipped with the reason, never installed from here.
 
 
 def module_available(name):
@@ -141,68 +148,27 @@ def module_available(name):
         return False
 
 
-def pip_install(*args):
-    ok, out = quiet([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                     "--root-user-action=ignore", *args])
-    if not ok:
-        log(f"run.py: pip install {' '.join(args)} failed:\n{out[-2000:]}")
-    return ok
-
-
-def ensure_python_packages():
+def report_missing_packages():
     missing = [pkg for mod, pkg in (("numpy", "numpy"), ("matplotlib", "matplotlib"),
                                     ("zmq", "pyzmq")) if not module_available(mod)]
     if missing:
-        log(f"run.py: installing {', '.join(missing)} from PyPI")
-        pip_install(*missing)
+        log(f"run.py: {sys.executable} lacks {', '.join(missing)}: the variants that need them "
+            f"are skipped (make setup installs scripts/requirements.txt into .venv)")
 
 
-def ensure_libzmq_headers():
+def libzmq_headers_present():
     if os.path.exists("/usr/include/zmq.h"):
         return True
-    if not shutil.which("apt-get"):
-        log("run.py: no zmq.h and no apt-get: the ZeroMQ variant will be skipped")
-        return False
-    log("run.py: installing libzmq3-dev with apt-get")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    quiet(["apt-get", "update", "-qq"], env=env)
-    ok, out = quiet(["apt-get", "install", "-y", "-qq", "libzmq3-dev"], env=env)
-    if not ok:
-        log(f"run.py: apt-get install libzmq3-dev failed:\n{out[-2000:]}")
-    return os.path.exists("/usr/include/zmq.h")
+    log("run.py: no /usr/include/zmq.h: the ZeroMQ variant is skipped "
+        "(make setup installs libzmq3-dev)")
+    return False
 
 
-def tachyon_package_stale():
-    """True when `import tachyon` fails, or the installed extension is older
-    than the sources in bindings/python (so we would measure old code)."""
-    src = os.path.join(ROOT, "bindings", "python")
-    probe = ("import os, tachyon, tachyon._tachyon as e; "
-             "print(max(os.path.getmtime(e.__file__), os.path.getmtime(tachyon.__file__)))")
-    ok, out = quiet([sys.executable, "-c", probe], cwd="/")
-    if not ok:
-        return True
-    installed = float(out.strip().splitlines()[-1])
-    newest = 0.0
-    for d, _, files in os.walk(src):
-        if os.sep + "build" in d or ".egg-info" in d:
-            continue
-        for f in files:
-            if f.endswith((".c", ".h", ".py", ".pyi", ".toml", ".cfg")):
-                newest = max(newest, os.path.getmtime(os.path.join(d, f)))
-    return newest > installed
-
-
-def ensure_tachyon_package(force):
-    src = os.path.join(ROOT, "bindings", "python")
-    if not any(os.path.exists(os.path.join(src, f)) for f in ("setup.py", "pyproject.toml")):
-        log("run.py: bindings/python has no setup.py yet: tachyon variants will be skipped")
-        return False
-    if force or tachyon_package_stale():
-        log("run.py: pip install ./bindings/python")
-        pip_install(src)
+def tachyon_package_present():
     ok, out = quiet([sys.executable, "-c", "import tachyon"], cwd="/")
     if not ok:
-        log(f"run.py: the tachyon package does not import: {out.strip()[-500:]}")
+        log(f"run.py: {sys.executable} cannot import tachyon: the tachyon variants are skipped "
+            f"(make python-install installs it from bindings/python): {out.strip()[-300:]}")
     return ok
 
 
@@ -214,21 +180,20 @@ def consumer_has_zmq():
 def build_binaries(have_zmq_headers):
     ok, out = quiet(["make", "-C", ROOT, "--no-print-directory", "bench-compare-bin"])
     if ok and have_zmq_headers and not consumer_has_zmq():
-        os.unlink(CONSUMER)  # built before libzmq was installed: build it again
+        os.unlink(CONSUMER)  # built before libzmq3-dev was installed: build it again
         ok, out = quiet(["make", "-C", ROOT, "--no-print-directory", "bench-compare-bin"])
     if not ok:
         sys.exit(f"run.py: building the benchmark programs failed:\n{out[-4000:]}")
 
 
-def available_features(args):
-    ensure_python_packages()
-    zmq_headers = ensure_libzmq_headers()
-    build_binaries(zmq_headers)
+def available_features():
+    report_missing_packages()
+    build_binaries(libzmq_headers_present())
     return {
         "numpy": module_available("numpy"),
         "matplotlib": module_available("matplotlib"),
         "zmq": consumer_has_zmq() and module_available("zmq"),
-        "tachyon": ensure_tachyon_package(force=not args.smoke and not args.no_reinstall),
+        "tachyon": tachyon_package_present(),
     }
 
 
@@ -428,12 +393,12 @@ def run_python_receive(features, count, runs, tmp, args):
     return list(results.values())
 
 
-# ---- the lead's native benchmarks ---------------------------------------------------------
+# ---- the native C benchmarks -----------------------------------------------------------
 
 
 def run_native(args):
-    """Build and run build/bench/pingpong and build/bench/throughput (the
-    lead's programs, bench/bench.mk) and collect their RESULT lines."""
+    """Build and run build/bench/pingpong and build/bench/throughput
+    (bench/bench.mk) and collect their RESULT lines."""
     if not os.path.exists(os.path.join(ROOT, "bench", "bench.mk")):
         return {"skipped": "bench/bench.mk does not exist yet"}
     ok, out = quiet(["make", "-C", ROOT, "--no-print-directory", "bench-c-bin"])
@@ -503,16 +468,15 @@ def other_load(before, after):
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true",
-                    help="tiny counts, one run, output in a temporary folder")
+                    help="tiny counts, one run (a check that everything runs, not a measurement)")
     ap.add_argument("--count", type=int, help="ticks per run (default 500000; smoke 2000)")
     ap.add_argument("--runs", type=int, help="runs per variant (default 3; smoke 1)")
-    ap.add_argument("--out", help="results folder (default bench/results; smoke: a temp dir)")
+    ap.add_argument("--out", help="results folder (default build/bench-results/compare; "
+                                  "smoke: build/bench-results/smoke)")
     ap.add_argument("--only", nargs="*", help="run only these variants")
-    ap.add_argument("--no-native", action="store_true", help="skip the lead's C benchmarks")
+    ap.add_argument("--no-native", action="store_true", help="skip the native C benchmarks")
     ap.add_argument("--no-pyrecv", action="store_true", help="skip the Python receive benchmark")
     ap.add_argument("--no-pin", action="store_true", help="do not pin producer/consumer to CPUs")
-    ap.add_argument("--no-reinstall", action="store_true",
-                    help="use the installed tachyon package unless it is missing or stale")
     ap.add_argument("--tachyon-rx", choices=["batch", "single"], default="batch",
                     help="the consumer's tachyon receive: drain_batch + one commit for what is "
                          "there (default, like the socket readers), or one acquire/commit per "
@@ -522,7 +486,7 @@ def parse_args(argv):
                          "go quiet (default 3, smoke 0; at most %d s in all)" % QUIET_BUDGET_S)
     ap.add_argument("--timeout", type=int, default=60, help="seconds allowed per run")
     args = ap.parse_args(argv)
-    args.cmdline = " ".join(["python3", "bench/compare/run.py",
+    args.cmdline = " ".join(["python", "bench/compare/run.py",
                              *(sys.argv[1:] if argv is None else argv)])
     if args.count is None:
         args.count = 2000 if args.smoke else 500_000
@@ -533,6 +497,8 @@ def parse_args(argv):
     args.quiet_budget = QUIET_BUDGET_S
     if args.smoke:
         args.timeout = min(args.timeout, 30)
+    if args.out is None:
+        args.out = OUT_SMOKE if args.smoke else OUT_FULL
     return args
 
 
@@ -542,7 +508,7 @@ def main(argv=None):
     machine = report.machine_info(ROOT)
     log(f"run.py: {machine['cpu']}, {machine['cores']} cores, Linux {machine['kernel']}, "
         f"load {machine['loadavg']}, commit {machine['commit']}")
-    features = available_features(args)
+    features = available_features()
     log("run.py: available: " + ", ".join(k for k, v in features.items() if v))
 
     with tempfile.TemporaryDirectory(prefix="tachyon-cmp-") as tmp:
@@ -558,7 +524,7 @@ def main(argv=None):
         if machine["other_load"] is not None:
             log(f"run.py: other processes kept {machine['other_load']:.2f} of "
                 f"{machine['cores']} cores busy on average while we measured")
-        out = args.out or (os.path.join(tmp, "results") if args.smoke else RESULTS)
+        out = args.out
         os.makedirs(out, exist_ok=True)
         machine["duration_s"] = round(time.time() - started)
         machine["load_after"] = report.loadavg()
@@ -573,7 +539,7 @@ def main(argv=None):
 
 def check_outputs(out, seed, features):
     """The smoke run's check that the report is whole: every variant has its
-    row, the goals table is there, the plots are real PNGs."""
+    row, the ratios table is there, the plots are real PNGs."""
     problems = []
     with open(os.path.join(out, "README.md")) as f:
         md = f.read()
@@ -581,8 +547,8 @@ def check_outputs(out, seed, features):
         if f"| {r['variant'].label} |" not in md:
             problems.append(f"README.md has no row for {r['variant'].name}")
     tachyon_ran = any(r["variant"].kind.startswith("tachyon") and r.get("median") for r in seed)
-    if tachyon_ran and "## Goals" not in md:
-        problems.append("README.md has no goals table")
+    if tachyon_ran and report.RATIOS_HEADING not in md:
+        problems.append("README.md has no ratios table")
     if features.get("matplotlib"):
         for png in ("latency.png", "throughput.png"):
             path = os.path.join(out, png)

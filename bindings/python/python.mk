@@ -1,6 +1,7 @@
 # bindings/python/python.mk - the Python package (tachyon-ipc): tests and benchmarks.
 #   make test-python     install the package into the project's .venv and run its pytest suite
-#   make bench-python    the Python benchmarks (bench/python), against a C peer
+#   make bench-python    the Python benchmarks (bench/python), against a C peer;
+#                        the report also in build/bench-results/python.txt
 #   make python-install  only the install (again whenever a C or Python source changed)
 
 PY_PKG_DIR := bindings/python
@@ -27,7 +28,7 @@ test-python: python-install
 	cd $(PY_PKG_DIR)/tests && timeout 600 $(PY) -m pytest -q -p no:cacheprovider .
 
 bench-python: lib python-install $(PY_PEER)
-	timeout 900 $(PY) bench/python/bench.py --peer $(PY_PEER)
+	timeout 900 $(PY) bench/python/bench.py --peer $(PY_PEER) --out $(BUILD)/bench-results/python.txt
 
 TEST_TARGETS += test-python
 BENCH_TARGETS += bench-python
