@@ -66,6 +66,7 @@ setup(
     name="tachyon-ipc",
     version="0.1.0",
     description="Zero-copy shared-memory messaging between two processes (Tachyon ABI v4)",
+    license="MIT",  # the repository's LICENSE, as the Rust crates declare
     packages=["tachyon"],
     package_data={"tachyon": ["py.typed", "*.pyi"]},
     ext_modules=[ext],
