@@ -1,5 +1,5 @@
 /*
- * test_layout.c - the wire format of SPEC.md 1.1-1.3 checked at run time, in
+ * test_layout.c - the wire format of docs/protocol.md checked at run time, in
  * bytes, on a real segment: the _Static_asserts in src/wire.h cover the
  * compiler's view; this covers what actually lands in shared memory (a
  * packing flag or a different compiler could change one without the other).
@@ -129,7 +129,7 @@ static void test_extension_bytes(void)
     CHECK_EQ(offsetof(tachyon_segment_header_t, ext_features), 20);
 }
 
-/* A real segment after real traffic: every field where SPEC.md puts it. */
+/* A real segment after real traffic: every field where docs/protocol.md puts it. */
 static void test_segment_bytes(void)
 {
     tachyon_bus_t *lis, *con;

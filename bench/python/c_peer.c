@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     if (argc >= 5 && strcmp(argv[1], "produce") == 0)
         return run_produce(argv[2], strtoull(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
                            argc >= 6 && strcmp(argv[5], "listen") == 0);
-    fprintf(stderr, "usage: c_peer sink PATH [listen|connect] [COALESCE_NS]\n"
+    fprintf(stderr, "usage: c_peer sink PATH [listen|connect]\n"
                     "       c_peer produce PATH COUNT SIZE [listen|connect]\n");
     return 2;
 }

@@ -68,7 +68,7 @@ consumer_pid=
 echo
 cat "$consumer_log"
 
-say "Against the goals (this run; timing depends on what else the machine runs)"
+say "Figures of this run (timing depends on what else the machine runs)"
 "$PYTHON" "$EXAMPLE/summarize.py" "$producer_log" "$consumer_log" "$TICKS" || true
 
 if (( producer_status != 0 || consumer_status != 0 )); then

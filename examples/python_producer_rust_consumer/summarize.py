@@ -1,4 +1,4 @@
-"""Print the demo's figures against the issue's goals, from both logs.
+"""Print the demo's figures side by side, from both programs' logs.
 
 Usage: summarize.py PRODUCER_LOG CONSUMER_LOG TICKS. Informational only: the
 demo's pass/fail is the two processes' exit status.
@@ -22,16 +22,16 @@ def main(producer_log, consumer_log, ticks):
     p99 = find(r"p99 ([\d.]+) µs", cons)
     intact = "OK: all" in cons
 
-    def row(what, value, goal, met):
-        mark = "-" if met is None else ("met" if met else "NOT met")
-        print(f"  {what:<34} {value or '?':>14}   goal {goal:<12} {mark}")
+    def row(what, value):
+        print(f"  {what:<36} {value or '?':>14}")
 
-    row("ticks received, intact, in order", received, f"= {ticks}",
-        received is not None and int(received) == int(ticks) and intact)
-    row("producer throughput (msg/s)", rate, "-", None)
-    row("throughput / no-IPC floor", ratio and ratio + "x", ">= 0.8x", ratio and float(ratio) >= 0.8)
-    row("one-way latency p50 (µs)", p50, "<= 1", p50 and float(p50) <= 1.0)
-    row("one-way latency p99 (µs)", p99, "<= 5", p99 and float(p99) <= 5.0)
+    complete = received is not None and int(received) == int(ticks) and intact
+    row("ticks received of those sent", f"{received or '?'} of {ticks}")
+    row("all once, in order, every field intact", "yes" if complete else "no")
+    row("producer throughput (msg/s)", rate)
+    row("throughput / its no-IPC floor", ratio and ratio + "x")
+    row("one-way latency p50 (µs)", p50)
+    row("one-way latency p99 (µs)", p99)
 
 
 if __name__ == "__main__":

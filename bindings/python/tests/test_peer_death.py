@@ -1,4 +1,4 @@
-"""Peer death (issue 4, Python side): kill -9 the producer or the consumer
+"""Peer death, Python side: kill -9 the producer or the consumer
 mid-stream, 50 times each. The consumer gets every message the dead producer
 committed, then PeerDeadError; the producer gets PeerDeadError; both within
 250 ms of the kill, and nothing hangs.

@@ -1,4 +1,4 @@
-"""The installed package: SPEC.md section 4's surface is there, and the type
+"""The installed package: the published Python surface is there, and the type
 stubs (shipped with py.typed) describe exactly what the extension has."""
 import ast
 import os
