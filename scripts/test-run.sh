@@ -41,7 +41,7 @@ if (( in_git )); then
     tree_after=$(tree_state)
     if [[ $tree_after != "$tree_before" ]]; then
         echo "make test: the tests changed the git working tree (git status before and after):" >&2
-        diff <(printf '%s\n' "$tree_before") <(printf '%s\n' "$tree_after") | sed -n 's/^[<>] /  /p' >&2
+        diff <(sed '/^$/d' <<<"$tree_before") <(sed '/^$/d' <<<"$tree_after") | sed -n 's/^[<>] /  /p' >&2
         status=1
     fi
 fi
