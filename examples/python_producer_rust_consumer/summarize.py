@@ -23,7 +23,7 @@ def main(producer_log, consumer_log, ticks):
     intact = "OK: all" in cons
 
     def row(what, value):
-        print(f"  {what:<36} {value or '?':>14}")
+        print(f"  {what:<40} {value or '?':>18}")
 
     complete = received is not None and int(received) == int(ticks) and intact
     row("ticks received of those sent", f"{received or '?'} of {ticks}")
