@@ -125,8 +125,30 @@ static tachyon_error_t bus_from_fd(int fd, uint64_t capacity, int prefault,
     bus->map_size = map_size;
     bus->peer_pid = peer->pid;
     bus->peer_pidfd = peer->pidfd;
+    bus->seg_fd = -1;
     *out = bus;
     return TACHYON_SUCCESS;
+}
+
+/* What this side offers beyond plain v4 (handshake.c takes the intersection
+ * with the peer's). */
+static uint32_t our_features(const tachyon_bus_t *bus)
+{
+    return TACHYON_FEATURE_LONE_MARKER | (bus->seg_fd >= 0 ? TACHYON_FEATURE_HOLD_LOCK : 0);
+}
+
+/* The listener's own open file description of the segment, with its byte
+ * held (shm.c): the memfd itself goes to the connector, and a description
+ * shared with the peer could not tell who holds what. -1 when the system
+ * offers no /proc or no OFD locks; the peer is then not told we hold one. */
+static int listener_hold_segment(int memfd)
+{
+    int fd = shm_reopen(memfd);
+    if (fd >= 0 && shm_hold(fd, SHM_LISTENER_BYTE) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
 }
 
 /* The peer is known: its pid (and pidfd), and what it handles beyond v4,
@@ -142,6 +164,8 @@ static void bus_set_peer(tachyon_bus_t *bus, const struct tachyon_peer *peer, ui
 /* Undo bus_from_fd (the handle was never given out). */
 static void bus_free_unused(tachyon_bus_t *bus)
 {
+    if (bus->seg_fd >= 0)
+        close(bus->seg_fd);
     munmap(bus->hdr, bus->map_size);
     ring_detach(bus);
     free(bus);
@@ -185,11 +209,16 @@ tachyon_error_t tachyon_bus_listen_ex(const char *socket_path, const tachyon_lis
         return err;
     struct tachyon_peer peer = {0, -1};
     tachyon_bus_t *bus;
-    err = bus_from_fd(fd, opts->capacity, 1, &peer, &bus);
+    int own = listener_hold_segment(fd);
+    err = bus_from_fd(own >= 0 ? own : fd, opts->capacity, 1, &peer, &bus);
     if (err != TACHYON_SUCCESS) {
+        if (own >= 0)
+            close(own);
         close(fd);
         return err;
     }
+    bus->seg_fd = own;
+    bus->peer_byte = SHM_CONNECTOR_BYTE;
     shm_format(bus->hdr, (uint32_t)opts->capacity);
     ring_attach(bus);
 
@@ -202,7 +231,7 @@ tachyon_error_t tachyon_bus_listen_ex(const char *socket_path, const tachyon_lis
         bus_free_unused(bus);
         return err;
     }
-    bus_set_peer(bus, &peer, handshake_ext_answer(conn));
+    bus_set_peer(bus, &peer, handshake_ext_answer(conn, our_features(bus)));
     close(conn);
     *out = bus;
     return TACHYON_SUCCESS;
@@ -215,8 +244,9 @@ tachyon_error_t tachyon_bus_listen(const char *socket_path, size_t capacity, tac
     return tachyon_bus_listen_ex(socket_path, &opts, out);
 }
 
-/* Check the handshake, then the fd, then map and check the header. The fd is
- * closed in every case. */
+/* Check the handshake, then the fd, then map and check the header. On
+ * success the fd is kept to hold our byte of the segment (shm.c) when that
+ * works; otherwise, and on failure, it is closed. */
 static tachyon_error_t attach_received(int fd, int nfds, const tachyon_handshake_t *hs,
                                        const struct tachyon_peer *peer, tachyon_bus_t **out)
 {
@@ -227,10 +257,16 @@ static tachyon_error_t attach_received(int fd, int nfds, const tachyon_handshake
     tachyon_bus_t *bus = NULL;
     if (err == TACHYON_SUCCESS)
         err = bus_from_fd(fd, capacity, 1, peer, &bus);
-    if (fd >= 0)
-        close(fd);
-    if (err != TACHYON_SUCCESS)
+    if (err != TACHYON_SUCCESS) {
+        if (fd >= 0)
+            close(fd);
         return err;
+    }
+    if (shm_hold(fd, SHM_CONNECTOR_BYTE) == 0)
+        bus->seg_fd = fd;
+    else
+        close(fd);
+    bus->peer_byte = SHM_LISTENER_BYTE;
     err = shm_check_header(bus->hdr, capacity);
     uint32_t state = observe_state(&bus->hdr->state);
     if (err == TACHYON_SUCCESS && state == TACHYON_STATE_FATAL_ERROR)
@@ -279,7 +315,7 @@ tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms, 
             close(peer.pidfd);
         return err;
     }
-    bus_set_peer(*out, &peer, handshake_ext_offer(sock, deadline));
+    bus_set_peer(*out, &peer, handshake_ext_offer(sock, our_features(*out), deadline));
     close(sock);
     return TACHYON_SUCCESS;
 }
@@ -313,7 +349,10 @@ void tachyon_bus_destroy(tachyon_bus_t *bus)
         munmap(bus->hdr, bus->map_size);
     }
     /* In a fork()ed child the segment was never mapped (MADV_DONTFORK), and
-     * whatever lies at that address now is not ours to unmap. */
+     * whatever lies at that address now is not ours to unmap. Closing our
+     * segment fd there releases nothing: the parent shares its description. */
+    if (bus->seg_fd >= 0)
+        close(bus->seg_fd);
     wait_close_peer(bus);
     ring_detach(bus);
     free(bus);

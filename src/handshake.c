@@ -29,8 +29,8 @@
  * ours answers at once; a published-library peer closes the connection. */
 #define EXT_WAIT_MS 5000
 
-/* What this build handles beyond plain ABI v4. */
-#define OUR_FEATURES TACHYON_FEATURE_LONE_MARKER
+/* Every feature bit this build knows. */
+#define KNOWN_FEATURES (TACHYON_FEATURE_LONE_MARKER | TACHYON_FEATURE_HOLD_LOCK)
 
 static void close_pidfd(struct tachyon_peer *peer)
 {
@@ -189,29 +189,30 @@ static int ext_receive(int sock, uint32_t kind, int64_t deadline, uint32_t *feat
     return 1;
 }
 
-/* Listener: wait for the connector's offer, answer with what both handle. */
-uint32_t handshake_ext_answer(int conn)
+/* Listener: wait for the connector's offer, answer with what both handle
+ * (of `ours`). */
+uint32_t handshake_ext_answer(int conn, uint32_t ours)
 {
     uint32_t offered = 0;
     if (!ext_receive(conn, TACHYON_EXT_OFFER, wait_now_ms() + EXT_WAIT_MS, &offered))
         return 0;
     tachyon_ext_msg_t answer;
-    ext_fill(&answer, TACHYON_EXT_ANSWER, offered & OUR_FEATURES);
+    ext_fill(&answer, TACHYON_EXT_ANSWER, offered & ours & KNOWN_FEATURES);
     if (sock_send(conn, &answer, sizeof(answer), NULL, 0) != TACHYON_SUCCESS)
         return 0;
     return answer.features;
 }
 
-/* Connector: offer what we handle, take the listener's answer. */
-uint32_t handshake_ext_offer(int sock, int64_t deadline)
+/* Connector: offer `ours`, take the listener's answer. */
+uint32_t handshake_ext_offer(int sock, uint32_t ours, int64_t deadline)
 {
     tachyon_ext_msg_t offer;
-    ext_fill(&offer, TACHYON_EXT_OFFER, OUR_FEATURES);
+    ext_fill(&offer, TACHYON_EXT_OFFER, ours & KNOWN_FEATURES);
     if (sock_send(sock, &offer, sizeof(offer), NULL, 0) != TACHYON_SUCCESS)
         return 0;
     int64_t cap = wait_now_ms() + EXT_WAIT_MS;
     uint32_t agreed = 0;
     if (!ext_receive(sock, TACHYON_EXT_ANSWER, deadline >= 0 && deadline < cap ? deadline : cap, &agreed))
         return 0;
-    return agreed & OUR_FEATURES;
+    return agreed & ours & KNOWN_FEATURES;
 }

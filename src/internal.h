@@ -82,7 +82,11 @@ struct tachyon_bus {
     struct tachyon_tx_state tx;
     struct tachyon_rx_state rx;
 
-    /* Peer liveness: a pidfd (or -1 with peer_pid for the kill(0) fallback). */
+    /* Peer liveness: a pidfd (or -1 with peer_pid for the kill(0) fallback),
+     * and the segment fd through which we hold our byte and look at the
+     * peer's (shm.c; -1 when we hold none). */
+    int seg_fd;
+    uint32_t peer_byte;
     int peer_pidfd;
     pid_t peer_pid;
     _Atomic int peer_gone;   /* enum peer_presence (state.h), sticky once set */
@@ -103,6 +107,12 @@ TACHYON_HIDDEN tachyon_error_t shm_check_received_fd(int fd, uint64_t map_size);
 TACHYON_HIDDEN tachyon_error_t shm_map(int fd, size_t map_size, int prefault, void **out);
 TACHYON_HIDDEN void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity);
 TACHYON_HIDDEN tachyon_error_t shm_check_header(const tachyon_segment_header_t *hdr, uint64_t capacity);
+TACHYON_HIDDEN int shm_reopen(int fd);
+TACHYON_HIDDEN int shm_hold(int fd, uint32_t byte);
+TACHYON_HIDDEN int shm_held_by_peer(int fd, uint32_t byte);
+/* The bytes of the segment file each side holds a lock on (shm.c). */
+#define SHM_LISTENER_BYTE 0u
+#define SHM_CONNECTOR_BYTE 1u
 
 /* socket.c */
 struct tachyon_peer {
@@ -134,8 +144,8 @@ TACHYON_HIDDEN void handshake_fill(tachyon_handshake_t *hs, uint32_t capacity_fw
 TACHYON_HIDDEN tachyon_error_t handshake_check_abi(const tachyon_handshake_t *hs);
 TACHYON_HIDDEN tachyon_error_t handshake_check_ring(uint32_t capacity, uint32_t shm_size);
 TACHYON_HIDDEN tachyon_error_t handshake_validate(const tachyon_handshake_t *hs, int nfds, uint64_t *capacity);
-TACHYON_HIDDEN uint32_t handshake_ext_answer(int conn);
-TACHYON_HIDDEN uint32_t handshake_ext_offer(int sock, int64_t deadline_ms);
+TACHYON_HIDDEN uint32_t handshake_ext_answer(int conn, uint32_t ours);
+TACHYON_HIDDEN uint32_t handshake_ext_offer(int sock, uint32_t ours, int64_t deadline_ms);
 
 /* ring.c */
 TACHYON_HIDDEN void ring_attach(struct tachyon_bus *bus);

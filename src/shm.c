@@ -97,6 +97,53 @@ tachyon_error_t shm_map(int fd, size_t map_size, int prefault, void **out)
     return TACHYON_SUCCESS;
 }
 
+/* ---- Holding the mapping -------------------------------------------------------
+ *
+ * Each side of a bus between two processes of this project holds a write lock
+ * on one byte of the segment file (byte 0 the listener, byte 1 the connector)
+ * through an open file description of its own. The lock lives exactly as long
+ * as that description: while the side keeps the fd or the mapping. So a peer
+ * whose lock is gone has dropped the segment although its process may live on
+ * (it called exec(), say), which a pidfd cannot tell. OFD locks, unlike
+ * classic POSIX locks, are not released when the process closes some other
+ * fd of the same file, and they belong to the description, not the process.
+ */
+
+/* A second open file description of the same memfd (its own lock owner). */
+int shm_reopen(int fd)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    return open(path, O_RDWR | O_CLOEXEC);
+}
+
+static struct flock one_byte(short type, uint32_t byte)
+{
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)byte;
+    fl.l_len = 1;
+    return fl;
+}
+
+/* Take our side's byte. 0 on success. */
+int shm_hold(int fd, uint32_t byte)
+{
+    struct flock fl = one_byte(F_WRLCK, byte);
+    return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/* Does another description hold the peer's byte? 1 yes, 0 no, -1 unknown. */
+int shm_held_by_peer(int fd, uint32_t byte)
+{
+    struct flock fl = one_byte(F_WRLCK, byte);
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+        return -1;
+    return fl.l_type != F_UNLCK;
+}
+
 /* The listener formats a fresh (zero-filled) segment; READY is stored last. */
 void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity)
 {

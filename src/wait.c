@@ -78,8 +78,19 @@ static int peer_marked_disconnected(struct tachyon_bus *bus)
     return observe_state(&bus->hdr->state) == TACHYON_STATE_DISCONNECTED; /* G: pairs with mark_disconnected */
 }
 
+/* A peer of this project holds its byte of the segment file while it keeps
+ * the segment (shm.c): a released byte means it dropped the segment, even if
+ * its process lives on (after exec(), say). */
+static int peer_dropped_segment(struct tachyon_bus *bus)
+{
+    return (bus->peer_features & TACHYON_FEATURE_HOLD_LOCK) && bus->seg_fd >= 0 &&
+           shm_held_by_peer(bus->seg_fd, bus->peer_byte) == 0;
+}
+
 static int peer_process_ended(struct tachyon_bus *bus)
 {
+    if (peer_dropped_segment(bus))
+        return 1;
     if (bus->peer_pidfd >= 0) {
         struct pollfd p = {.fd = bus->peer_pidfd, .events = POLLIN};
         return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
@@ -93,7 +104,7 @@ static int peer_process_ended(struct tachyon_bus *bus)
  * Is the peer still there? It closed the bus when it marked the segment
  * disconnected (a clean destroy); it died when its process ended (pidfd
  * readable, or for kernels without pidfds kill(pid, 0) failing with ESRCH)
- * without doing so. The state word is read again after the process is seen
+ * or it let go of the segment (its held byte released) without doing so. The state word is read again after the process is seen
  * gone: a peer that destroyed the bus and then exited closed it.
  */
 int wait_peer_alive(struct tachyon_bus *bus)

@@ -58,6 +58,7 @@ _Static_assert(offsetof(tachyon_handshake_t, flags) == 28, "hs.flags");
 
 /* Feature bits. */
 #define TACHYON_FEATURE_LONE_MARKER (1u << 0) /* the consumer re-reads head after a skip marker */
+#define TACHYON_FEATURE_HOLD_LOCK (1u << 1)   /* holds its byte of the segment file while mapped */
 
 typedef struct {
     uint32_t magic;
