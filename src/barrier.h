@@ -141,6 +141,17 @@ static inline void write_slot_word(_Atomic uint32_t *word, uint32_t value)
     atomic_store_explicit(word, value, memory_order_relaxed);
 }
 
+/* The 64-bit header fields (correlation id), read and written like the rest. */
+static inline uint64_t read_slot_word64(_Atomic uint64_t *word)
+{
+    return atomic_load_explicit(word, memory_order_relaxed);
+}
+
+static inline void write_slot_word64(_Atomic uint64_t *word, uint64_t value)
+{
+    atomic_store_explicit(word, value, memory_order_relaxed);
+}
+
 /* Set-up words (the agreed features): written once, read for diagnostics. */
 static inline void store_setup_word(_Atomic uint32_t *word, uint32_t value)
 {

@@ -102,75 +102,6 @@ void tachyon_memory_barrier_acquire(void)
 
 /* ---- Lifecycle ----------------------------------------------------------- */
 
-static tachyon_error_t bus_from_fd(int fd, uint64_t capacity, int prefault,
-                                   const struct tachyon_peer *peer, tachyon_bus_t **out)
-{
-    size_t map_size = (size_t)(TACHYON_HEADER_BYTES + capacity);
-    void *base;
-    tachyon_error_t err = shm_map(fd, map_size, prefault, &base);
-    if (err != TACHYON_SUCCESS)
-        return err;
-    struct tachyon_bus *bus = calloc(1, sizeof(*bus));
-    if (!bus) {
-        munmap(base, map_size);
-        return TACHYON_ERR_MEM;
-    }
-    bus->refs = 1; /* not yet shared with anyone */
-    bus->id = status_new_bus_id();
-    bus->fork_generation = status_fork_generation();
-    bus->hdr = base;
-    bus->ring = (uint8_t *)base + TACHYON_HEADER_BYTES;
-    bus->capacity = capacity;
-    bus->mask = capacity - 1;
-    bus->map_size = map_size;
-    bus->peer_pid = peer->pid;
-    bus->peer_pidfd = peer->pidfd;
-    bus->seg_fd = -1;
-    *out = bus;
-    return TACHYON_SUCCESS;
-}
-
-/* What this side offers beyond plain v4 (handshake.c takes the intersection
- * with the peer's). */
-static uint32_t our_features(const tachyon_bus_t *bus)
-{
-    return TACHYON_FEATURE_LONE_MARKER | (bus->seg_fd >= 0 ? TACHYON_FEATURE_HOLD_LOCK : 0);
-}
-
-/* The listener's own open file description of the segment, with its byte
- * held (shm.c): the memfd itself goes to the connector, and a description
- * shared with the peer could not tell who holds what. -1 when the system
- * offers no /proc or no OFD locks; the peer is then not told we hold one. */
-static int listener_hold_segment(int memfd)
-{
-    int fd = shm_reopen(memfd);
-    if (fd >= 0 && shm_hold(fd, SHM_LISTENER_BYTE) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-/* The peer is known: its pid (and pidfd), and what it handles beyond v4,
- * which both sides record in the segment for tools to see. */
-static void bus_set_peer(tachyon_bus_t *bus, const struct tachyon_peer *peer, uint32_t features)
-{
-    bus->peer_pid = peer->pid;
-    bus->peer_pidfd = peer->pidfd;
-    bus->peer_features = features;
-    store_setup_word(&bus->hdr->ext_features, features);
-}
-
-/* Undo bus_from_fd (the handle was never given out). */
-static void bus_free_unused(tachyon_bus_t *bus)
-{
-    if (bus->seg_fd >= 0)
-        close(bus->seg_fd);
-    munmap(bus->hdr, bus->map_size);
-    ring_detach(bus);
-    free(bus);
-}
-
 void tachyon_listen_opts_init(tachyon_listen_opts_t *opts, size_t capacity)
 {
     if (!opts)
@@ -204,23 +135,11 @@ tachyon_error_t tachyon_bus_listen_ex(const char *socket_path, const tachyon_lis
         return TACHYON_ERR_INVALID_SZ;
 
     int fd;
-    tachyon_error_t err = shm_create_segment(opts->capacity, socket_path, &fd);
+    tachyon_bus_t *bus;
+    tachyon_error_t err = bus_new_segment(opts->capacity, socket_path, &bus, &fd);
     if (err != TACHYON_SUCCESS)
         return err;
     struct tachyon_peer peer = {0, -1};
-    tachyon_bus_t *bus;
-    int own = listener_hold_segment(fd);
-    err = bus_from_fd(own >= 0 ? own : fd, opts->capacity, 1, &peer, &bus);
-    if (err != TACHYON_SUCCESS) {
-        if (own >= 0)
-            close(own);
-        close(fd);
-        return err;
-    }
-    bus->seg_fd = own;
-    bus->peer_byte = SHM_CONNECTOR_BYTE;
-    shm_format(bus->hdr, (uint32_t)opts->capacity);
-    ring_attach(bus);
 
     tachyon_handshake_t hs;
     handshake_fill(&hs, (uint32_t)opts->capacity, 0, 0);
@@ -231,7 +150,7 @@ tachyon_error_t tachyon_bus_listen_ex(const char *socket_path, const tachyon_lis
         bus_free_unused(bus);
         return err;
     }
-    bus_set_peer(bus, &peer, handshake_ext_answer(conn, our_features(bus)));
+    bus_set_peer(bus, &peer, handshake_ext_answer(conn, bus_our_features(bus)));
     close(conn);
     *out = bus;
     return TACHYON_SUCCESS;
@@ -244,50 +163,19 @@ tachyon_error_t tachyon_bus_listen(const char *socket_path, size_t capacity, tac
     return tachyon_bus_listen_ex(socket_path, &opts, out);
 }
 
-/* Check the handshake, then the fd, then map and check the header. On
- * success the fd is kept to hold our byte of the segment (shm.c) when that
- * works; otherwise, and on failure, it is closed. */
+/* Check a plain bus's handshake, then attach the segment its fd carries. The
+ * fd is the new handle's or closed. */
 static tachyon_error_t attach_received(int fd, int nfds, const tachyon_handshake_t *hs,
                                        const struct tachyon_peer *peer, tachyon_bus_t **out)
 {
     uint64_t capacity;
     tachyon_error_t err = handshake_validate(hs, nfds, &capacity);
-    if (err == TACHYON_SUCCESS)
-        err = shm_check_received_fd(fd, TACHYON_HEADER_BYTES + capacity);
-    tachyon_bus_t *bus = NULL;
-    if (err == TACHYON_SUCCESS)
-        err = bus_from_fd(fd, capacity, 1, peer, &bus);
     if (err != TACHYON_SUCCESS) {
         if (fd >= 0)
             close(fd);
         return err;
     }
-    if (shm_hold(fd, SHM_CONNECTOR_BYTE) == 0)
-        bus->seg_fd = fd;
-    else
-        close(fd);
-    bus->peer_byte = SHM_LISTENER_BYTE;
-    err = shm_check_header(bus->hdr, capacity);
-    uint32_t state = observe_state(&bus->hdr->state);
-    if (err == TACHYON_SUCCESS && state == TACHYON_STATE_FATAL_ERROR)
-        err = TACHYON_ERR_FATAL;
-    else if (err == TACHYON_SUCCESS && state != TACHYON_STATE_READY && state != TACHYON_STATE_DISCONNECTED)
-        err = TACHYON_ERR_ABI_MISMATCH;
-    /* DISCONNECTED: the listener sent its messages and left before we mapped
-     * the segment. They are ours to read; then the peer is gone. */
-    if (err == TACHYON_SUCCESS && state == TACHYON_STATE_DISCONNECTED)
-        status_note_peer_gone(bus, PEER_CLOSED);
-    if (err == TACHYON_SUCCESS) {
-        ring_attach(bus);
-        if (status_is_fatal(bus))
-            err = TACHYON_ERR_FATAL;
-    }
-    if (err != TACHYON_SUCCESS) {
-        bus_free_unused(bus);
-        return err;
-    }
-    *out = bus;
-    return TACHYON_SUCCESS;
+    return bus_attach_segment(fd, capacity, peer, out);
 }
 
 tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms, const uid_t *allowed_uids,
@@ -315,7 +203,7 @@ tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms, 
             close(peer.pidfd);
         return err;
     }
-    bus_set_peer(*out, &peer, handshake_ext_offer(sock, our_features(*out), deadline));
+    bus_set_peer(*out, &peer, handshake_ext_offer(sock, bus_our_features(*out), deadline));
     close(sock);
     return TACHYON_SUCCESS;
 }

@@ -6,6 +6,7 @@
  *   shm.c        memfd segment: create, seal, map, check a received fd
  *   socket.c     Unix sockets: listen/accept/connect, credentials, bytes + fds
  *   handshake.c  the rendezvous: the 32 bytes + memfd, then the extension exchange
+ *   attach.c     a handle over one segment: the listener's new one, the connector's
  *   ring.c       producer and consumer ring operations, header validation
  *   wait.c       futex sleep/wake, peer liveness (pidfd)
  *   bus.c        the public API: lifecycle, blocking calls, options
@@ -64,6 +65,7 @@ struct tachyon_rx_state {
     uint64_t pending_end;   /* tail after the acquired message(s) */
     size_t pending_count;   /* messages acquired and not yet committed */
     int pending_batch;      /* they came from a batch receive (rx.batch describes them) */
+    const uint8_t *pending_payload; /* a single receive's payload (its header is 64 bytes before) */
     struct rx_batch_entry *batch; /* the last batch handed out (pending_count entries) */
     size_t batch_room;
     int64_t next_liveness_ns; /* nothing to read: when to check the producer again */
@@ -147,10 +149,30 @@ TACHYON_HIDDEN tachyon_error_t handshake_validate(const tachyon_handshake_t *hs,
 TACHYON_HIDDEN uint32_t handshake_ext_answer(int conn, uint32_t ours);
 TACHYON_HIDDEN uint32_t handshake_ext_offer(int sock, uint32_t ours, int64_t deadline_ms);
 
+/* attach.c: handles over one segment. */
+/* Listener: a new sealed segment, our byte held, mapped, formatted; *out_memfd
+ * is the fd to hand the connector (close it after sending). */
+TACHYON_HIDDEN tachyon_error_t bus_new_segment(uint64_t capacity, const char *socket_path, tachyon_bus_t **out,
+                                               int *out_memfd);
+/* Connector: check the received fd, map it, check the header against the
+ * handshake's capacity. The fd is the handle's (or closed) afterwards. */
+TACHYON_HIDDEN tachyon_error_t bus_attach_segment(int fd, uint64_t capacity, const struct tachyon_peer *peer,
+                                                  tachyon_bus_t **out);
+/* What this side offers beyond plain v4, and what it learned of the peer. */
+TACHYON_HIDDEN uint32_t bus_our_features(const tachyon_bus_t *bus);
+TACHYON_HIDDEN void bus_set_peer(tachyon_bus_t *bus, const struct tachyon_peer *peer, uint32_t features);
+/* Undo bus_new_segment / bus_attach_segment for a handle never given out. */
+TACHYON_HIDDEN void bus_free_unused(tachyon_bus_t *bus);
+
 /* ring.c */
 TACHYON_HIDDEN void ring_attach(struct tachyon_bus *bus);
 TACHYON_HIDDEN void ring_detach(struct tachyon_bus *bus);
 TACHYON_HIDDEN void *ring_acquire_tx(struct tachyon_bus *bus, size_t max_payload);
+/* tachyon_commit_tx with a correlation id in the header (request/reply). */
+TACHYON_HIDDEN tachyon_error_t ring_commit_tx(struct tachyon_bus *bus, size_t actual_payload_size,
+                                              uint32_t type_id, uint64_t correlation_id);
+/* The correlation id of the message a single receive holds (0 if none). */
+TACHYON_HIDDEN uint64_t ring_rx_correlation_id(const struct tachyon_bus *bus);
 TACHYON_HIDDEN size_t ring_send_batch(struct tachyon_bus *bus, const void *records, size_t record_size,
                                       size_t count, uint32_t type_id);
 TACHYON_HIDDEN int ring_has_unpublished(const struct tachyon_bus *bus);

@@ -142,17 +142,17 @@ static inline int peer_reads_lone_markers(const struct tachyon_bus *bus)
 
 /* Fill a slot header; head's later release (A/F1) is what publishes it. */
 static inline void write_slot_header(tachyon_msg_header_t *h, uint32_t size, uint32_t type_id,
-                                     uint32_t reserved)
+                                     uint32_t reserved, uint64_t correlation_id)
 {
     write_slot_word(&h->type_id, type_id);
     write_slot_word(&h->reserved_size, reserved);
-    h->correlation_id = 0;
+    write_slot_word64(&h->correlation_id, correlation_id);
     write_slot_word(&h->size, size);
 }
 
 static inline void write_skip_marker(struct tachyon_bus *bus, uint64_t to_end)
 {
-    write_slot_header(header_at(bus, bus->tx.head), TACHYON_SKIP_MARKER, 0, (uint32_t)to_end);
+    write_slot_header(header_at(bus, bus->tx.head), TACHYON_SKIP_MARKER, 0, (uint32_t)to_end, 0);
     bus->tx.head += to_end;
 }
 
@@ -235,13 +235,20 @@ tachyon_error_t tachyon_commit_tx(tachyon_bus_t *bus, size_t actual_payload_size
 {
     if (unlikely(!bus))
         return TACHYON_ERR_NULL_PTR;
+    return ring_commit_tx(bus, actual_payload_size, type_id, 0);
+}
+
+tachyon_error_t ring_commit_tx(struct tachyon_bus *bus, size_t actual_payload_size, uint32_t type_id,
+                               uint64_t correlation_id)
+{
     if (unlikely(bus->tx.pending_size == 0 || status_in_forked_child(bus)))
         return fail(bus, status_in_forked_child(bus) ? TACHYON_ERR_FORKED : TACHYON_ERR_STATE);
     if (unlikely(actual_payload_size > bus->tx.pending_max))
         return fail(bus, TACHYON_ERR_INVALID_SZ); /* the slot stays acquired: commit again or roll back */
     /* Give back what the payload did not use: the slot shrinks to fit. */
     uint32_t reserved = (uint32_t)tachyon_slot_size(actual_payload_size);
-    write_slot_header(header_at(bus, bus->tx.pending_pos), (uint32_t)actual_payload_size, type_id, reserved);
+    write_slot_header(header_at(bus, bus->tx.pending_pos), (uint32_t)actual_payload_size, type_id, reserved,
+                      correlation_id);
     bus->tx.head = bus->tx.pending_pos + reserved;
     bus->tx.committed = bus->tx.head;
     bus->tx.pending_size = 0;
@@ -279,7 +286,7 @@ size_t ring_send_batch(struct tachyon_bus *bus, const void *records, size_t reco
     while (sent < count && (r = tx_reserve(bus, need)) == RESERVED) {
         tachyon_msg_header_t *h = header_at(bus, bus->tx.head);
         memcpy((uint8_t *)h + TACHYON_MSG_HEADER, src + sent * record_size, record_size);
-        write_slot_header(h, (uint32_t)record_size, type_id, (uint32_t)need);
+        write_slot_header(h, (uint32_t)record_size, type_id, (uint32_t)need, 0);
         bus->tx.head += need;
         bus->tx.committed = bus->tx.head;
         sent++;
@@ -380,6 +387,7 @@ const void *ring_try_rx(struct tachyon_bus *bus, uint32_t *type_id, size_t *size
     const uint8_t *p = rx_read_at(bus, &pos, &t, &sz, &slot);
     if (!p)
         return NULL;
+    bus->rx.pending_payload = p;
     bus->rx.pending_end = pos;
     bus->rx.pending_count = 1;
     bus->rx.pending_batch = 0;
@@ -449,6 +457,14 @@ size_t ring_try_rx_batch(struct tachyon_bus *bus, tachyon_msg_view_t *out, size_
         bus->rx.pending_batch = 1;
     }
     return n;
+}
+
+uint64_t ring_rx_correlation_id(const struct tachyon_bus *bus)
+{
+    if (bus->rx.pending_count == 0 || bus->rx.pending_batch)
+        return 0;
+    tachyon_msg_header_t *h = (tachyon_msg_header_t *)(bus->rx.pending_payload - TACHYON_MSG_HEADER);
+    return read_slot_word64(&h->correlation_id);
 }
 
 void ring_publish_tail(struct tachyon_bus *bus)

@@ -128,7 +128,7 @@ typedef struct {
     _Atomic uint32_t type_id;
     _Atomic uint32_t reserved_size; /* whole slot, multiple of 64 */
     uint32_t pad_;
-    uint64_t correlation_id;
+    _Atomic uint64_t correlation_id; /* request/reply: the call it belongs to; 0 on a plain bus */
     uint8_t pad_tail_[TACHYON_MSG_HEADER - 24];
 } tachyon_msg_header_t;
 
