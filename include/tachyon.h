@@ -79,7 +79,8 @@ typedef enum {
     TACHYON_ERR_NOT_SOCKET = 21,   /* the socket path exists and is not a socket */
     TACHYON_ERR_PATH_TOO_LONG = 22, /* the socket path does not fit in sun_path */
     TACHYON_ERR_PEER_CLOSED = 23,  /* the peer closed the bus (a clean end of stream) */
-    TACHYON_ERR_FORKED = 24        /* the handle belongs to the parent of this fork()ed process */
+    TACHYON_ERR_FORKED = 24,       /* the handle belongs to the parent of this fork()ed process */
+    TACHYON_ERR_WRONG_REPLY = 25   /* request/reply: the next reply answers another call */
 } tachyon_error_t;
 
 typedef enum {

@@ -53,6 +53,7 @@ static const char *const error_messages[] = {
     [TACHYON_ERR_PATH_TOO_LONG] = "the socket path is too long for a Unix socket address (107 bytes at most)",
     [TACHYON_ERR_PEER_CLOSED] = "the peer closed the bus",
     [TACHYON_ERR_FORKED] = "this bus belongs to the parent process; a fork()ed child cannot use it",
+    [TACHYON_ERR_WRONG_REPLY] = "the next reply answers another call: wait for replies in the order the calls were made",
 };
 
 const char *tachyon_strerror(tachyon_error_t err)

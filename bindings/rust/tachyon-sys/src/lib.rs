@@ -96,6 +96,8 @@ pub const TACHYON_ERR_PATH_TOO_LONG: tachyon_error_t = 22;
 pub const TACHYON_ERR_PEER_CLOSED: tachyon_error_t = 23;
 /// The handle belongs to the parent of this fork()ed process.
 pub const TACHYON_ERR_FORKED: tachyon_error_t = 24;
+/// Request/reply: the next reply answers another call.
+pub const TACHYON_ERR_WRONG_REPLY: tachyon_error_t = 25;
 
 pub const TACHYON_STATE_UNINITIALIZED: tachyon_state_t = 0;
 pub const TACHYON_STATE_INITIALIZING: tachyon_state_t = 1;
