@@ -312,6 +312,19 @@ TACHYON_API size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, s
  * (ERR_PEER_CLOSED or ERR_PEER_DEAD). */
 TACHYON_API int tachyon_peer_alive(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
+/*
+ * Producer side: how commits reach the consumer. 1 (the default): each
+ * commit is visible at once. commits > 1: head is stored every `commits`
+ * commits, on tachyon_flush, and before the producer reports the ring full,
+ * as the published tachyon-ipc library does with 32; messages then wait in
+ * the producer until one of those. Meant for comparisons and for peers that
+ * expect it; between two processes of this project the default already moves
+ * one cache line per many messages of a dense stream. ERR_INVALID_SZ outside
+ * 1..TACHYON_MAX_PUBLISH_BATCH.
+ */
+#define TACHYON_MAX_PUBLISH_BATCH 4096u
+TACHYON_API tachyon_error_t tachyon_bus_set_publish_batch(tachyon_bus_t *bus, uint32_t commits) TACHYON_NOEXCEPT;
+
 /* The ring's capacity in bytes, and the largest payload one message can carry. */
 TACHYON_API size_t tachyon_bus_capacity(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;

@@ -127,7 +127,8 @@ tachyon_error_t bus_attach_segment(int fd, uint64_t capacity, const struct tachy
 
 uint32_t bus_our_features(const tachyon_bus_t *bus)
 {
-    return TACHYON_FEATURE_LONE_MARKER | (bus->seg_fd >= 0 ? TACHYON_FEATURE_HOLD_LOCK : 0);
+    return TACHYON_FEATURE_LONE_MARKER | (bus->seg_fd >= 0 ? TACHYON_FEATURE_HOLD_LOCK : 0) |
+           (bus->stamp_salt != 0 ? TACHYON_FEATURE_SLOT_STAMPS : 0);
 }
 
 void bus_set_peer(tachyon_bus_t *bus, const struct tachyon_peer *peer, uint32_t features)
@@ -136,6 +137,7 @@ void bus_set_peer(tachyon_bus_t *bus, const struct tachyon_peer *peer, uint32_t 
     bus->peer_pidfd = peer->pidfd;
     bus->peer_features = features;
     store_setup_word(&bus->hdr->ext_features, features);
+    ring_choose_publication(bus);
 }
 
 void bus_free_unused(tachyon_bus_t *bus)

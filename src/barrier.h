@@ -9,14 +9,22 @@
  *      "the slot's header and payload are written before head says so"
  *   C  consumer: publish_tail (release)      pairs with  D  producer: observe_tail (acquire)
  *      "the consumer is done reading a slot before the producer may reuse it"
- *   E  consumer: announce_sleep (seq_cst)    pairs with  F  producer: publish_head_check_sleeper (seq_cst)
- *      Dekker pair: the consumer stores sleeping=1 then loads head; the producer
- *      stores head then loads sleeping. Sequential consistency forbids both
- *      from missing the other's store. The waker then takes the word from 1
- *      to 0 (claim_sleeper) before FUTEX_WAKE, so a wake that lands before
- *      the consumer's FUTEX_WAIT makes that wait return at once.
+ *   E  consumer: announce_sleep, then recheck_head / recheck_slot_stamp (seq_cst)
+ *      pairs with F  producer: publish_head_check_sleeper or
+ *                              publish_slot_stamp_check_sleeper (seq_cst)
+ *      Dekker pair: the consumer stores sleeping=1 then loads head and the
+ *      stamp of the slot at its tail; the producer stores head (or the stamp
+ *      of the slot it just wrote) then loads sleeping. All four are seq_cst,
+ *      so they sit in one total order and the two sides cannot both miss the
+ *      other's store. The waker then takes the word from 1 to 0
+ *      (claim_sleeper) before FUTEX_WAKE, so a wake that lands before the
+ *      consumer's FUTEX_WAIT makes that wait return at once.
  *   G  destroy/death: mark_disconnected (seq_cst) pairs with observe_state (acquire)
  *      "everything committed before leaving is visible once the peer sees state 3"
+ *   H  producer: publish_slot_stamp (release)  pairs with  consumer: observe_slot_stamp (acquire)
+ *      "a slot's header and payload are written before its stamp says so"
+ *      (between two processes of this project, the stamp in a slot's header
+ *      tells the consumer the slot is complete without a look at head)
  *
  * A futex wake orders nothing by itself; the pairs above do.
  */
@@ -70,14 +78,47 @@ static inline uint64_t observe_tail(_Atomic uint64_t *tail)
     return atomic_load_explicit(tail, memory_order_acquire);
 }
 
+/* H: the slot at this stamp's position is complete. Pairs with observe_slot_stamp. */
+static inline void publish_slot_stamp(_Atomic uint64_t *stamp, uint64_t value)
+{
+    atomic_store_explicit(stamp, value, memory_order_release);
+}
+
+/* F with stamps: store the stamp, then read the sleeper word, with a full
+ * barrier between (one locked instruction on x86). Pairs with E. The stamp
+ * store is also H's release: it orders the slot before the stamp. */
+static inline uint32_t publish_slot_stamp_check_sleeper(_Atomic uint64_t *stamp, uint64_t value,
+                                                        _Atomic uint32_t *sleeping)
+{
+    atomic_exchange_explicit(stamp, value, memory_order_seq_cst);   /* F1: pairs with E2 */
+    return atomic_load_explicit(sleeping, memory_order_seq_cst);    /* F2: pairs with E1 */
+}
+
+/* H: may the consumer read the slot? It may when this equals the stamp its
+ * position calls for. Pairs with publish_slot_stamp (and F1). */
+static inline uint64_t observe_slot_stamp(_Atomic uint64_t *stamp)
+{
+    return atomic_load_explicit(stamp, memory_order_acquire);
+}
+
 /*
- * E: the consumer announces it is about to sleep, then re-reads head. If the
- * producer's F1 came first, E2 sees the new head; otherwise F2 sees the 1.
+ * E: the consumer announces it is about to sleep (E1), then re-reads head
+ * and the stamp of the slot at its tail (E2). If the producer's F1 came
+ * first, E2 sees it; otherwise F2 sees the 1.
  */
-static inline uint64_t announce_sleep_recheck_head(_Atomic uint32_t *sleeping, _Atomic uint64_t *head)
+static inline void announce_sleep(_Atomic uint32_t *sleeping)
 {
     atomic_store_explicit(sleeping, 1u, memory_order_seq_cst);      /* E1: pairs with F2 */
-    return atomic_load_explicit(head, memory_order_seq_cst);        /* E2: pairs with F1 */
+}
+
+static inline uint64_t recheck_head(_Atomic uint64_t *head)
+{
+    return atomic_load_explicit(head, memory_order_seq_cst);        /* E2: pairs with F1 (head) */
+}
+
+static inline uint64_t recheck_slot_stamp(_Atomic uint64_t *stamp)
+{
+    return atomic_load_explicit(stamp, memory_order_seq_cst);       /* E2: pairs with F1 (stamp) */
 }
 
 /*

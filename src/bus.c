@@ -232,7 +232,13 @@ void tachyon_bus_destroy(tachyon_bus_t *bus)
     if (!local_ref_put(&bus->refs))
         return;
     if (!status_in_forked_child(bus)) {
-        /* G: everything we published happens before the peer sees DISCONNECTED. */
+        /* Whatever we hold back (a lazily stored head, a tail not yet given
+         * back) goes out first. G: everything we published happens before
+         * the peer sees DISCONNECTED. */
+        if (!status_is_fatal(bus)) {
+            ring_flush(bus);
+            ring_publish_tail(bus);
+        }
         mark_disconnected(&bus->hdr->state, TACHYON_STATE_READY, TACHYON_STATE_DISCONNECTED);
         futex_wake_consumer(bus->hdr);
         munmap(bus->hdr, bus->map_size);
@@ -288,6 +294,21 @@ void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure_spin)
     local_flag_store(&bus->pure_spin, pure_spin != 0);
     set_sleeper_word(&bus->hdr->consumer_sleeping,
                      pure_spin ? TACHYON_CONSUMER_PURE_SPIN : TACHYON_CONSUMER_AWAKE);
+}
+
+tachyon_error_t tachyon_bus_set_publish_batch(tachyon_bus_t *bus, uint32_t commits)
+{
+    if (!bus)
+        return TACHYON_ERR_NULL_PTR;
+    if (status_in_forked_child(bus))
+        return TACHYON_ERR_FORKED;
+    if (commits == 0 || commits > TACHYON_MAX_PUBLISH_BATCH)
+        return status_error_detail(bus, TACHYON_ERR_INVALID_SZ, "publish batch %u: use 1 to %u commits",
+                                   commits, TACHYON_MAX_PUBLISH_BATCH);
+    ring_flush(bus);
+    bus->tx.publish_batch = commits;
+    ring_choose_publication(bus);
+    return TACHYON_SUCCESS;
 }
 
 size_t tachyon_bus_capacity(const tachyon_bus_t *bus)
@@ -432,8 +453,8 @@ void tachyon_flush(tachyon_bus_t *bus)
     /* Commits publish by themselves, so there is usually nothing to do: a
      * second store of the same head would cost a full fence on a line the
      * consumer polls, and wake a sleeping consumer to find nothing. */
-    if (bus && !status_in_forked_child(bus) && !status_is_fatal(bus) && ring_has_unpublished(bus))
-        ring_publish_head(bus);
+    if (bus && !status_in_forked_child(bus) && !status_is_fatal(bus))
+        ring_flush(bus);
 }
 
 /* ---- Consumer ------------------------------------------------------------ */
@@ -468,7 +489,7 @@ static void *rx_nothing(tachyon_bus_t *bus)
 {
     if (status_fatal_anywhere(bus))
         status_set_error(bus, TACHYON_ERR_FATAL);
-    else if (!wait_peer_alive_paced(bus, &bus->rx.next_liveness_ns) && !ring_has_unread(bus))
+    else if (!wait_peer_alive_paced(bus, &bus->rx.next_liveness_ns) && !ring_readable(bus))
         rx_peer_gone(bus); /* gone, and what it committed before going was read */
     else
         status_set_error(bus, TACHYON_ERR_EMPTY);
@@ -502,7 +523,7 @@ const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, s
         /* max_spins 0: until a message, a fatal ring or the peer's end. */
         if (max_spins == 0 && i % RX_SPINS_PER_CHECK == 0 &&
             (status_fatal_anywhere(bus) || !wait_peer_alive_paced(bus, &bus->rx.next_liveness_ns)) &&
-            !ring_has_unread(bus))
+            !ring_readable(bus))
             return rx_nothing(bus);
         tachyon_cpu_relax();
     }
@@ -512,7 +533,7 @@ const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, s
 static int spin_for_data(tachyon_bus_t *bus, uint32_t spins)
 {
     for (uint32_t i = 0; i < spins; i++) {
-        if (ring_has_unread(bus))
+        if (ring_readable(bus))
             return 1;
         tachyon_cpu_relax();
     }
@@ -541,11 +562,11 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
     for (;;) {
         if (status_fatal_anywhere(bus))
             return TACHYON_ERR_FATAL; /* we, or the peer, found the ring corrupt */
-        if (ring_has_unread(bus))
+        if (ring_readable(bus))
             return TACHYON_SUCCESS;
         if (status_peer(bus) != PEER_PRESENT)
             return status_peer_error(bus);
-        int64_t left = deadline < 0 ? TACHYON_SLEEP_SLICE_MS : deadline - wait_now_ms();
+        int64_t left = deadline < 0 ? wait_sleep_slice_ms : deadline - wait_now_ms();
         if (left <= 0)
             return TACHYON_ERR_TIMEOUT;
 
@@ -561,13 +582,13 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
             if (spin_for_data(bus, SPIN_CLOCK_STRIDE))
                 return TACHYON_SUCCESS;
         } else {
-            int slice = (int)(left < TACHYON_SLEEP_SLICE_MS ? left : TACHYON_SLEEP_SLICE_MS);
+            int slice = (int)(left < wait_sleep_slice_ms ? left : wait_sleep_slice_ms);
             if (wait_consumer_sleep(bus, slice) == TACHYON_ERR_INTERRUPTED)
                 return TACHYON_ERR_INTERRUPTED;
         }
         /* Nothing yet: is anyone still producing? Seeing it gone, the loop
          * goes round once more so what it committed is read first. */
-        if (!ring_has_unread(bus))
+        if (!ring_readable(bus))
             (void)wait_peer_alive(bus);
     }
 }

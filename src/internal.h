@@ -35,14 +35,26 @@
 #endif
 
 /* How long one futex sleep lasts before the consumer re-checks peer liveness.
- * Peer death is therefore noticed within about this long. */
+ * Peer death is therefore noticed within about this long. The value in use is
+ * wait_sleep_slice_ms (wait.c), which tests may lengthen so that a lost
+ * wake-up, which costs a whole slice, stands out from scheduling noise. */
 #define TACHYON_SLEEP_SLICE_MS 50
+
+/* How the producer tells the consumer that a slot is there (ring.c). */
+enum tx_publication {
+    PUBLISH_HEAD_EACH = 0,  /* head after every commit (a plain ABI v4 consumer) */
+    PUBLISH_STAMPS = 1,     /* each slot's stamp; head every LAZY_HEAD_COMMITS (a consumer of ours) */
+    PUBLISH_HEAD_BATCH = 2, /* head every publish_batch commits, no stamps (tachyon_bus_set_publish_batch) */
+};
 
 /* Producer-private ring state: never read by the consumer. */
 struct tachyon_tx_state {
     uint64_t head;          /* next free byte (committed, and skip markers) */
     uint64_t committed;     /* end of the last committed message: what may be published */
     uint64_t published;     /* the head value last stored in the segment */
+    enum tx_publication publication;
+    uint32_t publish_batch; /* commits per head store in PUBLISH_HEAD_BATCH (1: not asked) */
+    uint32_t unpublished;   /* commits since head was last stored */
     uint64_t cached_tail;   /* last tail seen; refreshed only when short of room */
     uint64_t pending_pos;   /* start of the acquired slot */
     uint32_t pending_size;  /* reserved bytes of the acquired slot; 0 = none */
@@ -60,7 +72,8 @@ struct rx_batch_entry {
 
 /* Consumer-private ring state. */
 struct tachyon_rx_state {
-    uint64_t tail;          /* next byte to read (published when committed) */
+    uint64_t tail;          /* next byte to read */
+    uint64_t published_tail; /* the tail value last stored in the segment */
     uint64_t cached_head;   /* last head seen; refreshed only when caught up */
     uint64_t pending_end;   /* tail after the acquired message(s) */
     size_t pending_count;   /* messages acquired and not yet committed */
@@ -98,6 +111,9 @@ struct tachyon_bus {
     /* What the peer is known to handle beyond plain ABI v4 (negotiated at the
      * handshake; 0 with a plain v4 peer). */
     uint32_t peer_features;
+    /* Slot stamps are position ^ stamp_salt (0: this segment has none: its
+     * listener was not of this project). */
+    uint64_t stamp_salt;
 
     /* Written through const pointers by the published API's setters. */
     _Atomic int pure_spin;   /* this handle's consumer never sleeps */
@@ -176,14 +192,24 @@ TACHYON_HIDDEN uint64_t ring_rx_correlation_id(const struct tachyon_bus *bus);
 TACHYON_HIDDEN size_t ring_send_batch(struct tachyon_bus *bus, const void *records, size_t record_size,
                                       size_t count, uint32_t type_id);
 TACHYON_HIDDEN int ring_has_unpublished(const struct tachyon_bus *bus);
+/* Store head if commits are held back (lazy or batched publication). */
+TACHYON_HIDDEN void ring_flush(struct tachyon_bus *bus);
 TACHYON_HIDDEN uint64_t ring_unconsumed_bytes(struct tachyon_bus *bus);
 TACHYON_HIDDEN const void *ring_try_rx(struct tachyon_bus *bus, uint32_t *type_id, size_t *size);
 TACHYON_HIDDEN size_t ring_try_rx_batch(struct tachyon_bus *bus, tachyon_msg_view_t *out, size_t max);
 TACHYON_HIDDEN void ring_publish_head(struct tachyon_bus *bus);
+TACHYON_HIDDEN void ring_choose_publication(struct tachyon_bus *bus);
 TACHYON_HIDDEN void ring_publish_tail(struct tachyon_bus *bus);
-TACHYON_HIDDEN int ring_has_unread(struct tachyon_bus *bus);
+/* Is there anything at the tail (a stamped slot or one head covers)? Reads
+ * head, and publishes the tail when there is nothing: a consumer about to
+ * wait must not hold back room. */
+TACHYON_HIDDEN int ring_readable(struct tachyon_bus *bus);
+/* The sleep re-check (pair E): anything at the tail, read seq_cst. */
+TACHYON_HIDDEN int ring_recheck_readable(struct tachyon_bus *bus);
+
 
 /* wait.c */
+TACHYON_HIDDEN extern int wait_sleep_slice_ms;
 TACHYON_HIDDEN tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms);
 TACHYON_HIDDEN int64_t wait_now_ms(void);
 TACHYON_HIDDEN int64_t wait_now_ns(void);

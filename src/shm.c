@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +146,22 @@ int shm_held_by_peer(int fd, uint32_t byte)
     return fl.l_type != F_UNLCK;
 }
 
+/* A salt for slot stamps (ring.c): unpredictable, so that no payload can
+ * hold a stamp by chance, and with its low six bits set, so that a stamp
+ * (a 64-aligned position ^ salt) is never 0, what a fresh segment holds. */
+static uint64_t stamp_salt(void)
+{
+    uint64_t salt = 0;
+    if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != (ssize_t)sizeof(salt)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        salt = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^
+               (uint64_t)(uintptr_t)&ts;
+        salt *= 0x9E3779B97F4A7C15ull;
+    }
+    return salt | (TACHYON_MSG_ALIGN - 1);
+}
+
 /* The listener formats a fresh (zero-filled) segment; READY is stored last. */
 void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity)
 {
@@ -157,6 +175,7 @@ void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity)
     set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
     write_counter_relaxed(&hdr->producer_heartbeat, 0);
     write_counter_relaxed(&hdr->consumer_heartbeat, 0);
+    write_counter_relaxed(&hdr->stamp_salt, stamp_salt());
     store_state(&hdr->state, TACHYON_STATE_READY);
 }
 

@@ -20,6 +20,8 @@
 #include "internal.h"
 #include "state.h"
 
+int wait_sleep_slice_ms = TACHYON_SLEEP_SLICE_MS;
+
 /* How often a call that finds nothing to do (an empty or full ring) checks
  * that the peer is still there: a system call, so not on every call. */
 #define LIVENESS_CHECK_NS (10 * 1000000LL)
@@ -55,8 +57,9 @@ tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
     if (local_flag_load(&bus->pure_spin))
         return TACHYON_SUCCESS; /* pure-spin consumers never sleep */
 
-    /* E: pairs with the producer's F. If head moved, do not sleep. */
-    if (announce_sleep_recheck_head(&hdr->consumer_sleeping, &hdr->head) != bus->rx.tail) {
+    /* E: pairs with the producer's F. If something came, do not sleep. */
+    announce_sleep(&hdr->consumer_sleeping);
+    if (ring_recheck_readable(bus)) {
         set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
         return TACHYON_SUCCESS;
     }

@@ -59,6 +59,7 @@ _Static_assert(offsetof(tachyon_handshake_t, flags) == 28, "hs.flags");
 /* Feature bits. */
 #define TACHYON_FEATURE_LONE_MARKER (1u << 0) /* the consumer re-reads head after a skip marker */
 #define TACHYON_FEATURE_HOLD_LOCK (1u << 1)   /* holds its byte of the segment file while mapped */
+#define TACHYON_FEATURE_SLOT_STAMPS (1u << 2) /* its consumer reads a slot's readiness from its stamp */
 
 typedef struct {
     uint32_t magic;
@@ -84,7 +85,8 @@ typedef struct {
     uint32_t msg_alignment;
     _Atomic uint32_t state;
     _Atomic uint32_t ext_features;      /* extension: the features both sides agreed on (0: plain v4) */
-    uint8_t pad_state_[128 - 24];
+    _Atomic uint64_t stamp_salt;        /* extension: slot stamps are position ^ salt (0: no stamps) */
+    uint8_t pad_state_[128 - 32];
 
     _Atomic uint64_t head;              /* written by the producer only */
     uint8_t pad_head_[128 - 8];
@@ -109,6 +111,7 @@ _Static_assert(offsetof(tachyon_segment_header_t, capacity) == 8, "seg.capacity"
 _Static_assert(offsetof(tachyon_segment_header_t, msg_alignment) == 12, "seg.msg_alignment");
 _Static_assert(offsetof(tachyon_segment_header_t, state) == 16, "seg.state");
 _Static_assert(offsetof(tachyon_segment_header_t, ext_features) == 20, "seg.ext_features");
+_Static_assert(offsetof(tachyon_segment_header_t, stamp_salt) == 24, "seg.stamp_salt");
 _Static_assert(offsetof(tachyon_segment_header_t, head) == 128, "seg.head");
 _Static_assert(offsetof(tachyon_segment_header_t, tail) == 256, "seg.tail");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_sleeping) == 384, "seg.consumer_sleeping");
@@ -129,7 +132,8 @@ typedef struct {
     _Atomic uint32_t reserved_size; /* whole slot, multiple of 64 */
     uint32_t pad_;
     _Atomic uint64_t correlation_id; /* request/reply: the call it belongs to; 0 on a plain bus */
-    uint8_t pad_tail_[TACHYON_MSG_HEADER - 24];
+    _Atomic uint64_t stamp;          /* extension: position ^ salt, stored last: the slot is complete */
+    uint8_t pad_tail_[TACHYON_MSG_HEADER - 32];
 } tachyon_msg_header_t;
 
 _Static_assert(sizeof(tachyon_msg_header_t) == TACHYON_MSG_HEADER, "message header is 64 bytes");
@@ -137,6 +141,7 @@ _Static_assert(offsetof(tachyon_msg_header_t, size) == 0, "msg.size");
 _Static_assert(offsetof(tachyon_msg_header_t, type_id) == 4, "msg.type_id");
 _Static_assert(offsetof(tachyon_msg_header_t, reserved_size) == 8, "msg.reserved_size");
 _Static_assert(offsetof(tachyon_msg_header_t, correlation_id) == 16, "msg.correlation_id");
+_Static_assert(offsetof(tachyon_msg_header_t, stamp) == 24, "msg.stamp");
 
 /* The slot a payload of `payload` bytes needs; caller ensures no overflow. */
 static inline uint64_t tachyon_slot_size(uint64_t payload)

@@ -198,6 +198,7 @@ static int our_producer_to_v4_consumer(size_t capacity, int steps)
     t_make_pair(capacity, &lis, &con);
     struct tachyon_bus *prod = lis;
     prod->peer_features = 0; /* a published-library consumer announces nothing */
+    ring_choose_publication(prod);
     struct v4_consumer *cp = calloc(1, sizeof(*cp));
     struct v4_consumer c0 = {con->hdr, con->ring, capacity, con->rx.tail, con->rx.tail, 0, {0}};
     *cp = c0;

@@ -31,6 +31,7 @@ static const struct {
     ENTRY(sizeof(tachyon_error_t)),
     ENTRY(sizeof(tachyon_state_t)),
     ENTRY(TACHYON_MAX_ALLOWED_UIDS),
+    ENTRY(TACHYON_MAX_PUBLISH_BATCH),
     ENTRY(TACHYON_SUCCESS),
     ENTRY(TACHYON_ERR_NULL_PTR),
     ENTRY(TACHYON_ERR_MEM),

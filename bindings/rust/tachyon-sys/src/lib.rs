@@ -108,6 +108,9 @@ pub const TACHYON_STATE_DISCONNECTED: tachyon_state_t = 3;
 pub const TACHYON_STATE_FATAL_ERROR: tachyon_state_t = 4;
 pub const TACHYON_STATE_UNKNOWN: tachyon_state_t = 5;
 
+/// The largest `commits` [`tachyon_bus_set_publish_batch`] takes.
+pub const TACHYON_MAX_PUBLISH_BATCH: u32 = 4096;
+
 /// How many uids a listener's allowlist holds.
 pub const TACHYON_MAX_ALLOWED_UIDS: usize = 16;
 
@@ -190,6 +193,9 @@ extern "C" {
     pub fn tachyon_bus_set_numa_node(bus: *const tachyon_bus_t, node_id: c_int) -> tachyon_error_t;
     /// Consumer side: `pure_spin != 0` means the consumer never sleeps.
     pub fn tachyon_bus_set_polling_mode(bus: *const tachyon_bus_t, pure_spin: c_int);
+    /// Producer side: store head every `commits` commits (1, the default:
+    /// every commit is visible at once); at most [`TACHYON_MAX_PUBLISH_BATCH`].
+    pub fn tachyon_bus_set_publish_batch(bus: *mut tachyon_bus_t, commits: u32) -> tachyon_error_t;
     /// Reserve a slot for up to `max_payload_size` bytes; its payload pointer
     /// (64-byte aligned) or NULL (see [`tachyon_bus_last_error`]). Non-blocking.
     pub fn tachyon_acquire_tx(bus: *mut tachyon_bus_t, max_payload_size: usize) -> *mut c_void;

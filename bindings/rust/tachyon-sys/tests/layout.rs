@@ -49,6 +49,7 @@ fn listen_opts_match_c() {
     check("offsetof(tachyon_listen_opts_t, n_allowed_uids)", offset_of!(tachyon_listen_opts_t, n_allowed_uids));
     check("offsetof(tachyon_listen_opts_t, allowed_uids)", offset_of!(tachyon_listen_opts_t, allowed_uids));
     check("sizeof(uid_t)", size_of::<uid_t>());
+    check("TACHYON_MAX_PUBLISH_BATCH", TACHYON_MAX_PUBLISH_BATCH as usize);
     check("TACHYON_MAX_ALLOWED_UIDS", TACHYON_MAX_ALLOWED_UIDS);
 }
 
@@ -164,6 +165,7 @@ fn every_declared_function_links() {
         tachyon_bus_set_numa_node as *const (),
         tachyon_bus_set_polling_mode as *const (),
         tachyon_error_message as *const (),
+        tachyon_bus_set_publish_batch as *const (),
         tachyon_acquire_tx as *const (),
         tachyon_commit_tx as *const (),
         tachyon_rollback_tx as *const (),
