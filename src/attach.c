@@ -128,7 +128,8 @@ tachyon_error_t bus_attach_segment(int fd, uint64_t capacity, const struct tachy
 uint32_t bus_our_features(const tachyon_bus_t *bus)
 {
     return TACHYON_FEATURE_LONE_MARKER | (bus->seg_fd >= 0 ? TACHYON_FEATURE_HOLD_LOCK : 0) |
-           (bus->stamp_salt != 0 ? TACHYON_FEATURE_SLOT_STAMPS : 0);
+           (bus->stamp_salt != 0 ? TACHYON_FEATURE_SLOT_STAMPS : 0) |
+           (wait_membarrier_ready() ? TACHYON_FEATURE_MEMBARRIER : 0);
 }
 
 void bus_set_peer(tachyon_bus_t *bus, const struct tachyon_peer *peer, uint32_t features)

@@ -19,6 +19,14 @@
  *      other's store. The waker then takes the word from 1 to 0
  *      (claim_sleeper) before FUTEX_WAKE, so a wake that lands before the
  *      consumer's FUTEX_WAIT makes that wait return at once.
+ *      Between two processes of this project registered for membarrier the
+ *      producer's side needs no fence: it stores the stamp (release) and
+ *      loads sleeping (peek_sleeper_after_membarrier); the consumer, between
+ *      its store of 1 and its loads, calls membarrier(GLOBAL_EXPEDITED),
+ *      which runs a full barrier in every thread of the producer at some
+ *      point B. If the producer's load came before B, its stamp store (before
+ *      the load) was visible at B, before the consumer's loads; if after B,
+ *      the consumer's store of 1 (before the call) is what it loads.
  *   G  destroy/death: mark_disconnected (seq_cst) pairs with observe_state (acquire)
  *      "everything committed before leaving is visible once the peer sees state 3"
  *   H  producer: publish_slot_stamp (release)  pairs with  consumer: observe_slot_stamp (acquire)
@@ -133,6 +141,13 @@ static inline int claim_sleeper(_Atomic uint32_t *sleeping)
     uint32_t expected = 1u;
     return atomic_compare_exchange_strong_explicit(sleeping, &expected, 0u, memory_order_seq_cst,
                                                    memory_order_relaxed);
+}
+
+/* F2 against a consumer that issues membarrier before it sleeps (see E/F
+ * above): the barrier comes from the consumer's side, so a plain load. */
+static inline uint32_t peek_sleeper_after_membarrier(_Atomic uint32_t *sleeping)
+{
+    return atomic_load_explicit(sleeping, memory_order_relaxed);
 }
 
 /* The consumer is awake again; nothing is ordered by this store. */

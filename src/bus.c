@@ -513,7 +513,7 @@ const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, s
     if (!bus || !bus_usable(bus))
         return NULL;
     for (uint32_t i = 1;; i++) {
-        const void *p = ring_try_rx(bus, out_type_id, out_actual_size);
+        const void *p = i == 1 || ring_poll_readable(bus, i) ? ring_try_rx(bus, out_type_id, out_actual_size) : NULL;
         if (p)
             return p;
         if (status_is_fatal(bus))
@@ -533,7 +533,7 @@ const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, s
 static int spin_for_data(tachyon_bus_t *bus, uint32_t spins)
 {
     for (uint32_t i = 0; i < spins; i++) {
-        if (ring_readable(bus))
+        if (ring_poll_readable(bus, i))
             return 1;
         tachyon_cpu_relax();
     }

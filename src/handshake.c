@@ -30,7 +30,9 @@
 #define EXT_WAIT_MS 5000
 
 /* Every feature bit this build knows. */
-#define KNOWN_FEATURES (TACHYON_FEATURE_LONE_MARKER | TACHYON_FEATURE_HOLD_LOCK | TACHYON_FEATURE_SLOT_STAMPS)
+#define KNOWN_FEATURES                                                                                        \
+    (TACHYON_FEATURE_LONE_MARKER | TACHYON_FEATURE_HOLD_LOCK | TACHYON_FEATURE_SLOT_STAMPS |                  \
+     TACHYON_FEATURE_MEMBARRIER)
 
 static void close_pidfd(struct tachyon_peer *peer)
 {

@@ -82,6 +82,7 @@ struct tachyon_rx_state {
     struct rx_batch_entry *batch; /* the last batch handed out (pending_count entries) */
     size_t batch_room;
     int64_t next_liveness_ns; /* nothing to read: when to check the producer again */
+    int producer_stamps;    /* the producer is known to stamp slots: spinning reads head rarely */
 };
 
 struct tachyon_bus {
@@ -210,6 +211,9 @@ TACHYON_HIDDEN int ring_recheck_readable(struct tachyon_bus *bus);
 
 /* wait.c */
 TACHYON_HIDDEN extern int wait_sleep_slice_ms;
+/* 1 when this process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED
+ * (registers on first use in each process). */
+TACHYON_HIDDEN int wait_membarrier_ready(void);
 TACHYON_HIDDEN tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms);
 TACHYON_HIDDEN int64_t wait_now_ms(void);
 TACHYON_HIDDEN int64_t wait_now_ns(void);

@@ -129,6 +129,7 @@ void ring_detach(struct tachyon_bus *bus)
  */
 void ring_choose_publication(struct tachyon_bus *bus)
 {
+    bus->rx.producer_stamps = bus->stamp_salt != 0 && (bus->peer_features & TACHYON_FEATURE_SLOT_STAMPS);
     if (bus->tx.publish_batch > 1)
         bus->tx.publication = PUBLISH_HEAD_BATCH;
     else if (bus->stamp_salt != 0 && (bus->peer_features & TACHYON_FEATURE_SLOT_STAMPS))
@@ -197,15 +198,23 @@ static inline void tx_store_lazy_head(struct tachyon_bus *bus)
 /*
  * Stamp the slot at `pos` complete (pair H). When the stamp is what tells the
  * consumer (PUBLISH_STAMPS) and it may sleep, this is also the producer's half
- * of pair E/F: a seq_cst exchange, then a look at the sleeper word.
+ * of pair E/F: with a peer that issues a membarrier before it sleeps, a plain
+ * look at the sleeper word after the store (the barrier comes from the
+ * consumer); otherwise a seq_cst exchange, then the look.
  */
 static inline void tx_stamp(struct tachyon_bus *bus, tachyon_msg_header_t *h, uint64_t pos)
 {
     tachyon_segment_header_t *hdr = bus->hdr;
     uint64_t stamp = pos ^ bus->stamp_salt;
-    if (bus->tx.publication != PUBLISH_STAMPS ||
-        peek_sleeper_word(&hdr->consumer_sleeping) == TACHYON_CONSUMER_PURE_SPIN) {
+    uint32_t sleeper = peek_sleeper_word(&hdr->consumer_sleeping);
+    if (bus->tx.publication != PUBLISH_STAMPS || sleeper == TACHYON_CONSUMER_PURE_SPIN) {
         publish_slot_stamp(&h->stamp, stamp); /* H: pairs with observe_slot_stamp */
+        return;
+    }
+    if (bus->peer_features & TACHYON_FEATURE_MEMBARRIER) {
+        publish_slot_stamp(&h->stamp, stamp); /* H, and F1 without a fence: pairs with E's membarrier */
+        if (peek_sleeper_after_membarrier(&hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING) /* F2 */
+            futex_wake_consumer(hdr);
         return;
     }
     /* F: pairs with the consumer's E */
@@ -472,10 +481,18 @@ static int rx_refresh_head(struct tachyon_bus *bus)
     return 0;
 }
 
+/* A slot head covers: does the producer stamp? (Seen on every slot read
+ * through the slow path; a producer that stopped stamping is noticed.) */
+static inline void rx_note_stamping(struct tachyon_bus *bus, tachyon_msg_header_t *h, uint64_t pos)
+{
+    if (bus->stamp_salt != 0)
+        bus->rx.producer_stamps = observe_slot_stamp(&h->stamp) == (pos ^ bus->stamp_salt);
+}
+
 /* Is the slot at `pos` ready without reading head? */
 static inline int rx_ready_known(struct tachyon_bus *bus, uint64_t pos)
 {
-    return rx_head_covers(bus, pos) || rx_slot_stamped(bus, header_at(bus, pos), pos);
+    return rx_ready_without_head(bus, pos);
 }
 
 int ring_readable(struct tachyon_bus *bus)
@@ -524,6 +541,7 @@ static inline const uint8_t *rx_read_at(struct tachyon_bus *bus, uint64_t *pos, 
         uint64_t off = *pos & bus->mask;
         uint64_t to_end = bus->capacity - off;
         tachyon_msg_header_t *h = (tachyon_msg_header_t *)(bus->ring + off);
+        rx_note_stamping(bus, h, *pos);
         uint32_t sz = read_slot_word(&h->size);
         if (sz == TACHYON_SKIP_MARKER) {
             if (unlikely(off == 0 || to_end > avail))

@@ -33,6 +33,31 @@ static inline int rx_slot_stamped(const struct tachyon_bus *bus, tachyon_msg_hea
     return bus->stamp_salt != 0 && observe_slot_stamp(&h->stamp) == (pos ^ bus->stamp_salt);
 }
 
+/* Is the slot at `pos` ready as far as we know without reading head? */
+static inline int rx_ready_without_head(const struct tachyon_bus *bus, uint64_t pos)
+{
+    return rx_head_covers(bus, pos) ||
+           rx_slot_stamped(bus, (tachyon_msg_header_t *)(bus->ring + (pos & bus->mask)), pos);
+}
+
+/*
+ * The check of a consumer's spin loop, iteration `i`: is there something at
+ * the tail? With a producer known to stamp, nothing new reaches us through
+ * head (it stores head lazily), so a spinning consumer reads head only every
+ * HEAD_LOOK_EVERY iterations, in case the producer stopped stamping
+ * (tachyon_bus_set_publish_batch), and otherwise leaves that cache line
+ * alone; with any other producer, every iteration.
+ */
+#define HEAD_LOOK_EVERY 64u
+static inline int ring_poll_readable(struct tachyon_bus *bus, uint32_t i)
+{
+    if (rx_ready_without_head(bus, bus->rx.tail))
+        return 1;
+    if (bus->rx.producer_stamps && i % HEAD_LOOK_EVERY != HEAD_LOOK_EVERY - 1)
+        return 0;
+    return ring_readable(bus);
+}
+
 /*
  * How many bytes from `pos` the producer can have written: up to head when
  * head covers `pos`, else (a stamped slot) up to a ring past our tail. A

@@ -22,6 +22,27 @@
 
 int wait_sleep_slice_ms = TACHYON_SLEEP_SLICE_MS;
 
+/* membarrier registration of this process (pid 0: not tried yet). Kept per
+ * pid: a fork()ed child is a process of its own and registers again. */
+static _Atomic int membarrier_pid;
+static _Atomic int membarrier_ok;
+
+int wait_membarrier_ready(void)
+{
+    int pid = (int)getpid();
+    if (atomic_load_explicit(&membarrier_pid, memory_order_acquire) == pid)
+        return atomic_load_explicit(&membarrier_ok, memory_order_relaxed);
+    int ok = 0;
+#ifdef SYS_membarrier
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    ok = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) && (cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+#endif
+    atomic_store_explicit(&membarrier_ok, ok, memory_order_relaxed);
+    atomic_store_explicit(&membarrier_pid, pid, memory_order_release);
+    return ok;
+}
+
 /* How often a call that finds nothing to do (an empty or full ring) checks
  * that the peer is still there: a system call, so not on every call. */
 #define LIVENESS_CHECK_NS (10 * 1000000LL)
@@ -57,8 +78,12 @@ tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
     if (local_flag_load(&bus->pure_spin))
         return TACHYON_SUCCESS; /* pure-spin consumers never sleep */
 
-    /* E: pairs with the producer's F. If something came, do not sleep. */
+    /* E: pairs with the producer's F. If something came, do not sleep. A
+     * producer of ours that stores without a fence (it registered for
+     * membarrier) gets one from us here, before we look again. */
     announce_sleep(&hdr->consumer_sleeping);
+    if (wait_membarrier_ready())
+        (void)membarrier_global_expedited();
     if (ring_recheck_readable(bus)) {
         set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
         return TACHYON_SUCCESS;

@@ -60,6 +60,7 @@ _Static_assert(offsetof(tachyon_handshake_t, flags) == 28, "hs.flags");
 #define TACHYON_FEATURE_LONE_MARKER (1u << 0) /* the consumer re-reads head after a skip marker */
 #define TACHYON_FEATURE_HOLD_LOCK (1u << 1)   /* holds its byte of the segment file while mapped */
 #define TACHYON_FEATURE_SLOT_STAMPS (1u << 2) /* its consumer reads a slot's readiness from its stamp */
+#define TACHYON_FEATURE_MEMBARRIER (1u << 3)  /* registered for membarrier; its consumer issues one before sleeping */
 
 typedef struct {
     uint32_t magic;
