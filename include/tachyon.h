@@ -325,6 +325,40 @@ TACHYON_API int tachyon_peer_alive(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 #define TACHYON_MAX_PUBLISH_BATCH 4096u
 TACHYON_API tachyon_error_t tachyon_bus_set_publish_batch(tachyon_bus_t *bus, uint32_t commits) TACHYON_NOEXCEPT;
 
+/*
+ * What a bus has been doing, as seen from this handle. The counters are this
+ * handle's own (messages it sent as a producer, received as a consumer);
+ * counting costs a few additions per message. Fill and lag come from the
+ * shared counters as last stored by each side (head may be up to 32 commits
+ * or a quarter ring behind between two processes of this project).
+ */
+typedef struct {
+    uint64_t messages_sent;     /* committed by this handle (producer side) */
+    uint64_t bytes_sent;        /* payload bytes of those */
+    uint64_t messages_received; /* released by this handle (consumer side) */
+    uint64_t bytes_received;
+    uint64_t ring_full;         /* times a send or acquire found no room */
+    uint64_t sleeps;            /* times this consumer slept on the futex */
+    uint64_t wakeups;           /* times this producer woke a sleeping consumer */
+    uint64_t capacity;          /* ring size in bytes */
+    uint64_t fill_bytes;        /* bytes committed and not yet given back, now */
+    uint64_t fill_max_bytes;    /* the most this producer has seen in the ring (an upper bound) */
+    uint64_t lag_messages;      /* consumer: messages the producer counted and this handle has not
+                                   received (from the producer's stored counts; 0 if unknown) */
+    uint64_t idle_ns;           /* since this handle last sent or received (0: active since the
+                                   previous call) */
+    int32_t peer_pid;           /* the other process (0 if unknown) */
+    int32_t peer_alive;         /* 1 alive, 0 gone */
+    uint32_t features;          /* extension features agreed with the peer (0: plain ABI v4 peer) */
+    uint32_t state;             /* tachyon_state_t, as tachyon_get_state gives it */
+} tachyon_stats_t;
+
+/* Fill *out, and store this handle's counters into the segment, where
+ * tachyon-top reads them. Like the data calls it reads both sides' private
+ * counters: call it from a thread that works the bus, or when no other
+ * thread is inside a call on this handle. */
+TACHYON_API tachyon_error_t tachyon_bus_stats(tachyon_bus_t *bus, tachyon_stats_t *out) TACHYON_NOEXCEPT;
+
 /* The ring's capacity in bytes, and the largest payload one message can carry. */
 TACHYON_API size_t tachyon_bus_capacity(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;

@@ -29,6 +29,7 @@
  *      the consumer's store of 1 (before the call) is what it loads.
  *   G  destroy/death: mark_disconnected (seq_cst) pairs with observe_state (acquire)
  *      "everything committed before leaving is visible once the peer sees state 3"
+ *   I  a side storing its statistics block  pairs with  J  a tool reading it (a seqlock)
  *   H  producer: publish_slot_stamp (release)  pairs with  consumer: observe_slot_stamp (acquire)
  *      "a slot's header and payload are written before its stamp says so"
  *      (between two processes of this project, the stamp in a slot's header
@@ -223,6 +224,51 @@ static inline uint64_t read_counter_relaxed(_Atomic uint64_t *counter)
 static inline void write_counter_relaxed(_Atomic uint64_t *counter, uint64_t value)
 {
     atomic_store_explicit(counter, value, memory_order_relaxed);
+}
+
+/* ---- Statistics blocks (a seqlock across processes) -----------------------------
+ * One side writes its block now and then; a tool in another process reads
+ * it. The writer makes seq odd, writes, makes it even; a reader retries while
+ * seq is odd or moved under it. I pairs with J. */
+
+/* I: begin a write; the fields stored after this are ordered after the odd seq. */
+static inline uint32_t stats_write_begin(_Atomic uint32_t *seq)
+{
+    uint32_t s = atomic_load_explicit(seq, memory_order_relaxed) + 1;
+    atomic_store_explicit(seq, s, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* I1: pairs with J2 */
+    return s;
+}
+
+/* I: end a write; the fields are stored before the even seq. */
+static inline void stats_write_end(_Atomic uint32_t *seq, uint32_t odd)
+{
+    atomic_store_explicit(seq, odd + 1, memory_order_release); /* I2: pairs with J1 */
+}
+
+static inline void stats_store(_Atomic uint64_t *field, uint64_t value)
+{
+    atomic_store_explicit(field, value, memory_order_relaxed);
+}
+
+/* J: begin a read (J1, acquire: pairs with I2). */
+static inline uint32_t stats_read_begin(_Atomic uint32_t *seq)
+{
+    return atomic_load_explicit(seq, memory_order_acquire);
+}
+
+static inline uint64_t stats_load(_Atomic uint64_t *field)
+{
+    return atomic_load_explicit(field, memory_order_relaxed);
+}
+
+/* J: was what was read between begin and now one consistent write? (J2:
+ * the fence orders the field loads before this second look at seq; pairs
+ * with I1.) */
+static inline int stats_read_consistent(_Atomic uint32_t *seq, uint32_t begun)
+{
+    atomic_thread_fence(memory_order_acquire);
+    return (begun & 1u) == 0 && atomic_load_explicit(seq, memory_order_relaxed) == begun;
 }
 
 /* ---- Process-local words (not shared memory) -------------------------------

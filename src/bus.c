@@ -238,6 +238,8 @@ void tachyon_bus_destroy(tachyon_bus_t *bus)
         if (!status_is_fatal(bus)) {
             ring_flush(bus);
             ring_publish_tail(bus);
+            ring_store_tx_stats(bus);
+            ring_store_rx_stats(bus);
         }
         mark_disconnected(&bus->hdr->state, TACHYON_STATE_READY, TACHYON_STATE_DISCONNECTED);
         futex_wake_consumer(bus->hdr);
@@ -308,6 +310,75 @@ tachyon_error_t tachyon_bus_set_publish_batch(tachyon_bus_t *bus, uint32_t commi
     ring_flush(bus);
     bus->tx.publish_batch = commits;
     ring_choose_publication(bus);
+    return TACHYON_SUCCESS;
+}
+
+/* What this handle last knew of the ring: bytes committed (by head, or by
+ * our own producer side) and not yet given back. */
+static uint64_t stats_fill(tachyon_bus_t *bus)
+{
+    uint64_t head = observe_head(&bus->hdr->head);                  /* B: pairs with A/F1 */
+    uint64_t tail = observe_tail(&bus->hdr->tail);                  /* D: pairs with C */
+    if (bus->tx.messages > 0)
+        head = bus->tx.committed;
+    if (bus->rx.messages > 0 && bus->rx.tail - tail <= bus->capacity)
+        tail = bus->rx.tail;
+    uint64_t fill = head - tail;
+    return fill <= bus->capacity ? fill : 0;
+}
+
+/* The producer's count, from its block in the segment (a seqlock read). */
+static uint64_t stats_peer_sent(tachyon_bus_t *bus)
+{
+    tachyon_side_stats_t *b = &bus->hdr->producer_stats;
+    for (int tries = 0; tries < 16; tries++) {
+        uint32_t seq = stats_read_begin(&b->seq); /* J: pairs with the producer's I */
+        uint64_t messages = stats_load(&b->messages);
+        if (stats_read_consistent(&b->seq, seq))
+            return messages;
+    }
+    return 0;
+}
+
+tachyon_error_t tachyon_bus_stats(tachyon_bus_t *bus, tachyon_stats_t *out)
+{
+    if (!bus || !out)
+        return TACHYON_ERR_NULL_PTR;
+    if (status_in_forked_child(bus))
+        return TACHYON_ERR_FORKED;
+    memset(out, 0, sizeof(*out));
+    out->messages_sent = bus->tx.messages;
+    out->bytes_sent = bus->tx.bytes;
+    out->messages_received = bus->rx.messages;
+    out->bytes_received = bus->rx.bytes;
+    out->ring_full = bus->tx.full;
+    out->sleeps = bus->rx.sleeps;
+    out->wakeups = bus->tx.wakes;
+    out->capacity = bus->capacity;
+    out->fill_bytes = stats_fill(bus);
+    out->fill_max_bytes = bus->tx.fill_max;
+    if (bus->rx.messages > 0) {
+        uint64_t sent = stats_peer_sent(bus);
+        out->lag_messages = sent > bus->rx.messages ? sent - bus->rx.messages : 0;
+    }
+    int64_t now = wait_now_coarse_ns();
+    int active = out->messages_sent != bus->stats_seen_sent || out->messages_received != bus->stats_seen_received;
+    bus->stats_seen_sent = out->messages_sent;
+    bus->stats_seen_received = out->messages_received;
+    if (active) {
+        bus->tx.active_ns = bus->tx.messages ? now : bus->tx.active_ns;
+        bus->rx.active_ns = bus->rx.messages ? now : bus->rx.active_ns;
+    }
+    int64_t last = bus->tx.active_ns > bus->rx.active_ns ? bus->tx.active_ns : bus->rx.active_ns;
+    out->idle_ns = active || last == 0 ? 0 : (uint64_t)(now - last);
+    out->peer_pid = (int32_t)bus->peer_pid;
+    out->state = (uint32_t)tachyon_get_state(bus);
+    out->peer_alive = status_peer(bus) == PEER_PRESENT;
+    out->features = bus->peer_features;
+    if (!status_is_fatal(bus)) {
+        ring_store_tx_stats(bus);
+        ring_store_rx_stats(bus);
+    }
     return TACHYON_SUCCESS;
 }
 

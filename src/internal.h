@@ -60,6 +60,10 @@ struct tachyon_tx_state {
     uint32_t pending_size;  /* reserved bytes of the acquired slot; 0 = none */
     uint32_t pending_max;   /* payload bytes asked for by the acquire */
     int64_t next_liveness_ns; /* a full ring polled: when to check the consumer again */
+    /* Counted here, stored into the segment's producer block now and then. */
+    uint64_t messages, bytes, full, wakes, fill_max;
+    uint32_t since_stats;   /* commits since the block was last stored */
+    int64_t active_ns;      /* coarse time of a recent commit */
 };
 
 /* One message handed out by a batch receive: where the tail goes once it is
@@ -68,6 +72,7 @@ struct rx_batch_entry {
     uint64_t end;
     const void *payload;
     uint32_t slot_size;
+    uint32_t size;
 };
 
 /* Consumer-private ring state. */
@@ -83,6 +88,11 @@ struct tachyon_rx_state {
     size_t batch_room;
     int64_t next_liveness_ns; /* nothing to read: when to check the producer again */
     int producer_stamps;    /* the producer is known to stamp slots: spinning reads head rarely */
+    uint32_t pending_size;  /* payload bytes of a single receive (for the counters) */
+    /* Counted here, stored into the segment's consumer block now and then. */
+    uint64_t messages, bytes, sleeps;
+    uint64_t stored_messages; /* messages when the block was last stored */
+    int64_t active_ns;      /* coarse time of a recent receive */
 };
 
 struct tachyon_bus {
@@ -118,6 +128,9 @@ struct tachyon_bus {
 
     /* Written through const pointers by the published API's setters. */
     _Atomic int pure_spin;   /* this handle's consumer never sleeps */
+
+    /* tachyon_bus_stats: the counts at the previous call, to tell activity. */
+    uint64_t stats_seen_sent, stats_seen_received;
 };
 
 /* shm.c */
@@ -190,6 +203,9 @@ TACHYON_HIDDEN tachyon_error_t ring_commit_tx(struct tachyon_bus *bus, size_t ac
                                               uint32_t type_id, uint64_t correlation_id);
 /* The correlation id of the message a single receive holds (0 if none). */
 TACHYON_HIDDEN uint64_t ring_rx_correlation_id(const struct tachyon_bus *bus);
+/* Store this side's counters into its block of the segment (for tools). */
+TACHYON_HIDDEN void ring_store_tx_stats(struct tachyon_bus *bus);
+TACHYON_HIDDEN void ring_store_rx_stats(struct tachyon_bus *bus);
 TACHYON_HIDDEN size_t ring_send_batch(struct tachyon_bus *bus, const void *records, size_t record_size,
                                       size_t count, uint32_t type_id);
 TACHYON_HIDDEN int ring_has_unpublished(const struct tachyon_bus *bus);

@@ -37,6 +37,7 @@
 #endif
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "barrier.h"
 #include "futex.h"
@@ -118,6 +119,65 @@ void ring_detach(struct tachyon_bus *bus)
     bus->rx.batch_room = 0;
 }
 
+/* ---- Counters for tools ----------------------------------------------------------
+ * Each side counts in its private state (a few plain additions per message)
+ * and stores the counts into its block of the segment now and then: the
+ * producer every STATS_EVERY commits and when the ring is full, the consumer
+ * when it gives room back, both when they leave. */
+
+#define STATS_EVERY 1024u
+
+static void store_side_stats(tachyon_side_stats_t *b, uint64_t messages, uint64_t bytes, uint64_t stalls,
+                             uint64_t wakes, uint64_t fill_max, int64_t active_ns)
+{
+    uint32_t seq = stats_write_begin(&b->seq); /* I: pairs with a tool's J */
+    atomic_store_explicit(&b->pid, (uint32_t)getpid(), memory_order_relaxed);
+    stats_store(&b->messages, messages);
+    stats_store(&b->bytes, bytes);
+    stats_store(&b->stalls, stalls);
+    stats_store(&b->wakes, wakes);
+    stats_store(&b->fill_max, fill_max);
+    stats_store(&b->updated_ns, (uint64_t)wait_now_coarse_ns());
+    stats_store(&b->active_ns, (uint64_t)active_ns);
+    stats_write_end(&b->seq, seq);
+}
+
+void ring_store_tx_stats(struct tachyon_bus *bus)
+{
+    struct tachyon_tx_state *tx = &bus->tx;
+    if (tx->messages == 0)
+        return; /* not a producer */
+    tx->since_stats = 0;
+    tx->active_ns = wait_now_coarse_ns();
+    store_side_stats(&bus->hdr->producer_stats, tx->messages, tx->bytes, tx->full, tx->wakes, tx->fill_max,
+                     tx->active_ns);
+}
+
+void ring_store_rx_stats(struct tachyon_bus *bus)
+{
+    struct tachyon_rx_state *rx = &bus->rx;
+    if (rx->messages == rx->stored_messages && rx->sleeps == 0)
+        return; /* nothing new (or not a consumer) */
+    if (rx->messages != rx->stored_messages)
+        rx->active_ns = wait_now_coarse_ns();
+    rx->stored_messages = rx->messages;
+    store_side_stats(&bus->hdr->consumer_stats, rx->messages, rx->bytes, rx->sleeps, 0, 0, rx->active_ns);
+}
+
+/* A commit of `messages` messages, `bytes` payload bytes: count it. */
+static inline void tx_count(struct tachyon_bus *bus, uint64_t messages, uint64_t bytes)
+{
+    struct tachyon_tx_state *tx = &bus->tx;
+    tx->messages += messages;
+    tx->bytes += bytes;
+    uint64_t fill = tx->head - tx->cached_tail; /* at most what is in the ring */
+    if (fill > tx->fill_max)
+        tx->fill_max = fill;
+    tx->since_stats += (uint32_t)messages;
+    if (unlikely(tx->since_stats >= STATS_EVERY))
+        ring_store_tx_stats(bus);
+}
+
 /* ---- Producer ------------------------------------------------------------ */
 
 /*
@@ -172,8 +232,10 @@ static void publish_head_value(struct tachyon_bus *bus, uint64_t value)
         return;
     }
     /* F: pairs with the consumer's E */
-    if (publish_head_check_sleeper(&hdr->head, value, &hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING)
+    if (publish_head_check_sleeper(&hdr->head, value, &hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING) {
+        bus->tx.wakes++;
         futex_wake_consumer(hdr);
+    }
 }
 
 /* Publish every committed message (never a trailing skip marker alone). */
@@ -213,13 +275,17 @@ static inline void tx_stamp(struct tachyon_bus *bus, tachyon_msg_header_t *h, ui
     }
     if (bus->peer_features & TACHYON_FEATURE_MEMBARRIER) {
         publish_slot_stamp(&h->stamp, stamp); /* H, and F1 without a fence: pairs with E's membarrier */
-        if (peek_sleeper_after_membarrier(&hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING) /* F2 */
+        if (peek_sleeper_after_membarrier(&hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING) { /* F2 */
+            bus->tx.wakes++;
             futex_wake_consumer(hdr);
+        }
         return;
     }
     /* F: pairs with the consumer's E */
-    if (publish_slot_stamp_check_sleeper(&h->stamp, stamp, &hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING)
+    if (publish_slot_stamp_check_sleeper(&h->stamp, stamp, &hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING) {
+        bus->tx.wakes++;
         futex_wake_consumer(hdr);
+    }
 }
 
 /* Fill a slot header (relaxed stores), then stamp it when this segment has
@@ -326,6 +392,8 @@ static void reserve_failed(struct tachyon_bus *bus, enum reserve_result r, uint6
     }
     if (ring_has_unpublished(bus))
         ring_publish_head(bus);
+    if (r == RING_FULL && bus->tx.full++ % STATS_EVERY == 0)
+        ring_store_tx_stats(bus);
     if (r == NOT_HERE)
         status_error_detail(bus, TACHYON_ERR_INVALID_SZ,
                             "a %llu-byte slot does not fit before the end of this %llu-byte ring, and "
@@ -375,6 +443,7 @@ tachyon_error_t ring_commit_tx(struct tachyon_bus *bus, size_t actual_payload_si
     bus->tx.head = bus->tx.pending_pos + reserved;
     bus->tx.pending_size = 0;
     tx_committed(bus, 1);
+    tx_count(bus, 1, actual_payload_size);
     return TACHYON_SUCCESS;
 }
 
@@ -418,6 +487,8 @@ size_t ring_send_batch(struct tachyon_bus *bus, const void *records, size_t reco
         bus->tx.committed = bus->tx.head;
         ring_publish_head(bus); /* once for the whole batch */
     }
+    if (sent > 0)
+        tx_count(bus, sent, (uint64_t)sent * record_size);
     if (sent < count)
         reserve_failed(bus, r, need);
     return sent;
@@ -458,6 +529,7 @@ void ring_publish_tail(struct tachyon_bus *bus)
         return;
     bus->rx.published_tail = bus->rx.tail;
     publish_tail(&bus->hdr->tail, bus->rx.tail); /* C: pairs with the producer's D */
+    ring_store_rx_stats(bus);
 }
 
 /* Move the tail past what was consumed; store it once a chunk has gathered. */
@@ -575,6 +647,7 @@ const void *ring_try_rx(struct tachyon_bus *bus, uint32_t *type_id, size_t *size
     bus->rx.pending_end = pos;
     bus->rx.pending_count = 1;
     bus->rx.pending_batch = 0;
+    bus->rx.pending_size = sz;
     if (type_id)
         *type_id = t;
     if (size)
@@ -626,7 +699,7 @@ size_t ring_try_rx_batch(struct tachyon_bus *bus, tachyon_msg_view_t *out, size_
         out[n].reserved_ = slot;
         out[n].type_id = t;
         out[n].padding_ = 0;
-        bus->rx.batch[n] = (struct rx_batch_entry){.end = pos, .payload = p, .slot_size = slot};
+        bus->rx.batch[n] = (struct rx_batch_entry){.end = pos, .payload = p, .slot_size = slot, .size = sz};
         n++;
     }
     if (status_is_fatal(bus))
@@ -655,6 +728,8 @@ tachyon_error_t tachyon_commit_rx(tachyon_bus_t *bus)
         return fail(bus, status_in_forked_child(bus) ? TACHYON_ERR_FORKED : TACHYON_ERR_STATE);
     bus->rx.pending_count = 0;
     bus->rx.pending_batch = 0;
+    bus->rx.messages++;
+    bus->rx.bytes += bus->rx.pending_size;
     rx_release_to(bus, bus->rx.pending_end);
     return TACHYON_SUCCESS;
 }
@@ -690,6 +765,9 @@ tachyon_error_t tachyon_commit_rx_batch(tachyon_bus_t *bus, const tachyon_msg_vi
                                    "(a view was changed or made up); nothing was released",
                                    count);
     size_t left = bus->rx.pending_count - count;
+    bus->rx.messages += count;
+    for (size_t i = 0; i < count; i++)
+        bus->rx.bytes += bus->rx.batch[i].size;
     if (left)
         memmove(bus->rx.batch, bus->rx.batch + count, left * sizeof(bus->rx.batch[0]));
     bus->rx.pending_count = left;

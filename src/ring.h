@@ -86,6 +86,7 @@ static inline const void *ring_try_rx_inline(struct tachyon_bus *bus, uint32_t *
             bus->rx.pending_count = 1;
             bus->rx.pending_batch = 0;
             bus->rx.pending_payload = (const uint8_t *)h + TACHYON_MSG_HEADER;
+            bus->rx.pending_size = sz;
             if (type_id)
                 *type_id = read_slot_word(&h->type_id);
             if (size)

@@ -89,6 +89,7 @@ tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
         return TACHYON_SUCCESS;
     }
     struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    bus->rx.sleeps++;
     long rc = futex_wait(&hdr->consumer_sleeping, TACHYON_CONSUMER_SLEEPING, &ts);
     int err = rc == 0 ? 0 : errno;
     /* Back to 0 unless the producer already did (claim_sleeper) or the

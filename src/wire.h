@@ -78,6 +78,25 @@ _Static_assert(offsetof(tachyon_ext_msg_t, kind) == 8, "ext.kind");
 _Static_assert(offsetof(tachyon_ext_msg_t, features) == 12, "ext.features");
 _Static_assert(offsetof(tachyon_ext_msg_t, n_fds) == 16, "ext.n_fds");
 
+/* Extension: what one side counts, stored now and then into its own line of
+ * the segment so a tool can show it (tachyon-top). A plain v4 peer leaves
+ * its block zero. 64 bytes: the second half of that side's 128-byte line. */
+typedef struct {
+    _Atomic uint32_t pid;        /* the process that last wrote this block */
+    _Atomic uint32_t seq;        /* odd while being written */
+    _Atomic uint64_t messages;
+    _Atomic uint64_t bytes;
+    _Atomic uint64_t stalls;     /* producer: times the ring was full; consumer: futex sleeps */
+    _Atomic uint64_t wakes;      /* producer: sleeping consumers woken */
+    _Atomic uint64_t fill_max;   /* producer: most bytes it saw in the ring */
+    _Atomic uint64_t updated_ns; /* CLOCK_MONOTONIC when written */
+    _Atomic uint64_t active_ns;  /* CLOCK_MONOTONIC of the last message, as far as known */
+} tachyon_side_stats_t;
+
+_Static_assert(sizeof(tachyon_side_stats_t) == 64, "side stats are 64 bytes");
+_Static_assert(offsetof(tachyon_side_stats_t, messages) == 8, "stats.messages");
+_Static_assert(offsetof(tachyon_side_stats_t, active_ns) == 56, "stats.active_ns");
+
 /* 1.2 Segment header: each side's hot word on its own 128-byte line. */
 typedef struct {
     uint32_t magic;
@@ -90,10 +109,12 @@ typedef struct {
     uint8_t pad_state_[128 - 32];
 
     _Atomic uint64_t head;              /* written by the producer only */
-    uint8_t pad_head_[128 - 8];
+    uint8_t pad_head_[64 - 8];
+    tachyon_side_stats_t producer_stats; /* extension, written by the producer only */
 
     _Atomic uint64_t tail;              /* written by the consumer only */
-    uint8_t pad_tail_[128 - 8];
+    uint8_t pad_tail_[64 - 8];
+    tachyon_side_stats_t consumer_stats; /* extension, written by the consumer only */
 
     _Atomic uint32_t consumer_sleeping; /* futex word, written by the consumer */
     uint8_t pad_sleep_[128 - 4];
@@ -114,7 +135,9 @@ _Static_assert(offsetof(tachyon_segment_header_t, state) == 16, "seg.state");
 _Static_assert(offsetof(tachyon_segment_header_t, ext_features) == 20, "seg.ext_features");
 _Static_assert(offsetof(tachyon_segment_header_t, stamp_salt) == 24, "seg.stamp_salt");
 _Static_assert(offsetof(tachyon_segment_header_t, head) == 128, "seg.head");
+_Static_assert(offsetof(tachyon_segment_header_t, producer_stats) == 192, "seg.producer_stats");
 _Static_assert(offsetof(tachyon_segment_header_t, tail) == 256, "seg.tail");
+_Static_assert(offsetof(tachyon_segment_header_t, consumer_stats) == 320, "seg.consumer_stats");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_sleeping) == 384, "seg.consumer_sleeping");
 _Static_assert(offsetof(tachyon_segment_header_t, producer_heartbeat) == 512, "seg.producer_heartbeat");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_heartbeat) == 640, "seg.consumer_heartbeat");

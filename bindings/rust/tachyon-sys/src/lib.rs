@@ -159,6 +159,29 @@ impl Default for tachyon_msg_view_t {
     }
 }
 
+/// What a bus has been doing, as seen from one handle (`tachyon_stats_t`);
+/// filled by [`tachyon_bus_stats`]. See `tachyon.h` for each field.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct tachyon_stats_t {
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub bytes_received: u64,
+    pub ring_full: u64,
+    pub sleeps: u64,
+    pub wakeups: u64,
+    pub capacity: u64,
+    pub fill_bytes: u64,
+    pub fill_max_bytes: u64,
+    pub lag_messages: u64,
+    pub idle_ns: u64,
+    pub peer_pid: i32,
+    pub peer_alive: i32,
+    pub features: u32,
+    pub state: u32,
+}
+
 /// Listener options (`tachyon_listen_opts_t`); fill with [`tachyon_listen_opts_init`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -193,6 +216,8 @@ extern "C" {
     pub fn tachyon_bus_set_numa_node(bus: *const tachyon_bus_t, node_id: c_int) -> tachyon_error_t;
     /// Consumer side: `pure_spin != 0` means the consumer never sleeps.
     pub fn tachyon_bus_set_polling_mode(bus: *const tachyon_bus_t, pure_spin: c_int);
+    /// Fill `*out` with what the bus has been doing, as seen from this handle.
+    pub fn tachyon_bus_stats(bus: *mut tachyon_bus_t, out: *mut tachyon_stats_t) -> tachyon_error_t;
     /// Producer side: store head every `commits` commits (1, the default:
     /// every commit is visible at once); at most [`TACHYON_MAX_PUBLISH_BATCH`].
     pub fn tachyon_bus_set_publish_batch(bus: *mut tachyon_bus_t, commits: u32) -> tachyon_error_t;

@@ -30,9 +30,18 @@ fn check(expr: &str, rust: usize) {
 }
 
 #[test]
+fn stats_matches_c() {
+    check("sizeof(tachyon_stats_t)", size_of::<tachyon_stats_t>());
+    check("offsetof(tachyon_stats_t, lag_messages)", offset_of!(tachyon_stats_t, lag_messages));
+    check("offsetof(tachyon_stats_t, idle_ns)", offset_of!(tachyon_stats_t, idle_ns));
+    check("offsetof(tachyon_stats_t, peer_pid)", offset_of!(tachyon_stats_t, peer_pid));
+    check("offsetof(tachyon_stats_t, state)", offset_of!(tachyon_stats_t, state));
+}
+
+#[test]
 fn msg_view_matches_c() {
     check("sizeof(tachyon_msg_view_t)", size_of::<tachyon_msg_view_t>());
-    assert_eq!(size_of::<tachyon_msg_view_t>(), 32, "SPEC.md section 2 says 32 bytes");
+    assert_eq!(size_of::<tachyon_msg_view_t>(), 32, "the published ABI says 32 bytes");
     check("offsetof(tachyon_msg_view_t, ptr)", offset_of!(tachyon_msg_view_t, ptr));
     check("offsetof(tachyon_msg_view_t, actual_size)", offset_of!(tachyon_msg_view_t, actual_size));
     check("offsetof(tachyon_msg_view_t, reserved_)", offset_of!(tachyon_msg_view_t, reserved_));
@@ -166,6 +175,7 @@ fn every_declared_function_links() {
         tachyon_bus_set_polling_mode as *const (),
         tachyon_error_message as *const (),
         tachyon_bus_set_publish_batch as *const (),
+        tachyon_bus_stats as *const (),
         tachyon_acquire_tx as *const (),
         tachyon_commit_tx as *const (),
         tachyon_rollback_tx as *const (),
