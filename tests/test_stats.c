@@ -17,7 +17,7 @@ static void test_known_stream(void)
 {
     tachyon_bus_t *lis, *con;
     t_make_pair(1 << 20, &lis, &con);
-    uint8_t buf[512] = {0};
+    static uint8_t buf[100 * 32];
     uint64_t bytes = 0;
     for (int i = 0; i < 300; i++) {
         size_t size = (size_t)(i % 7) * 50;
