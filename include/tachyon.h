@@ -359,6 +359,34 @@ typedef struct {
  * thread is inside a call on this handle. */
 TACHYON_API tachyon_error_t tachyon_bus_stats(tachyon_bus_t *bus, tachyon_stats_t *out) TACHYON_NOEXCEPT;
 
+/*
+ * Event loops. tachyon_bus_fd returns a descriptor to give to poll, select
+ * or epoll (or asyncio's add_reader, tokio's AsyncFd). It is owned by the
+ * handle (closed by its last tachyon_bus_destroy) and the same on every call;
+ * -1 when the system refuses one (see tachyon_bus_last_error).
+ *
+ * It polls readable (level-triggered) after tachyon_bus_fd_arm armed it and
+ * then: a message came (TACHYON_WAIT_RX), room appeared after the ring was
+ * full (TACHYON_WAIT_TX: room for the slot the last acquire could not
+ * place), the peer is gone or the ring turned fatal, or a periodic tick went
+ * off (every millisecond with a plain ABI v4 peer, which cannot signal it;
+ * every 100 ms with a peer of this project). Readable only means "look":
+ * try the non-blocking calls (acquire_rx, acquire_rx_batch, acquire_tx,
+ * send); when they find nothing to do, call tachyon_bus_fd_arm again before
+ * waiting. It stays readable until the next arm, so a slow loop misses
+ * nothing; once the peer is gone it stays readable.
+ *
+ * tachyon_bus_fd_arm clears the descriptor, then returns 1 when what was
+ * asked for (TACHYON_WAIT_RX, TACHYON_WAIT_TX or both) is there already (do
+ * not wait: call the data functions), 0 when armed (wait for the
+ * descriptor), -1 on error. Call it from the thread that works that side.
+ * Producers and consumers that never arm pay nothing for it.
+ */
+#define TACHYON_WAIT_RX 1u
+#define TACHYON_WAIT_TX 2u
+TACHYON_API int tachyon_bus_fd(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
+TACHYON_API int tachyon_bus_fd_arm(tachyon_bus_t *bus, unsigned what) TACHYON_NOEXCEPT;
+
 /* The ring's capacity in bytes, and the largest payload one message can carry. */
 TACHYON_API size_t tachyon_bus_capacity(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;

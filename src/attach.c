@@ -37,6 +37,10 @@ static tachyon_error_t bus_from_fd(int fd, uint64_t capacity, tachyon_bus_t **ou
     bus->map_size = map_size;
     bus->peer_pidfd = -1;
     bus->seg_fd = -1;
+    bus->evfd = notify_create();
+    bus->peer_evfd = -1;
+    bus->epfd = -1;
+    bus->timerfd = -1;
     *out = bus;
     return TACHYON_SUCCESS;
 }
@@ -129,7 +133,8 @@ uint32_t bus_our_features(const tachyon_bus_t *bus)
 {
     return TACHYON_FEATURE_LONE_MARKER | (bus->seg_fd >= 0 ? TACHYON_FEATURE_HOLD_LOCK : 0) |
            (bus->stamp_salt != 0 ? TACHYON_FEATURE_SLOT_STAMPS : 0) |
-           (wait_membarrier_ready() ? TACHYON_FEATURE_MEMBARRIER : 0);
+           (wait_membarrier_ready() ? TACHYON_FEATURE_MEMBARRIER : 0) |
+           (bus->evfd >= 0 ? TACHYON_FEATURE_EVENTFD : 0);
 }
 
 void bus_set_peer(tachyon_bus_t *bus, const struct tachyon_peer *peer, uint32_t features)
@@ -145,6 +150,7 @@ void bus_free_unused(tachyon_bus_t *bus)
 {
     if (bus->seg_fd >= 0)
         close(bus->seg_fd);
+    notify_close(bus);
     munmap(bus->hdr, bus->map_size);
     ring_detach(bus);
     free(bus);

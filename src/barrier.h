@@ -151,6 +151,56 @@ static inline uint32_t peek_sleeper_after_membarrier(_Atomic uint32_t *sleeping)
     return atomic_load_explicit(sleeping, memory_order_relaxed);
 }
 
+/* The producer (or a leaving peer) takes an event-loop waiter's 3 back to 0
+ * before it signals the waiter's eventfd, as claim_sleeper does for 1.
+ * Returns 1 if this call took the word from 3 (and so should signal). */
+static inline int claim_fd_waiter(_Atomic uint32_t *sleeping)
+{
+    uint32_t expected = 3u;
+    return atomic_compare_exchange_strong_explicit(sleeping, &expected, 0u, memory_order_seq_cst,
+                                                   memory_order_relaxed);
+}
+
+/* E for an event loop: the consumer announces it waits on its descriptor
+ * (3 instead of 1); the recheck and the pairing with F are as for sleep. */
+static inline void announce_fd_wait(_Atomic uint32_t *sleeping)
+{
+    atomic_store_explicit(sleeping, 3u, memory_order_seq_cst);      /* E1: pairs with F2 */
+}
+
+/*
+ *   K  producer: announce_wait_for_room, then recheck_tail (seq_cst)
+ *      pairs with L  consumer: publish_tail_check_waiter (seq_cst)
+ *      Dekker pair for a producer that waits for room on its descriptor: it
+ *      stores waiting=1 then loads tail; the consumer stores tail then loads
+ *      waiting. Either the producer sees the new tail or the consumer sees the
+ *      1 and signals it.
+ */
+static inline void announce_wait_for_room(_Atomic uint32_t *waiting)
+{
+    atomic_store_explicit(waiting, 1u, memory_order_seq_cst);       /* K1: pairs with L2 */
+}
+
+static inline uint64_t recheck_tail(_Atomic uint64_t *tail)
+{
+    return atomic_load_explicit(tail, memory_order_seq_cst);        /* K2: pairs with L1; also D */
+}
+
+static inline uint32_t publish_tail_check_waiter(_Atomic uint64_t *tail, uint64_t value, _Atomic uint32_t *waiting)
+{
+    atomic_exchange_explicit(tail, value, memory_order_seq_cst);    /* L1: pairs with K2; also C */
+    return atomic_load_explicit(waiting, memory_order_seq_cst);     /* L2: pairs with K1 */
+}
+
+/* The consumer (or a leaving peer) takes the producer's 1 back to 0 before it
+ * signals the producer's eventfd. Returns 1 if this call took it. */
+static inline int claim_room_waiter(_Atomic uint32_t *waiting)
+{
+    uint32_t expected = 1u;
+    return atomic_compare_exchange_strong_explicit(waiting, &expected, 0u, memory_order_seq_cst,
+                                                   memory_order_relaxed);
+}
+
 /* The consumer is awake again; nothing is ordered by this store. */
 static inline void set_sleeper_word(_Atomic uint32_t *sleeping, uint32_t value)
 {

@@ -151,7 +151,7 @@ tachyon_error_t tachyon_bus_listen_ex(const char *socket_path, const tachyon_lis
         bus_free_unused(bus);
         return err;
     }
-    bus_set_peer(bus, &peer, handshake_ext_answer(conn, bus_our_features(bus)));
+    bus_set_peer(bus, &peer, handshake_ext_answer_fd(conn, bus_our_features(bus), bus->evfd, &bus->peer_evfd));
     close(conn);
     *out = bus;
     return TACHYON_SUCCESS;
@@ -204,7 +204,8 @@ tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms, 
             close(peer.pidfd);
         return err;
     }
-    bus_set_peer(*out, &peer, handshake_ext_offer(sock, bus_our_features(*out), deadline));
+    bus_set_peer(*out, &peer,
+                 handshake_ext_offer_fd(sock, bus_our_features(*out), (*out)->evfd, deadline, &(*out)->peer_evfd));
     close(sock);
     return TACHYON_SUCCESS;
 }
@@ -243,6 +244,7 @@ void tachyon_bus_destroy(tachyon_bus_t *bus)
         }
         mark_disconnected(&bus->hdr->state, TACHYON_STATE_READY, TACHYON_STATE_DISCONNECTED);
         futex_wake_consumer(bus->hdr);
+        notify_peer(bus); /* a peer waiting in an event loop learns it too */
         munmap(bus->hdr, bus->map_size);
     }
     /* In a fork()ed child the segment was never mapped (MADV_DONTFORK), and
@@ -250,6 +252,7 @@ void tachyon_bus_destroy(tachyon_bus_t *bus)
      * segment fd there releases nothing: the parent shares its description. */
     if (bus->seg_fd >= 0)
         close(bus->seg_fd);
+    notify_close(bus);
     wait_close_peer(bus);
     ring_detach(bus);
     free(bus);

@@ -64,6 +64,7 @@ struct tachyon_tx_state {
     uint64_t messages, bytes, full, wakes, fill_max;
     uint32_t since_stats;   /* commits since the block was last stored */
     int64_t active_ns;      /* coarse time of a recent commit */
+    uint64_t wait_need;     /* bytes the last acquire found no room for (event loops wait for them) */
 };
 
 /* One message handed out by a batch receive: where the tail goes once it is
@@ -114,6 +115,14 @@ struct tachyon_bus {
     int seg_fd;
     uint32_t peer_byte;
     int peer_pidfd;
+
+    /* Event loops (notify.c): our eventfd (the peer signals it), the peer's
+     * (-1 with a plain v4 peer), and, once tachyon_bus_fd was asked for, the
+     * epoll descriptor over ours, the peer's pidfd and a timer. */
+    int evfd;
+    int peer_evfd;
+    _Atomic int epfd;
+    int timerfd;
     pid_t peer_pid;
     _Atomic int peer_gone;   /* enum peer_presence (state.h), sticky once set */
     _Atomic int fatal;       /* the ring is unusable (state.h) */
@@ -178,6 +187,11 @@ TACHYON_HIDDEN tachyon_error_t handshake_check_ring(uint32_t capacity, uint32_t 
 TACHYON_HIDDEN tachyon_error_t handshake_validate(const tachyon_handshake_t *hs, int nfds, uint64_t *capacity);
 TACHYON_HIDDEN uint32_t handshake_ext_answer(int conn, uint32_t ours);
 TACHYON_HIDDEN uint32_t handshake_ext_offer(int sock, uint32_t ours, int64_t deadline_ms);
+/* The same, each side also handing the other an eventfd (TACHYON_FEATURE_EVENTFD):
+ * ours (-1: none) goes out, the peer's lands in *peer_evfd (-1: none). */
+TACHYON_HIDDEN uint32_t handshake_ext_answer_fd(int conn, uint32_t ours, int our_evfd, int *peer_evfd);
+TACHYON_HIDDEN uint32_t handshake_ext_offer_fd(int sock, uint32_t ours, int our_evfd, int64_t deadline_ms,
+                                               int *peer_evfd);
 
 /* attach.c: handles over one segment. */
 /* Listener: a new sealed segment, our byte held, mapped, formatted; *out_memfd
@@ -203,6 +217,10 @@ TACHYON_HIDDEN tachyon_error_t ring_commit_tx(struct tachyon_bus *bus, size_t ac
                                               uint32_t type_id, uint64_t correlation_id);
 /* The correlation id of the message a single receive holds (0 if none). */
 TACHYON_HIDDEN uint64_t ring_rx_correlation_id(const struct tachyon_bus *bus);
+/* Event loops: is there room for the last slot the producer could not
+ * place? With `arm`, announce that the producer waits for it (pair K/L). */
+TACHYON_HIDDEN int ring_tx_room_or_arm(struct tachyon_bus *bus, int arm);
+
 /* Store this side's counters into its block of the segment (for tools). */
 TACHYON_HIDDEN void ring_store_tx_stats(struct tachyon_bus *bus);
 TACHYON_HIDDEN void ring_store_rx_stats(struct tachyon_bus *bus);
@@ -224,6 +242,12 @@ TACHYON_HIDDEN int ring_readable(struct tachyon_bus *bus);
 /* The sleep re-check (pair E): anything at the tail, read seq_cst. */
 TACHYON_HIDDEN int ring_recheck_readable(struct tachyon_bus *bus);
 
+
+/* notify.c: event loops. */
+TACHYON_HIDDEN int notify_create(void);
+TACHYON_HIDDEN int notify_accept_peer_fd(int fd);
+TACHYON_HIDDEN void notify_peer(struct tachyon_bus *bus);
+TACHYON_HIDDEN void notify_close(struct tachyon_bus *bus);
 
 /* wait.c */
 TACHYON_HIDDEN extern int wait_sleep_slice_ms;

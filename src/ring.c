@@ -221,6 +221,25 @@ static int tx_refresh_tail_has_room(struct tachyon_bus *bus, uint64_t bytes)
     return bus->tx.head + bytes - tail <= bus->capacity;
 }
 
+/* The consumer announced that it waits (the word F2 read): on the futex (1)
+ * or on its descriptor (3, notify.c). Wake it the way it waits. */
+static void tx_wake_consumer(struct tachyon_bus *bus, uint32_t word)
+{
+    tachyon_segment_header_t *hdr = bus->hdr;
+    if (word == TACHYON_CONSUMER_SLEEPING) {
+        bus->tx.wakes++;
+        futex_wake_consumer(hdr);
+    } else if (word == TACHYON_CONSUMER_FD_WAIT && claim_fd_waiter(&hdr->consumer_sleeping)) {
+        bus->tx.wakes++;
+        notify_peer(bus);
+    }
+}
+
+static inline int consumer_waits(uint32_t word)
+{
+    return word == TACHYON_CONSUMER_SLEEPING || word == TACHYON_CONSUMER_FD_WAIT;
+}
+
 /* Store `value` as head and wake the consumer if it sleeps (pair E/F). */
 static void publish_head_value(struct tachyon_bus *bus, uint64_t value)
 {
@@ -232,10 +251,9 @@ static void publish_head_value(struct tachyon_bus *bus, uint64_t value)
         return;
     }
     /* F: pairs with the consumer's E */
-    if (publish_head_check_sleeper(&hdr->head, value, &hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING) {
-        bus->tx.wakes++;
-        futex_wake_consumer(hdr);
-    }
+    uint32_t word = publish_head_check_sleeper(&hdr->head, value, &hdr->consumer_sleeping);
+    if (consumer_waits(word))
+        tx_wake_consumer(bus, word);
 }
 
 /* Publish every committed message (never a trailing skip marker alone). */
@@ -275,17 +293,15 @@ static inline void tx_stamp(struct tachyon_bus *bus, tachyon_msg_header_t *h, ui
     }
     if (bus->peer_features & TACHYON_FEATURE_MEMBARRIER) {
         publish_slot_stamp(&h->stamp, stamp); /* H, and F1 without a fence: pairs with E's membarrier */
-        if (peek_sleeper_after_membarrier(&hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING) { /* F2 */
-            bus->tx.wakes++;
-            futex_wake_consumer(hdr);
-        }
+        uint32_t word = peek_sleeper_after_membarrier(&hdr->consumer_sleeping); /* F2 */
+        if (consumer_waits(word))
+            tx_wake_consumer(bus, word);
         return;
     }
     /* F: pairs with the consumer's E */
-    if (publish_slot_stamp_check_sleeper(&h->stamp, stamp, &hdr->consumer_sleeping) == TACHYON_CONSUMER_SLEEPING) {
-        bus->tx.wakes++;
-        futex_wake_consumer(hdr);
-    }
+    uint32_t word = publish_slot_stamp_check_sleeper(&h->stamp, stamp, &hdr->consumer_sleeping);
+    if (consumer_waits(word))
+        tx_wake_consumer(bus, word);
 }
 
 /* Fill a slot header (relaxed stores), then stamp it when this segment has
@@ -392,6 +408,7 @@ static void reserve_failed(struct tachyon_bus *bus, enum reserve_result r, uint6
     }
     if (ring_has_unpublished(bus))
         ring_publish_head(bus);
+    bus->tx.wait_need = need;
     if (r == RING_FULL && bus->tx.full++ % STATS_EVERY == 0)
         ring_store_tx_stats(bus);
     if (r == NOT_HERE)
@@ -525,11 +542,38 @@ static inline uint64_t release_chunk(const struct tachyon_bus *bus)
 
 void ring_publish_tail(struct tachyon_bus *bus)
 {
+    tachyon_segment_header_t *hdr = bus->hdr;
     if (bus->rx.published_tail == bus->rx.tail)
         return;
     bus->rx.published_tail = bus->rx.tail;
-    publish_tail(&bus->hdr->tail, bus->rx.tail); /* C: pairs with the producer's D */
+    if (bus->peer_features & TACHYON_FEATURE_EVENTFD) {
+        /* L: pairs with a producer waiting for room on its descriptor (K). */
+        if (publish_tail_check_waiter(&hdr->tail, bus->rx.tail, &hdr->producer_waiting) == 1 &&
+            claim_room_waiter(&hdr->producer_waiting))
+            notify_peer(bus);
+    } else {
+        publish_tail(&hdr->tail, bus->rx.tail); /* C: pairs with the producer's D */
+    }
     ring_store_rx_stats(bus);
+}
+
+int ring_tx_room_or_arm(struct tachyon_bus *bus, int arm)
+{
+    uint64_t need = bus->tx.wait_need ? bus->tx.wait_need : TACHYON_MSG_ALIGN;
+    if (need > bus->capacity)
+        need = bus->capacity;
+    if (tx_has_room(bus, need))
+        return 1;
+    if (!arm)
+        return 0;
+    tachyon_segment_header_t *hdr = bus->hdr;
+    announce_wait_for_room(&hdr->producer_waiting); /* K1: pairs with L2 */
+    uint64_t tail = recheck_tail(&hdr->tail);        /* K2: pairs with L1 */
+    if (!counters_consistent(bus, bus->tx.head, tail) || bus->tx.head + need - tail > bus->capacity)
+        return 0;
+    bus->tx.cached_tail = tail;
+    (void)claim_room_waiter(&hdr->producer_waiting); /* we do not wait after all */
+    return 1;
 }
 
 /* Move the tail past what was consumed; store it once a chunk has gathered. */

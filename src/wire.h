@@ -61,6 +61,7 @@ _Static_assert(offsetof(tachyon_handshake_t, flags) == 28, "hs.flags");
 #define TACHYON_FEATURE_HOLD_LOCK (1u << 1)   /* holds its byte of the segment file while mapped */
 #define TACHYON_FEATURE_SLOT_STAMPS (1u << 2) /* its consumer reads a slot's readiness from its stamp */
 #define TACHYON_FEATURE_MEMBARRIER (1u << 3)  /* registered for membarrier; its consumer issues one before sleeping */
+#define TACHYON_FEATURE_EVENTFD (1u << 4)     /* sent an eventfd with its message: signal it when it waits on one */
 
 typedef struct {
     uint32_t magic;
@@ -109,7 +110,8 @@ typedef struct {
     uint8_t pad_state_[128 - 32];
 
     _Atomic uint64_t head;              /* written by the producer only */
-    uint8_t pad_head_[64 - 8];
+    _Atomic uint32_t producer_waiting;  /* extension: 1 while the producer waits for room on its eventfd */
+    uint8_t pad_head_[64 - 12];
     tachyon_side_stats_t producer_stats; /* extension, written by the producer only */
 
     _Atomic uint64_t tail;              /* written by the consumer only */
@@ -135,6 +137,7 @@ _Static_assert(offsetof(tachyon_segment_header_t, state) == 16, "seg.state");
 _Static_assert(offsetof(tachyon_segment_header_t, ext_features) == 20, "seg.ext_features");
 _Static_assert(offsetof(tachyon_segment_header_t, stamp_salt) == 24, "seg.stamp_salt");
 _Static_assert(offsetof(tachyon_segment_header_t, head) == 128, "seg.head");
+_Static_assert(offsetof(tachyon_segment_header_t, producer_waiting) == 136, "seg.producer_waiting");
 _Static_assert(offsetof(tachyon_segment_header_t, producer_stats) == 192, "seg.producer_stats");
 _Static_assert(offsetof(tachyon_segment_header_t, tail) == 256, "seg.tail");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_stats) == 320, "seg.consumer_stats");
@@ -148,6 +151,8 @@ _Static_assert(sizeof(_Atomic uint32_t) == 4 && sizeof(_Atomic uint64_t) == 8,
 #define TACHYON_CONSUMER_AWAKE 0u
 #define TACHYON_CONSUMER_SLEEPING 1u
 #define TACHYON_CONSUMER_PURE_SPIN 2u
+#define TACHYON_CONSUMER_FD_WAIT 3u /* extension: waits on its eventfd (tachyon_bus_fd); a plain v4
+                                       producer ignores it, and the consumer's timer covers that */
 
 /* 1.3 Message header, at the start of every slot. */
 typedef struct {

@@ -160,7 +160,8 @@ static void test_segment_bytes(void)
      * the segment's salt) says it is complete; head follows lazily. */
     CHECK(u64_at(seg, 24) != 0 && (u64_at(seg, 24) & 63) == 63); /* the salt */
     CHECK_EQ(u32_at(seg, 20) & ~TACHYON_FEATURE_MEMBARRIER, /* membarrier: where the kernel has it */
-             TACHYON_FEATURE_LONE_MARKER | TACHYON_FEATURE_HOLD_LOCK | TACHYON_FEATURE_SLOT_STAMPS);
+             TACHYON_FEATURE_LONE_MARKER | TACHYON_FEATURE_HOLD_LOCK | TACHYON_FEATURE_SLOT_STAMPS |
+                 TACHYON_FEATURE_EVENTFD);
     CHECK_EQ(u64_at(seg, 768 + 24), 0 ^ u64_at(seg, 24));
     tachyon_flush(con);
     CHECK_EQ(u64_at(seg, 128), 128); /* head: round_up(64 + 10, 64) */

@@ -108,6 +108,11 @@ pub const TACHYON_STATE_DISCONNECTED: tachyon_state_t = 3;
 pub const TACHYON_STATE_FATAL_ERROR: tachyon_state_t = 4;
 pub const TACHYON_STATE_UNKNOWN: tachyon_state_t = 5;
 
+/// [`tachyon_bus_fd_arm`]: wait for a message (or the peer's end, or fatal).
+pub const TACHYON_WAIT_RX: c_uint = 1;
+/// [`tachyon_bus_fd_arm`]: wait for room after the ring was full.
+pub const TACHYON_WAIT_TX: c_uint = 2;
+
 /// The largest `commits` [`tachyon_bus_set_publish_batch`] takes.
 pub const TACHYON_MAX_PUBLISH_BATCH: u32 = 4096;
 
@@ -216,6 +221,11 @@ extern "C" {
     pub fn tachyon_bus_set_numa_node(bus: *const tachyon_bus_t, node_id: c_int) -> tachyon_error_t;
     /// Consumer side: `pure_spin != 0` means the consumer never sleeps.
     pub fn tachyon_bus_set_polling_mode(bus: *const tachyon_bus_t, pure_spin: c_int);
+    /// A descriptor for poll/select/epoll (owned by the handle); -1 on error.
+    pub fn tachyon_bus_fd(bus: *mut tachyon_bus_t) -> c_int;
+    /// Clear and arm the descriptor for [`TACHYON_WAIT_RX`] and/or
+    /// [`TACHYON_WAIT_TX`]: 1 ready now (do not wait), 0 armed, -1 error.
+    pub fn tachyon_bus_fd_arm(bus: *mut tachyon_bus_t, what: c_uint) -> c_int;
     /// Fill `*out` with what the bus has been doing, as seen from this handle.
     pub fn tachyon_bus_stats(bus: *mut tachyon_bus_t, out: *mut tachyon_stats_t) -> tachyon_error_t;
     /// Producer side: store head every `commits` commits (1, the default:

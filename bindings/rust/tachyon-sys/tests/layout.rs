@@ -59,6 +59,8 @@ fn listen_opts_match_c() {
     check("offsetof(tachyon_listen_opts_t, allowed_uids)", offset_of!(tachyon_listen_opts_t, allowed_uids));
     check("sizeof(uid_t)", size_of::<uid_t>());
     check("TACHYON_MAX_PUBLISH_BATCH", TACHYON_MAX_PUBLISH_BATCH as usize);
+    check("TACHYON_WAIT_RX", TACHYON_WAIT_RX as usize);
+    check("TACHYON_WAIT_TX", TACHYON_WAIT_TX as usize);
     check("TACHYON_MAX_ALLOWED_UIDS", TACHYON_MAX_ALLOWED_UIDS);
 }
 
@@ -176,6 +178,8 @@ fn every_declared_function_links() {
         tachyon_error_message as *const (),
         tachyon_bus_set_publish_batch as *const (),
         tachyon_bus_stats as *const (),
+        tachyon_bus_fd as *const (),
+        tachyon_bus_fd_arm as *const (),
         tachyon_acquire_tx as *const (),
         tachyon_commit_tx as *const (),
         tachyon_rollback_tx as *const (),
