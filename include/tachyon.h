@@ -387,6 +387,40 @@ TACHYON_API tachyon_error_t tachyon_bus_stats(tachyon_bus_t *bus, tachyon_stats_
 TACHYON_API int tachyon_bus_fd(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 TACHYON_API int tachyon_bus_fd_arm(tachyon_bus_t *bus, unsigned what) TACHYON_NOEXCEPT;
 
+/*
+ * Reading a bus from the outside, as a monitor does (tachyon-top): the
+ * segment behind `fd` (a descriptor of its memfd, e.g. /proc/<pid>/fd/<n>
+ * opened read-only by a process of the same user). Only a sealed segment
+ * with a valid ABI v4 header is read; its bytes are treated as untrusted.
+ * ERR_ABI_MISMATCH: not a Tachyon segment; ERR_SEAL: not sealed against
+ * shrinking (reading it could fault); ERR_INVALID_SZ: a bad capacity.
+ */
+typedef struct {
+    int32_t pid;           /* the process that last stored this side's counters */
+    int32_t valid;         /* 1 when that side ever stored them (a side of this project) */
+    uint64_t messages;
+    uint64_t bytes;
+    uint64_t stalls;       /* producer: times the ring was full; consumer: futex sleeps */
+    uint64_t wakes;        /* producer: sleeping consumers woken */
+    uint64_t fill_max;     /* producer: most bytes it saw in the ring */
+    uint64_t updated_ns;   /* CLOCK_MONOTONIC when stored */
+    uint64_t active_ns;    /* CLOCK_MONOTONIC of a recent message */
+} tachyon_side_info_t;
+
+typedef struct {
+    uint32_t version;
+    uint32_t state;             /* tachyon_state_t */
+    uint64_t capacity;
+    uint64_t head;              /* as last stored (may lag: see tachyon_bus_stats) */
+    uint64_t tail;
+    uint32_t features;          /* extension features the two sides agreed on */
+    uint32_t consumer_sleeping; /* 0 awake, 1 asleep, 2 pure spin, 3 waiting in an event loop */
+    tachyon_side_info_t producer;
+    tachyon_side_info_t consumer;
+} tachyon_segment_info_t;
+
+TACHYON_API tachyon_error_t tachyon_segment_inspect(int fd, tachyon_segment_info_t *out) TACHYON_NOEXCEPT;
+
 /* The ring's capacity in bytes, and the largest payload one message can carry. */
 TACHYON_API size_t tachyon_bus_capacity(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;

@@ -3,6 +3,9 @@
  * both sides, the segment's per-side blocks (what tachyon-top reads) agreeing
  * with them, the ring-full count, sleeps and wake-ups, fill, lag and idle time.
  */
+#include <fcntl.h>
+#include <sys/mman.h>
+
 #include "helpers.h"
 #include "internal.h"
 
@@ -115,8 +118,57 @@ static void test_full_sleeps_and_wakeups(void)
     tachyon_bus_destroy(con);
 }
 
+/* What a monitor reads from the memfd equals what the handles say. */
+static void test_inspect(void)
+{
+    tachyon_bus_t *lis, *con;
+    t_make_pair(4096, &lis, &con);
+    for (int i = 0; i < 10; i++)
+        CHECK_ERR(tachyon_send(con, "abcd", 4, 1), TACHYON_SUCCESS);
+    for (int i = 0; i < 4; i++) {
+        REQUIRE(tachyon_acquire_rx(lis, NULL, NULL) != NULL);
+        tachyon_commit_rx(lis);
+    }
+    tachyon_stats_t ps, cs;
+    tachyon_bus_stats(con, &ps);
+    tachyon_bus_stats(lis, &cs);
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", lis->seg_fd);
+    int fd = open(link, O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    tachyon_segment_info_t info;
+    CHECK_ERR(tachyon_segment_inspect(fd, &info), TACHYON_SUCCESS);
+    CHECK_EQ(info.capacity, 4096);
+    CHECK_EQ(info.state, TACHYON_STATE_READY);
+    CHECK_EQ(info.features, lis->peer_features);
+    CHECK_EQ(info.producer.valid, 1);
+    CHECK_EQ(info.producer.pid, getpid());
+    CHECK_EQ(info.producer.messages, 10);
+    CHECK_EQ(info.producer.bytes, 40);
+    CHECK_EQ(info.consumer.messages, 4);
+    CHECK_EQ(info.tail, 4 * 128);
+    close(fd);
+
+    /* Not a segment: refused, not misread. */
+    int junk = memfd_create("junk", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    REQUIRE(junk >= 0 && ftruncate(junk, 4096) == 0);
+    CHECK_ERR(tachyon_segment_inspect(junk, &info), TACHYON_ERR_SEAL); /* could shrink */
+    REQUIRE(fcntl(junk, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0);
+    CHECK_ERR(tachyon_segment_inspect(junk, &info), TACHYON_ERR_ABI_MISMATCH);
+    uint8_t hdr[768];
+    memcpy(hdr, lis->hdr, sizeof(hdr));
+    ((tachyon_segment_header_t *)hdr)->capacity = 1u << 20; /* larger than the file */
+    REQUIRE(pwrite(junk, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr));
+    CHECK_ERR(tachyon_segment_inspect(junk, &info), TACHYON_ERR_INVALID_SZ);
+    close(junk);
+    CHECK_ERR(tachyon_segment_inspect(-1, &info), TACHYON_ERR_SYSTEM);
+    tachyon_bus_destroy(lis);
+    tachyon_bus_destroy(con);
+}
+
 int main(void)
 {
+    test_inspect();
     test_known_stream();
     test_full_sleeps_and_wakeups();
     CHECK_ERR(tachyon_bus_stats(NULL, NULL), TACHYON_ERR_NULL_PTR);

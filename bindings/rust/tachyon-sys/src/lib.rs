@@ -187,6 +187,37 @@ pub struct tachyon_stats_t {
     pub state: u32,
 }
 
+/// One side's counters as a monitor reads them (`tachyon_side_info_t`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct tachyon_side_info_t {
+    pub pid: i32,
+    pub valid: i32,
+    pub messages: u64,
+    pub bytes: u64,
+    pub stalls: u64,
+    pub wakes: u64,
+    pub fill_max: u64,
+    pub updated_ns: u64,
+    pub active_ns: u64,
+}
+
+/// A segment read from the outside (`tachyon_segment_info_t`), by
+/// [`tachyon_segment_inspect`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct tachyon_segment_info_t {
+    pub version: u32,
+    pub state: u32,
+    pub capacity: u64,
+    pub head: u64,
+    pub tail: u64,
+    pub features: u32,
+    pub consumer_sleeping: u32,
+    pub producer: tachyon_side_info_t,
+    pub consumer: tachyon_side_info_t,
+}
+
 /// Listener options (`tachyon_listen_opts_t`); fill with [`tachyon_listen_opts_init`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -221,6 +252,8 @@ extern "C" {
     pub fn tachyon_bus_set_numa_node(bus: *const tachyon_bus_t, node_id: c_int) -> tachyon_error_t;
     /// Consumer side: `pure_spin != 0` means the consumer never sleeps.
     pub fn tachyon_bus_set_polling_mode(bus: *const tachyon_bus_t, pure_spin: c_int);
+    /// Read the segment behind a memfd descriptor from the outside (a monitor).
+    pub fn tachyon_segment_inspect(fd: c_int, out: *mut tachyon_segment_info_t) -> tachyon_error_t;
     /// A descriptor for poll/select/epoll (owned by the handle); -1 on error.
     pub fn tachyon_bus_fd(bus: *mut tachyon_bus_t) -> c_int;
     /// Clear and arm the descriptor for [`TACHYON_WAIT_RX`] and/or

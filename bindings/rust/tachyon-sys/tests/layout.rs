@@ -30,6 +30,15 @@ fn check(expr: &str, rust: usize) {
 }
 
 #[test]
+fn segment_info_matches_c() {
+    check("sizeof(tachyon_side_info_t)", size_of::<tachyon_side_info_t>());
+    check("sizeof(tachyon_segment_info_t)", size_of::<tachyon_segment_info_t>());
+    check("offsetof(tachyon_segment_info_t, producer)", offset_of!(tachyon_segment_info_t, producer));
+    check("offsetof(tachyon_segment_info_t, consumer)", offset_of!(tachyon_segment_info_t, consumer));
+    check("offsetof(tachyon_side_info_t, active_ns)", offset_of!(tachyon_side_info_t, active_ns));
+}
+
+#[test]
 fn stats_matches_c() {
     check("sizeof(tachyon_stats_t)", size_of::<tachyon_stats_t>());
     check("offsetof(tachyon_stats_t, lag_messages)", offset_of!(tachyon_stats_t, lag_messages));
@@ -179,6 +188,7 @@ fn every_declared_function_links() {
         tachyon_bus_set_publish_batch as *const (),
         tachyon_bus_stats as *const (),
         tachyon_bus_fd as *const (),
+        tachyon_segment_inspect as *const (),
         tachyon_bus_fd_arm as *const (),
         tachyon_acquire_tx as *const (),
         tachyon_commit_tx as *const (),
