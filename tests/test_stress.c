@@ -7,10 +7,10 @@
  *
  *   pure-spin mode: consumer never sleeps.
  *   blocking mode:  the producer pauses now and then so the consumer falls
- *                   asleep on the futex; every message must still arrive, and
- *                   none may wait anywhere near the futex slice (a lost
- *                   wake-up shows up as a gap of a whole slice, made 3 s
- *                   here).
+ *                   asleep on the futex; every message must still arrive.
+ *                   (The largest send-to-receive gap is printed; lost
+ *                   wake-ups are hunted by test_wakeup.c, where one cannot
+ *                   hide behind the next message.)
  *   batch mode:     blocking mode, the consumer receiving in batches of up
  *                   to 64 (drain_batch + commit_rx_batch): the same checks
  *                   hold.
@@ -22,15 +22,10 @@
 #include <sys/wait.h>
 
 #include "helpers.h"
-#include "internal.h"
 
 #define RING_CAPACITY (64 * 1024)
 #define MAX_PAYLOAD 4096
 #define PAUSE_EVERY 40000      /* blocking mode: a pause every this many messages */
-/* A lost wake-up costs the consumer a whole futex slice. The test makes the
- * slice 3 s, so one stands out from any scheduling noise of a loaded machine. */
-#define SLEEP_SLICE_MS 3000
-#define GAP_LIMIT_NS 1500000000ull
 
 enum mode { MODE_SPIN, MODE_BLOCKING, MODE_BATCH };
 static const char *const mode_names[] = {"pure-spin", "blocking", "batch"};
@@ -232,14 +227,11 @@ static int run_mode(uint64_t count, enum mode mode, int threads)
     CHECK(producer_ok);
     CHECK(c.ok);
     CHECK_EQ(c.received, count);
-    if (mode != MODE_SPIN)
-        CHECK(c.max_gap_ns < GAP_LIMIT_NS);
     return 0;
 }
 
 int main(void)
 {
-    wait_sleep_slice_ms = SLEEP_SLICE_MS;
     uint64_t count = t_env_u64("TACHYON_STRESS_MSGS", 10000000);
     int threads = (int)t_env_u64("TACHYON_STRESS_THREADS", 0);
     run_mode(count, MODE_SPIN, threads);
