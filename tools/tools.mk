@@ -35,11 +35,11 @@ $(BRIDGE_BIN): $(BRIDGE_SRCS) $(BRIDGE_HDRS) $(BUILD)/libtachyon.a
 
 $(BRIDGE_TEST_BIN): tests/bridge/tick_reader.c include/tachyon.h $(BUILD)/libtachyon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) -O2 -g -Wall -Wextra -D_GNU_SOURCE -Iinclude $< $(BUILD)/libtachyon.a -o $@
+	$(CC) $(CSTD) -O2 -g -Wall -Wextra -Iinclude $< $(BUILD)/libtachyon.a -o $@
 
 $(BRIDGE_BENCH_BIN): bench/bridge/paced_producer.c include/tachyon.h $(BUILD)/libtachyon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) -O2 -g -Wall -Wextra -D_GNU_SOURCE -Iinclude $< $(BUILD)/libtachyon.a -o $@
+	$(CC) $(CSTD) -O2 -g -Wall -Wextra -Iinclude $< $(BUILD)/libtachyon.a -o $@
 
 install: install-tools
 install-tools: lib

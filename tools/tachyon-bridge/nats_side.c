@@ -21,6 +21,9 @@ static void on_connected(natsConnection *nc, void *closure)
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
+    nats_link_t *l = closure;
+    if (atomic_load(&l->closing))
+        return;
     say("NATS connection lost; reconnecting (nothing is dropped meanwhile)");
 }
 
@@ -33,7 +36,9 @@ static void on_reconnected(natsConnection *nc, void *closure)
 
 static void on_closed(natsConnection *nc, void *closure)
 {
-    say("NATS connection closed");
+    nats_link_t *l = closure;
+    if (!atomic_load(&l->closing))
+        say("NATS connection closed: no server could be reached");
 }
 
 /* Errors the server or the library report asynchronously. A refused publish
@@ -87,9 +92,14 @@ bool nats_link_open(nats_link_t *l, const bridge_options_t *o)
     say("connecting to NATS at %s", o->nats_urls);
     s = natsConnection_Connect(&l->nc, opts);
     natsOptions_Destroy(opts);
-    if (s == NATS_NOT_YET_CONNECTED)
-        return true; /* retrying in the background; on_connected reports it */
-    return check(s, "connect");
+    if (s == NATS_NOT_YET_CONNECTED) {
+        say("no NATS server answers yet: retrying in the background");
+        return true; /* on_connected reports it */
+    }
+    if (!check(s, "connect"))
+        return false;
+    on_connected(l->nc, l);
+    return true;
 }
 
 void nats_link_close(nats_link_t *l)
@@ -99,6 +109,7 @@ void nats_link_close(nats_link_t *l)
     if (l->nc) {
         if (nats_link_up(l))
             natsConnection_FlushTimeout(l->nc, 2000);
+        atomic_store(&l->closing, 1);
         natsConnection_Close(l->nc);
         natsConnection_Destroy(l->nc);
     }

@@ -23,6 +23,7 @@ typedef struct {
     atomic_int fatal;          /* the server refuses our messages: stop */
     char fatal_text[256];
     atomic_int slow_consumer;  /* the client dropped incoming messages */
+    atomic_int closing;        /* we are closing: connection events are expected */
 } nats_link_t;
 
 /* Start connecting (the library keeps retrying in the background if no

@@ -40,6 +40,7 @@
 #define NAK_MIN_GAP_NS 20000000  /* resend at most every 20 ms on naks */
 #define MAX_ACK_BACKOFF_MS 30000
 #define JS_MAX_PENDING 65536
+#define END_CONFIRM_WAIT_NS 2000000000LL /* for the end record once all data is confirmed */
 
 typedef struct {
     const bridge_options_t *o;
@@ -286,6 +287,7 @@ static void flush(out_t *out)
     if (s != NATS_OK)
         return; /* disconnected or slow: the reconnect or --ack-timeout resends */
     out->unflushed = 0;
+    out->marker_due = true; /* every run starts numbered: a reader can join at any write */
     if (out->o->confirm == CONFIRM_SERVER && nats_link_reconnects(&out->link) == epoch &&
         sent_through > out->confirmed)
         out->confirmed = sent_through;
@@ -446,8 +448,16 @@ static void finish(out_t *out, const char *reason)
         sleep_until(now_ns() + 1000000);
     }
     out->end_seq = out->win.end_seq - 1;
+    int64_t end_deadline = -1;
     while (!out->fatal && !window_empty(&out->win) && now_ns() < deadline && stop_requested() <= stops_before &&
            !atomic_load(&out->link.fatal)) {
+        /* Only the end record left: its reader may have gone with the data. */
+        if (out->win.base_seq == out->end_seq) {
+            if (end_deadline < 0)
+                end_deadline = now_ns() + END_CONFIRM_WAIT_NS;
+            else if (now_ns() > end_deadline)
+                break;
+        }
         service(out);
         if (out->unflushed)
             flush(out);
@@ -504,6 +514,7 @@ static int run(out_t *out)
         return 1;
     }
     out->stream_id = new_stream_id();
+    out->marker_due = true;
     out->ack_timeout_ms = o->ack_timeout_ms;
     if (!nats_link_open(&out->link, o) || !start_confirmations(out)) {
         free(views);
