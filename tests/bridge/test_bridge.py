@@ -163,6 +163,7 @@ def test_sigterm_stops_reading_and_flushes_what_was_taken(run):
     assert producer.finish() == 1  # its consumer left: the seed's producer reports it
     assert "producer: error:" in producer.err()
     assert bin_.finish() == 0, bin_.err()
+    assert reader.finish() == 0, reader.out()
     summary = reader.json()
     assert summary["ok"] and summary["received"] == taken, (summary, taken)
     assert "the bridge was stopped (SIGTERM)" in bin_.err()
@@ -277,23 +278,31 @@ def test_out_side_refuses_messages_above_the_servers_max_payload(run):
         ready = asyncio.Event()
         task = asyncio.create_task(subscribe_and_collect(ready))
         await ready.wait()
+        nonlocal bout
         bout = run.bridge("out", "out", "--listen", run.sock("src"), "--nats", server.url)
         bout.wait_for(lambda t: "NATS connected" in t and "waiting for the bus producer" in t, "listening")
         bus = await asyncio.to_thread(tachyon.Bus.connect, run.sock("src"))
         with bus:
             bus.send(b"a" * 100, type_id=7)
             bus.send(b"b" * 5000, type_id=7)  # over max_payload
-            bus.send(b"c" * 1024, type_id=8)
+            bus.send(b"c" * 1024, type_id=8)  # at max_payload: no room left for the headers
+            bus.send(b"d" * 800, type_id=9)
         await task
-        return bout
 
-    bout = asyncio.run(main())
+    bout = None
+    try:
+        asyncio.run(main())
+    except asyncio.TimeoutError:
+        pytest.fail(f"the subscriber did not see {server.url} ticks.end; got {got}\n{bout.err() if bout else ''}")
     assert bout.finish() == 0, bout.err()
-    assert got[:2] == [("ticks.7", 100), ("ticks.8", 1024)], got
+    assert got[:2] == [("ticks.7", 100), ("ticks.9", 800)], got
     assert got[2][0] == "ticks.end"
     log = bout.err()
-    assert "refused a 5000-byte message from the bus: larger than 1024 bytes (the NATS server's max_payload)" in log
-    assert counts(log, "done: ")["refused"] == 1
+    limit = 1024 - 128
+    assert (f"refused a 5000-byte message from the bus: larger than {limit} bytes "
+            "(the NATS server's max_payload less room for the bridge's headers)") in log
+    assert f"refused a 1024-byte message from the bus: larger than {limit} bytes" in log
+    assert counts(log, "done: ")["refused"] == 2
 
 
 # ---- the far side, in Python ---------------------------------------------------------

@@ -40,6 +40,9 @@
 #define NAK_MIN_GAP_NS 20000000  /* resend at most every 20 ms on naks */
 #define MAX_ACK_BACKOFF_MS 30000
 #define JS_MAX_PENDING 65536
+/* NATS counts headers in max_payload: room kept for the marker (or the
+ * JetStream id) and the ack subject on top of a payload. */
+#define HEADER_ROOM 128
 #define END_CONFIRM_WAIT_NS 2000000000LL /* for the end record once all data is confirmed */
 
 typedef struct {
@@ -229,16 +232,26 @@ static natsStatus publish_record(out_t *out, const window_rec_t *rec)
     return s;
 }
 
+/* The largest payload the server takes with our headers; 0 while unknown. */
+static int64_t server_payload_limit(out_t *out)
+{
+    int64_t max = nats_link_max_payload(&out->link);
+    if (max <= 0)
+        return out->nats_max_payload;
+    max -= HEADER_ROOM + (int64_t)strlen(out->ack_subject);
+    out->nats_max_payload = max > 0 ? max : 1;
+    return out->nats_max_payload;
+}
+
 /* A record the server cannot take would block the stream forever. */
 static bool fits_server(out_t *out, const window_rec_t *rec)
 {
-    int64_t max = nats_link_max_payload(&out->link);
-    if (max > 0)
-        out->nats_max_payload = max;
+    int64_t max = server_payload_limit(out);
     if (max <= 0 || (int64_t)rec->size <= max)
         return true;
-    say("message %" PRIu64 " (%zu bytes) is larger than the NATS server's max_payload (%" PRId64
-        " bytes), which shrank after it was taken from the bus; raise max_payload on the server",
+    say("message %" PRIu64 " (%zu bytes) is larger than the NATS server now takes (%" PRId64
+        " bytes with the bridge's headers): its max_payload shrank after the message was taken from the bus; "
+        "raise max_payload on the server",
         rec->seq, rec->size, max);
     out->fatal = true;
     return false;
@@ -325,18 +338,20 @@ static void report_refused(out_t *out, size_t size, size_t limit)
     if (out->refused <= 10 || (out->refused & (out->refused - 1)) == 0)
         say("refused a %zu-byte message from the bus: larger than %zu bytes (%s); skipped, "
             "%" PRIu64 " so far", size, limit,
-            out->nats_max_payload && size > (size_t)out->nats_max_payload ? "the NATS server's max_payload"
-                                                                           : "--buffer",
+            out->nats_max_payload && size > (size_t)out->nats_max_payload
+                ? "the NATS server's max_payload less room for the bridge's headers"
+                : "--buffer",
             out->refused);
 }
 
 /* ---- taking from the bus ------------------------------------------------- */
 
-static size_t message_limit(const out_t *out)
+static size_t message_limit(out_t *out)
 {
     size_t limit = window_max_payload(&out->win);
-    if (out->nats_max_payload > 0 && (size_t)out->nats_max_payload < limit)
-        limit = (size_t)out->nats_max_payload;
+    int64_t server = server_payload_limit(out);
+    if (server > 0 && (size_t)server < limit)
+        limit = (size_t)server;
     return limit;
 }
 
