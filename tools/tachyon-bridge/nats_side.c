@@ -113,8 +113,10 @@ void nats_link_close(nats_link_t *l)
         natsConnection_Close(l->nc);
         natsConnection_Destroy(l->nc);
     }
+    natsStatistics_Destroy(l->stats);
     l->js = NULL;
     l->nc = NULL;
+    l->stats = NULL;
 }
 
 bool nats_link_up(nats_link_t *l)
@@ -124,13 +126,11 @@ bool nats_link_up(nats_link_t *l)
 
 uint64_t nats_link_reconnects(nats_link_t *l)
 {
-    natsStatistics *st = NULL;
     uint64_t reconnects = 0;
-    if (natsStatistics_Create(&st) != NATS_OK)
+    if (!l->stats && natsStatistics_Create(&l->stats) != NATS_OK)
         return 0;
-    if (natsConnection_GetStats(l->nc, st) == NATS_OK)
-        natsStatistics_GetCounts(st, NULL, NULL, NULL, NULL, &reconnects);
-    natsStatistics_Destroy(st);
+    if (natsConnection_GetStats(l->nc, l->stats) == NATS_OK)
+        natsStatistics_GetCounts(l->stats, NULL, NULL, NULL, NULL, &reconnects);
     return reconnects;
 }
 

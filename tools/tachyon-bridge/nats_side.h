@@ -19,6 +19,7 @@
 typedef struct {
     natsConnection *nc;
     jsCtx *js;
+    natsStatistics *stats;     /* reused by nats_link_reconnects (main thread) */
     /* Set by the library's threads. */
     atomic_int fatal;          /* the server refuses our messages: stop */
     char fatal_text[256];
@@ -36,7 +37,11 @@ void nats_link_close(nats_link_t *l);
 bool nats_link_up(nats_link_t *l);
 
 /* How many times the connection was re-established: a change means that
- * whatever was written before may not have reached the server. */
+ * whatever was written before may not have reached the server, and that
+ * messages published meanwhile may be missing from subscriptions. The
+ * library counts a reconnect before it reads anything on the new
+ * connection, so a check before each message received sees it in time.
+ * Main thread only. */
 uint64_t nats_link_reconnects(nats_link_t *l);
 
 /* The server's largest message (0 while not connected). */
