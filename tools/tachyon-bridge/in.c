@@ -160,9 +160,14 @@ static place_t place(in_t *in, natsMsg *msg)
     } else if (!in->have_stream) {
         return PLACE_DELIVER; /* a plain publisher: no numbers to follow */
     } else if (!in->synced) {
-        in->discarded++;
-        if (in->reliable)
+        /* Its number is unknown: with acknowledgements it comes again after
+         * the nak; without, it is lost to this reader. */
+        if (in->reliable) {
+            in->discarded++;
             ask_again(in, in->expected);
+        } else {
+            in->lost++;
+        }
         return PLACE_SKIP;
     }
     uint64_t seq = in->next_pos++;

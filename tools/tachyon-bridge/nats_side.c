@@ -113,7 +113,8 @@ void nats_link_close(nats_link_t *l)
         natsConnection_Close(l->nc);
         natsConnection_Destroy(l->nc);
     }
-    natsStatistics_Destroy(l->stats);
+    if (l->stats)
+        natsStatistics_Destroy(l->stats);
     l->js = NULL;
     l->nc = NULL;
     l->stats = NULL;
