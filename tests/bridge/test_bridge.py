@@ -322,3 +322,43 @@ def test_remote_reader_example_decodes_the_seeds_ticks(run):
     out = remote.out()
     assert "received 20 000 ticks (10 000 BID, 10 000 ASK)" in out, out
     assert "every tick in order and intact" in out, out
+
+
+# ---- NATS absent or refusing ---------------------------------------------------------
+
+
+def test_out_starts_before_nats_and_delivers_once_it_comes(run):
+    from conftest import NatsServer
+    server = NatsServer(run.dir)
+    run.servers.append(server)
+    bout = run.bridge("out", "out", "--listen", run.sock("src"), "--nats", server.url, "--confirm", "bridge",
+                      "--stats", "0.2")
+    bout.wait_for(lambda t: "no NATS server answers yet" in t, "the retry notice")
+    producer = run.producer(run.sock("src"), 50_000)
+    bout.wait_for(lambda t: from_bus(t) >= 50_000, "the ticks held while NATS is away")
+    server.start()
+    reader = run.reader(run.sock("reader"))
+    bin_ = run.bridge("in", "in", "--connect", run.sock("reader"), "--nats", server.url)
+    assert producer.finish() == 0, producer.err()
+    assert bout.finish() == 0, bout.err()
+    assert bin_.finish() == 0, bin_.err()
+    assert reader.finish() == 0, reader.out()
+    assert_all_delivered(reader, 50_000)
+
+
+def test_out_stops_when_the_server_refuses_its_publishes(run):
+    config = """
+authorization {
+  users = [ { user: bridge, password: secret, permissions: { publish: { deny: ["ticks.2"] } } } ]
+}
+"""
+    server = run.nats(config=config)
+    url = f"nats://bridge:secret@127.0.0.1:{server.port}"
+    bout = run.bridge("out", "out", "--listen", run.sock("src"), "--nats", url)
+    bout.wait_for(lambda t: "waiting for the bus producer" in t, "listening")
+    producer = run.producer(run.sock("src"), 1000)
+    assert bout.finish() == 1, bout.err()
+    log = bout.err()
+    assert "refuses our messages" in log and "ticks.2" in log
+    assert "secret" not in log and "nats://***@127.0.0.1" in log  # credentials are not printed
+    producer.finish()

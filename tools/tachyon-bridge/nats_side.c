@@ -59,6 +59,31 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     say("NATS error: %s%s%s", natsStatus_GetText(err), text ? ": " : "", text ? text : "");
 }
 
+/* The URLs as printed: user and password (or token) replaced by "***". */
+static void redact_urls(char *out, size_t cap, const char *urls)
+{
+    size_t o = 0;
+    const char *p = urls;
+    while (*p && o + 1 < cap) {
+        const char *scheme = strstr(p, "://");
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *at = scheme && scheme < end ? memchr(scheme, '@', (size_t)(end - scheme)) : NULL;
+        int n = at ? snprintf(out + o, cap - o, "%.*s***%.*s", (int)(scheme + 3 - p), p, (int)(end - at), at)
+                   : snprintf(out + o, cap - o, "%.*s", (int)(end - p), p);
+        if (n < 0 || (size_t)n >= cap - o)
+            break;
+        o += (size_t)n;
+        p = end;
+        if (*p == ',' && o + 1 < cap) {
+            out[o++] = ',';
+            p++;
+        }
+    }
+    out[o < cap ? o : cap - 1] = '\0';
+}
+
 static bool check(natsStatus s, const char *what)
 {
     if (s == NATS_OK)
@@ -89,7 +114,9 @@ bool nats_link_open(nats_link_t *l, const bridge_options_t *o)
         natsOptions_Destroy(opts);
         return false;
     }
-    say("connecting to NATS at %s", o->nats_urls);
+    char shown[512];
+    redact_urls(shown, sizeof shown, o->nats_urls);
+    say("connecting to NATS at %s", shown);
     s = natsConnection_Connect(&l->nc, opts);
     natsOptions_Destroy(opts);
     if (s == NATS_NOT_YET_CONNECTED) {
