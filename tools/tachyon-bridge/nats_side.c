@@ -12,11 +12,37 @@
 #define CONNECT_TIMEOUT_MS 2000
 #define PING_INTERVAL_MS 5000
 
+/* The URLs as printed: user and password (or token) replaced by "***". */
+static void redact_urls(char *out, size_t cap, const char *urls)
+{
+    size_t o = 0;
+    const char *p = urls;
+    while (*p && o + 1 < cap) {
+        const char *scheme = strstr(p, "://");
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *at = scheme && scheme < end ? memchr(scheme, '@', (size_t)(end - scheme)) : NULL;
+        int n = at ? snprintf(out + o, cap - o, "%.*s***%.*s", (int)(scheme + 3 - p), p, (int)(end - at), at)
+                   : snprintf(out + o, cap - o, "%.*s", (int)(end - p), p);
+        if (n < 0 || (size_t)n >= cap - o)
+            break;
+        o += (size_t)n;
+        p = end;
+        if (*p == ',' && o + 1 < cap) {
+            out[o++] = ',';
+            p++;
+        }
+    }
+    out[o < cap ? o : cap - 1] = '\0';
+}
+
 static void on_connected(natsConnection *nc, void *closure)
 {
-    char url[256] = "?";
+    char url[256] = "?", shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    say("NATS connected to %s", url);
+    redact_urls(shown, sizeof shown, url);
+    say("NATS connected to %s", shown);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -29,9 +55,10 @@ static void on_disconnected(natsConnection *nc, void *closure)
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-    char url[256] = "?";
+    char url[256] = "?", shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    say("NATS reconnected to %s", url);
+    redact_urls(shown, sizeof shown, url);
+    say("NATS reconnected to %s", shown);
 }
 
 static void on_closed(natsConnection *nc, void *closure)
@@ -57,31 +84,6 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
         atomic_store(&l->fatal, 1);
     }
     say("NATS error: %s%s%s", natsStatus_GetText(err), text ? ": " : "", text ? text : "");
-}
-
-/* The URLs as printed: user and password (or token) replaced by "***". */
-static void redact_urls(char *out, size_t cap, const char *urls)
-{
-    size_t o = 0;
-    const char *p = urls;
-    while (*p && o + 1 < cap) {
-        const char *scheme = strstr(p, "://");
-        const char *end = strchr(p, ',');
-        if (!end)
-            end = p + strlen(p);
-        const char *at = scheme && scheme < end ? memchr(scheme, '@', (size_t)(end - scheme)) : NULL;
-        int n = at ? snprintf(out + o, cap - o, "%.*s***%.*s", (int)(scheme + 3 - p), p, (int)(end - at), at)
-                   : snprintf(out + o, cap - o, "%.*s", (int)(end - p), p);
-        if (n < 0 || (size_t)n >= cap - o)
-            break;
-        o += (size_t)n;
-        p = end;
-        if (*p == ',' && o + 1 < cap) {
-            out[o++] = ',';
-            p++;
-        }
-    }
-    out[o < cap ? o : cap - 1] = '\0';
 }
 
 static bool check(natsStatus s, const char *what)
