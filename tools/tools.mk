@@ -19,13 +19,16 @@ HAVE_LIBNATS   = $(shell { pkg-config --exists libnats 2>/dev/null || test -f /u
 BRIDGE_TEST_BIN := $(BUILD)/tests/bridge/tick_reader
 BRIDGE_BENCH_BIN := $(BUILD)/bench/bridge/paced_producer
 
-.PHONY: tools tools-if-available test-bridge bench-bridge install-tools
+.PHONY: tools tools-note test-bridge bench-bridge install-tools
 
-all: tools-if-available
+ifeq ($(HAVE_LIBNATS),yes)
+all: tools
+else
+all: tools-note
+endif
 
-tools-if-available: lib
-	@if [ "$(HAVE_LIBNATS)" = yes ]; then $(MAKE) --no-print-directory tools; \
-	else echo "note: tachyon-bridge not built: libnats is missing (make setup installs it: libnats-dev)"; fi
+tools-note:
+	@echo "note: tachyon-bridge not built: libnats is missing (make setup installs it: libnats-dev)"
 
 tools: $(BRIDGE_BIN)
 
