@@ -162,11 +162,11 @@ def tp_seed_bridge(args):
         s.close()
 
 
-def tp_c_bridge(args):
+def tp_c_bridge(args, *out_args):
     """C producer as fast as the bus takes -> bridge out -> NATS: the bridge's capacity."""
     s = Session()
     try:
-        bridge_out(s, args, args.bridge)
+        bridge_out(s, args, args.bridge, *out_args)
         p = s.spawn("producer", [args.paced, s.sock("src"), args.ticks * 2, 0])
         s.wait(p)
         s.wait(s.procs[1])
@@ -265,11 +265,12 @@ def main():
         "tp_seed_bus_only": lambda: tp_seed_bus_only(args),
         "tp_seed_bridge": lambda: tp_seed_bridge(args),
         "tp_c_bridge": lambda: tp_c_bridge(args),
+        "tp_c_bridge_flush_0": lambda: tp_c_bridge(args, "--flush-us", "0"),
+        "tp_c_bridge_flush_1000": lambda: tp_c_bridge(args, "--flush-us", "1000"),
         "tp_nats_py": lambda: tp_nats_py(args),
         "lat_bus_only": lambda: lat_bus_only(args),
         "lat_bridge": lambda: lat_bridge(args),
         "lat_bridge_confirm_bridge": lambda: lat_bridge(args, "--confirm", "bridge"),
-        "lat_bridge_flush_100": lambda: lat_bridge(args, "--flush-us", "100"),
         "lat_nats_py": lambda: lat_nats_py(args),
     }
     results = {name: [] for name in variants}
@@ -308,6 +309,9 @@ def main():
         f"{sum(r['held_bus'] for r in results['tp_seed_bridge'])} of {args.runs} runs) |",
         f"| C producer, flat out -> bus -> bridge out -> NATS (the bridge's capacity) | "
         f"{med(results['tp_c_bridge'], 'bridge_rate') / 1e6:.3f} |",
+        f"| same, --flush-us 0 (a write after every batch) | "
+        f"{med(results['tp_c_bridge_flush_0'], 'bridge_rate') / 1e6:.3f} |",
+        f"| same, --flush-us 1000 | {med(results['tp_c_bridge_flush_1000'], 'bridge_rate') / 1e6:.3f} |",
         f"| nats-py producer -> NATS, one publish per tick | {med(results['tp_nats_py'], 'producer_rate') / 1e6:.3f} |",
         "",
         f"## One-way latency at {args.rate:,} ticks/s, {args.lat_ticks:,} ticks (µs)",
@@ -319,7 +323,6 @@ def main():
         ("lat_bus_only", "C producer -> bus -> C reader (no NATS)"),
         ("lat_bridge", "C producer -> bus -> out -> NATS -> in -> bus -> C reader"),
         ("lat_bridge_confirm_bridge", "same, --confirm bridge"),
-        ("lat_bridge_flush_100", "same, --flush-us 100"),
         ("lat_nats_py", "nats-py producer -> NATS -> in -> bus -> C reader"),
     ]:
         rows = results[name]

@@ -377,7 +377,8 @@ static int run(in_t *in)
             in->have_stream = false;
         }
         natsMsg *msg = NULL;
-        natsStatus s = natsSubscription_NextMsg(&msg, in->sub, in->reliable ? 1 : IDLE_WAIT_MS);
+        bool ack_pending = in->reliable && in->expected > 0 && in->expected - 1 > in->acked_sent;
+        natsStatus s = natsSubscription_NextMsg(&msg, in->sub, ack_pending ? 1 : IDLE_WAIT_MS);
         check_continuity(in, s);
         if (s == NATS_OK) {
             handle(in, msg);

@@ -58,11 +58,11 @@ static const char *const usage_text[] = {
 "                       NATS restarts or reconnects. Needs exactly one\n"
 "                       tachyon-bridge in on PREFIX; without one the buffer\n"
 "                       fills and the bus producer waits.\n"
-"  --flush-us US        write to NATS at most once every US microseconds\n"
-"                       (default 0: as soon as the bus has nothing more to\n"
-"                       give; a write carries everything that came while\n"
-"                       the previous one was answered). Larger values batch\n"
-"                       more per write and add up to US of latency.\n"
+"  --flush-us US        while the bus keeps delivering, write to NATS every\n"
+"                       US microseconds (default 200; 0 = after every batch\n"
+"                       taken from the bus); when the bus runs dry, write at\n"
+"                       once. Larger values batch more per write and add up\n"
+"                       to US of latency under load.\n"
 "  --buffer BYTES       messages taken from the bus and not yet confirmed are\n"
 "                       kept here, up to BYTES (default 64M); when it is full\n"
 "                       the bridge stops reading the bus and the producer\n"
@@ -204,7 +204,7 @@ static void set_defaults(bridge_options_t *o)
     o->bus_timeout_ms = -1;
     o->stats_s = 5;
     o->confirm = CONFIRM_SERVER;
-    o->flush_us = 0;
+    o->flush_us = 200;
     o->buffer_bytes = (size_t)64 << 20;
     o->when_full = FULL_WAIT;
     o->batch = 256;

@@ -4,8 +4,8 @@
  * The main thread takes messages from the bus in batches, copies each into
  * the window (window.h) and releases the bus slots at once, so the producer
  * never waits on the network. It publishes from the window's send cursor and
- * writes to the socket at most every --flush-us (at once when the bus runs
- * dry and the interval has passed). A write is a PING-answered flush: when it
+ * writes to the socket as soon as the bus runs dry, and every --flush-us
+ * while the bus keeps delivering. A write is a PING-answered flush: when it
  * succeeds and the connection was not re-established meanwhile, the server
  * has processed every message before it, which is what --confirm server
  * counts as confirmed. With --confirm bridge the acknowledgements of the in
@@ -284,6 +284,7 @@ static void publish_pending(out_t *out)
     }
 }
 
+/* While the bus keeps delivering: one write per --flush-us. */
 static bool flush_due(const out_t *out, int64_t now)
 {
     return out->unflushed && now - out->last_flush_ns >= out->o->flush_us * 1000;
@@ -407,12 +408,8 @@ static bus_status_t read_bus(out_t *out, tachyon_msg_view_t *views, tachyon_erro
     if (n == 0) {
         tachyon_error_t e = tachyon_bus_last_error(out->bus);
         if (e == TACHYON_ERR_EMPTY) {
-            int64_t now = now_ns();
             if (out->unflushed) {
-                /* The bus ran dry: write now, or when the interval allows. */
-                if (!flush_due(out, now))
-                    sleep_until(out->last_flush_ns + out->o->flush_us * 1000);
-                flush(out);
+                flush(out); /* the bus ran dry: write now */
                 return BUS_MORE;
             }
             n = tachyon_drain_batch_timeout(out->bus, views, out->o->batch, RX_SPIN, IDLE_WAIT_MS);
@@ -541,7 +538,8 @@ static int run(out_t *out)
         free(views);
         return stop_requested() ? 0 : 1;
     }
-    say("forwarding to %s.<type_id> (stream %016" PRIx64 ", confirmed by %s, flush every %" PRId64 " us)",
+    say("forwarding to %s.<type_id> (stream %016" PRIx64 ", confirmed by %s; writes when the bus runs dry, "
+        "and every %" PRId64 " us while it keeps delivering)",
         o->prefix, out->stream_id, confirm_name(o->confirm), o->flush_us);
     out->start_ns = out->last_stats_ns = out->last_progress_ns = now_ns();
 
