@@ -53,7 +53,7 @@ typedef struct {
     int64_t last_nak_ns;
     uint64_t reconnects_seen;
 
-    bool ended, reader_gone, failed;
+    bool ended, reader_gone, reader_died, failed;
     char end_reason[MAX_REASON + 1];
 
     uint64_t received, delivered, duplicates, lost, discarded, refused;
@@ -235,6 +235,7 @@ static void deliver(in_t *in, natsMsg *msg, subject_kind_t kind, uint32_t type_i
     } else if (r == PRODUCE_PEER_GONE) {
         say("the reader is gone after %" PRIu64 " messages: %s", in->delivered, bus_end_sentence(err));
         in->reader_gone = true;
+        in->reader_died = err != TACHYON_ERR_PEER_CLOSED;
     } else if (r == PRODUCE_FAILED) {
         say("cannot write into the bus: %s", tachyon_error_message(err));
         in->failed = true;
@@ -385,9 +386,10 @@ static int run(in_t *in)
             natsMsg_Destroy(msg);
         } else if (s == NATS_TIMEOUT) {
             if (!tachyon_peer_alive(in->bus)) {
-                say("the reader is gone after %" PRIu64 " messages: %s", in->delivered,
-                    bus_end_sentence(tachyon_bus_last_error(in->bus)));
+                tachyon_error_t e = tachyon_bus_last_error(in->bus);
+                say("the reader is gone after %" PRIu64 " messages: %s", in->delivered, bus_end_sentence(e));
                 in->reader_gone = true;
+                in->reader_died = e != TACHYON_ERR_PEER_CLOSED;
             }
         } else if (s != NATS_SLOW_CONSUMER) {
             say("the subscription failed: %s", natsStatus_GetText(s));
@@ -406,7 +408,9 @@ static int run(in_t *in)
     nats_link_close(&in->link);
     /* Closing the bus is the reader's end of stream, after everything. */
     tachyon_bus_destroy(in->bus);
-    return (in->reader_gone || in->failed) ? 1 : 0;
+    /* A reader that closed its bus chose to stop (the seed's consumer does at
+     * the sentinel); one that died did not. */
+    return (in->reader_died || in->failed) ? 1 : 0;
 }
 
 int run_in(const bridge_options_t *opts)

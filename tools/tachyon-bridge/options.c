@@ -97,7 +97,8 @@ static const char *const usage_text[] = {
 "what it holds, publishes PREFIX.end and waits for the confirmations. When the\n"
 "bus producer closes the bus or dies, the out side forwards everything it\n"
 "committed, reports how the producer ended, and exits. The in side exits when\n"
-"its reader leaves (status 1) or the stream ends (status 0).\n"
+"the stream ends or its reader closes the bus (status 0), or when the reader\n"
+"dies (status 1).\n"
 "\n"
 "Exit status: 0 everything taken was confirmed (out) / delivered (in);\n"
 "1 an error, or messages left unconfirmed; 2 a usage error.\n",
