@@ -339,11 +339,15 @@ static void check_continuity(in_t *in, natsStatus s)
     }
 }
 
-/* On a stop: deliver what the client already queued, then stop. */
+/* On a stop: deliver what the client had queued at that moment (not what
+ * keeps arriving), then stop. */
 static void drain_queued(in_t *in)
 {
     natsMsg *msg = NULL;
-    while (!in->ended && !in->reader_gone && !in->failed && stop_requested() < 2 &&
+    int queued = 0, bytes = 0;
+    if (natsSubscription_GetPending(in->sub, &queued, &bytes) != NATS_OK)
+        return;
+    while (queued-- > 0 && !in->ended && !in->reader_gone && !in->failed && stop_requested() < 2 &&
            natsSubscription_NextMsg(&msg, in->sub, 0) == NATS_OK) {
         handle(in, msg);
         natsMsg_Destroy(msg);
