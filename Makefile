@@ -65,6 +65,7 @@ include tests/tests.mk
 -include bindings/python/python.mk
 -include bindings/rust/rust.mk
 -include examples/examples.mk
+-include tools/tools.mk
 
 # ---- everything ----------------------------------------------------------------
 # Set-up runs once, before anything that needs a package or the venv.
