@@ -79,7 +79,8 @@ typedef enum {
     TACHYON_ERR_NOT_SOCKET = 21,   /* the socket path exists and is not a socket */
     TACHYON_ERR_PATH_TOO_LONG = 22, /* the socket path does not fit in sun_path */
     TACHYON_ERR_PEER_CLOSED = 23,  /* the peer closed the bus (a clean end of stream) */
-    TACHYON_ERR_FORKED = 24        /* the handle belongs to the parent of this fork()ed process */
+    TACHYON_ERR_FORKED = 24,       /* the handle belongs to the parent of this fork()ed process */
+    TACHYON_ERR_WRONG_REPLY = 25   /* request/reply: the next reply answers another call */
 } tachyon_error_t;
 
 typedef enum {
@@ -310,6 +311,115 @@ TACHYON_API size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, s
  * and then this thread's last error on the bus says how it went
  * (ERR_PEER_CLOSED or ERR_PEER_DEAD). */
 TACHYON_API int tachyon_peer_alive(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
+
+/*
+ * Producer side: how commits reach the consumer. 1 (the default): each
+ * commit is visible at once. commits > 1: head is stored every `commits`
+ * commits, on tachyon_flush, and before the producer reports the ring full,
+ * as the published tachyon-ipc library does with 32; messages then wait in
+ * the producer until one of those. Meant for comparisons and for peers that
+ * expect it; between two processes of this project the default already moves
+ * one cache line per many messages of a dense stream. ERR_INVALID_SZ outside
+ * 1..TACHYON_MAX_PUBLISH_BATCH.
+ */
+#define TACHYON_MAX_PUBLISH_BATCH 4096u
+TACHYON_API tachyon_error_t tachyon_bus_set_publish_batch(tachyon_bus_t *bus, uint32_t commits) TACHYON_NOEXCEPT;
+
+/*
+ * What a bus has been doing, as seen from this handle. The counters are this
+ * handle's own (messages it sent as a producer, received as a consumer);
+ * counting costs a few additions per message. Fill and lag come from the
+ * shared counters as last stored by each side (head may be up to 32 commits
+ * or a quarter ring behind between two processes of this project).
+ */
+typedef struct {
+    uint64_t messages_sent;     /* committed by this handle (producer side) */
+    uint64_t bytes_sent;        /* payload bytes of those */
+    uint64_t messages_received; /* released by this handle (consumer side) */
+    uint64_t bytes_received;
+    uint64_t ring_full;         /* times a send or acquire found no room */
+    uint64_t sleeps;            /* times this consumer slept on the futex */
+    uint64_t wakeups;           /* times this producer woke a sleeping consumer */
+    uint64_t capacity;          /* ring size in bytes */
+    uint64_t fill_bytes;        /* bytes committed and not yet given back, now */
+    uint64_t fill_max_bytes;    /* the most this producer has seen in the ring (an upper bound) */
+    uint64_t lag_messages;      /* consumer: messages the producer counted and this handle has not
+                                   received (from the producer's stored counts; 0 if unknown) */
+    uint64_t idle_ns;           /* since this handle last sent or received (0: active since the
+                                   previous call) */
+    int32_t peer_pid;           /* the other process (0 if unknown) */
+    int32_t peer_alive;         /* 1 alive, 0 gone */
+    uint32_t features;          /* extension features agreed with the peer (0: plain ABI v4 peer) */
+    uint32_t state;             /* tachyon_state_t, as tachyon_get_state gives it */
+} tachyon_stats_t;
+
+/* Fill *out, and store this handle's counters into the segment, where
+ * tachyon-top reads them. Like the data calls it reads both sides' private
+ * counters: call it from a thread that works the bus, or when no other
+ * thread is inside a call on this handle. */
+TACHYON_API tachyon_error_t tachyon_bus_stats(tachyon_bus_t *bus, tachyon_stats_t *out) TACHYON_NOEXCEPT;
+
+/*
+ * Event loops. tachyon_bus_fd returns a descriptor to give to poll, select
+ * or epoll (or asyncio's add_reader, tokio's AsyncFd). It is owned by the
+ * handle (closed by its last tachyon_bus_destroy) and the same on every call;
+ * -1 when the system refuses one (see tachyon_bus_last_error).
+ *
+ * It polls readable (level-triggered) after tachyon_bus_fd_arm armed it and
+ * then: a message came (TACHYON_WAIT_RX), room appeared after the ring was
+ * full (TACHYON_WAIT_TX: room for the slot the last acquire could not
+ * place), the peer is gone or the ring turned fatal, or a periodic tick went
+ * off (every millisecond with a plain ABI v4 peer, which cannot signal it;
+ * every 100 ms with a peer of this project). Readable only means "look":
+ * try the non-blocking calls (acquire_rx, acquire_rx_batch, acquire_tx,
+ * send); when they find nothing to do, call tachyon_bus_fd_arm again before
+ * waiting. It stays readable until the next arm, so a slow loop misses
+ * nothing; once the peer is gone it stays readable.
+ *
+ * tachyon_bus_fd_arm clears the descriptor, then returns 1 when what was
+ * asked for (TACHYON_WAIT_RX, TACHYON_WAIT_TX or both) is there already (do
+ * not wait: call the data functions), 0 when armed (wait for the
+ * descriptor), -1 on error. Call it from the thread that works that side.
+ * Producers and consumers that never arm pay nothing for it.
+ */
+#define TACHYON_WAIT_RX 1u
+#define TACHYON_WAIT_TX 2u
+TACHYON_API int tachyon_bus_fd(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
+TACHYON_API int tachyon_bus_fd_arm(tachyon_bus_t *bus, unsigned what) TACHYON_NOEXCEPT;
+
+/*
+ * Reading a bus from the outside, as a monitor does (tachyon-top): the
+ * segment behind `fd` (a descriptor of its memfd, e.g. /proc/<pid>/fd/<n>
+ * opened read-only by a process of the same user). Only a sealed segment
+ * with a valid ABI v4 header is read; its bytes are treated as untrusted.
+ * ERR_ABI_MISMATCH: not a Tachyon segment; ERR_SEAL: not sealed against
+ * shrinking (reading it could fault); ERR_INVALID_SZ: a bad capacity.
+ */
+typedef struct {
+    int32_t pid;           /* the process that last stored this side's counters */
+    int32_t valid;         /* 1 when that side ever stored them (a side of this project) */
+    uint64_t messages;
+    uint64_t bytes;
+    uint64_t stalls;       /* producer: times the ring was full; consumer: futex sleeps */
+    uint64_t wakes;        /* producer: sleeping consumers woken */
+    uint64_t fill_max;     /* producer: most bytes it saw in the ring */
+    uint64_t updated_ns;   /* CLOCK_MONOTONIC when stored */
+    uint64_t active_ns;    /* CLOCK_MONOTONIC of a recent message */
+} tachyon_side_info_t;
+
+typedef struct {
+    uint32_t version;
+    uint32_t state;             /* tachyon_state_t */
+    uint64_t capacity;
+    uint64_t head;              /* as last stored (may lag: see tachyon_bus_stats) */
+    uint64_t tail;
+    uint32_t features;          /* extension features the two sides agreed on */
+    uint32_t consumer_sleeping; /* 0 awake, 1 asleep, 2 pure spin, 3 waiting in an event loop */
+    tachyon_side_info_t producer;
+    tachyon_side_info_t consumer;
+} tachyon_segment_info_t;
+
+TACHYON_API tachyon_error_t tachyon_segment_inspect(int fd, tachyon_segment_info_t *out) TACHYON_NOEXCEPT;
 
 /* The ring's capacity in bytes, and the largest payload one message can carry. */
 TACHYON_API size_t tachyon_bus_capacity(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;

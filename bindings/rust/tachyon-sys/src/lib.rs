@@ -96,6 +96,8 @@ pub const TACHYON_ERR_PATH_TOO_LONG: tachyon_error_t = 22;
 pub const TACHYON_ERR_PEER_CLOSED: tachyon_error_t = 23;
 /// The handle belongs to the parent of this fork()ed process.
 pub const TACHYON_ERR_FORKED: tachyon_error_t = 24;
+/// Request/reply: the next reply answers another call.
+pub const TACHYON_ERR_WRONG_REPLY: tachyon_error_t = 25;
 
 pub const TACHYON_STATE_UNINITIALIZED: tachyon_state_t = 0;
 pub const TACHYON_STATE_INITIALIZING: tachyon_state_t = 1;
@@ -105,6 +107,14 @@ pub const TACHYON_STATE_DISCONNECTED: tachyon_state_t = 3;
 /// A corrupt header or counter was seen.
 pub const TACHYON_STATE_FATAL_ERROR: tachyon_state_t = 4;
 pub const TACHYON_STATE_UNKNOWN: tachyon_state_t = 5;
+
+/// [`tachyon_bus_fd_arm`]: wait for a message (or the peer's end, or fatal).
+pub const TACHYON_WAIT_RX: c_uint = 1;
+/// [`tachyon_bus_fd_arm`]: wait for room after the ring was full.
+pub const TACHYON_WAIT_TX: c_uint = 2;
+
+/// The largest `commits` [`tachyon_bus_set_publish_batch`] takes.
+pub const TACHYON_MAX_PUBLISH_BATCH: u32 = 4096;
 
 /// How many uids a listener's allowlist holds.
 pub const TACHYON_MAX_ALLOWED_UIDS: usize = 16;
@@ -154,6 +164,60 @@ impl Default for tachyon_msg_view_t {
     }
 }
 
+/// What a bus has been doing, as seen from one handle (`tachyon_stats_t`);
+/// filled by [`tachyon_bus_stats`]. See `tachyon.h` for each field.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct tachyon_stats_t {
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub bytes_received: u64,
+    pub ring_full: u64,
+    pub sleeps: u64,
+    pub wakeups: u64,
+    pub capacity: u64,
+    pub fill_bytes: u64,
+    pub fill_max_bytes: u64,
+    pub lag_messages: u64,
+    pub idle_ns: u64,
+    pub peer_pid: i32,
+    pub peer_alive: i32,
+    pub features: u32,
+    pub state: u32,
+}
+
+/// One side's counters as a monitor reads them (`tachyon_side_info_t`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct tachyon_side_info_t {
+    pub pid: i32,
+    pub valid: i32,
+    pub messages: u64,
+    pub bytes: u64,
+    pub stalls: u64,
+    pub wakes: u64,
+    pub fill_max: u64,
+    pub updated_ns: u64,
+    pub active_ns: u64,
+}
+
+/// A segment read from the outside (`tachyon_segment_info_t`), by
+/// [`tachyon_segment_inspect`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct tachyon_segment_info_t {
+    pub version: u32,
+    pub state: u32,
+    pub capacity: u64,
+    pub head: u64,
+    pub tail: u64,
+    pub features: u32,
+    pub consumer_sleeping: u32,
+    pub producer: tachyon_side_info_t,
+    pub consumer: tachyon_side_info_t,
+}
+
 /// Listener options (`tachyon_listen_opts_t`); fill with [`tachyon_listen_opts_init`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -188,6 +252,18 @@ extern "C" {
     pub fn tachyon_bus_set_numa_node(bus: *const tachyon_bus_t, node_id: c_int) -> tachyon_error_t;
     /// Consumer side: `pure_spin != 0` means the consumer never sleeps.
     pub fn tachyon_bus_set_polling_mode(bus: *const tachyon_bus_t, pure_spin: c_int);
+    /// Read the segment behind a memfd descriptor from the outside (a monitor).
+    pub fn tachyon_segment_inspect(fd: c_int, out: *mut tachyon_segment_info_t) -> tachyon_error_t;
+    /// A descriptor for poll/select/epoll (owned by the handle); -1 on error.
+    pub fn tachyon_bus_fd(bus: *mut tachyon_bus_t) -> c_int;
+    /// Clear and arm the descriptor for [`TACHYON_WAIT_RX`] and/or
+    /// [`TACHYON_WAIT_TX`]: 1 ready now (do not wait), 0 armed, -1 error.
+    pub fn tachyon_bus_fd_arm(bus: *mut tachyon_bus_t, what: c_uint) -> c_int;
+    /// Fill `*out` with what the bus has been doing, as seen from this handle.
+    pub fn tachyon_bus_stats(bus: *mut tachyon_bus_t, out: *mut tachyon_stats_t) -> tachyon_error_t;
+    /// Producer side: store head every `commits` commits (1, the default:
+    /// every commit is visible at once); at most [`TACHYON_MAX_PUBLISH_BATCH`].
+    pub fn tachyon_bus_set_publish_batch(bus: *mut tachyon_bus_t, commits: u32) -> tachyon_error_t;
     /// Reserve a slot for up to `max_payload_size` bytes; its payload pointer
     /// (64-byte aligned) or NULL (see [`tachyon_bus_last_error`]). Non-blocking.
     pub fn tachyon_acquire_tx(bus: *mut tachyon_bus_t, max_payload_size: usize) -> *mut c_void;

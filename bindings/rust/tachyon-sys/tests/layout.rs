@@ -30,9 +30,27 @@ fn check(expr: &str, rust: usize) {
 }
 
 #[test]
+fn segment_info_matches_c() {
+    check("sizeof(tachyon_side_info_t)", size_of::<tachyon_side_info_t>());
+    check("sizeof(tachyon_segment_info_t)", size_of::<tachyon_segment_info_t>());
+    check("offsetof(tachyon_segment_info_t, producer)", offset_of!(tachyon_segment_info_t, producer));
+    check("offsetof(tachyon_segment_info_t, consumer)", offset_of!(tachyon_segment_info_t, consumer));
+    check("offsetof(tachyon_side_info_t, active_ns)", offset_of!(tachyon_side_info_t, active_ns));
+}
+
+#[test]
+fn stats_matches_c() {
+    check("sizeof(tachyon_stats_t)", size_of::<tachyon_stats_t>());
+    check("offsetof(tachyon_stats_t, lag_messages)", offset_of!(tachyon_stats_t, lag_messages));
+    check("offsetof(tachyon_stats_t, idle_ns)", offset_of!(tachyon_stats_t, idle_ns));
+    check("offsetof(tachyon_stats_t, peer_pid)", offset_of!(tachyon_stats_t, peer_pid));
+    check("offsetof(tachyon_stats_t, state)", offset_of!(tachyon_stats_t, state));
+}
+
+#[test]
 fn msg_view_matches_c() {
     check("sizeof(tachyon_msg_view_t)", size_of::<tachyon_msg_view_t>());
-    assert_eq!(size_of::<tachyon_msg_view_t>(), 32, "the published ABI makes a view 32 bytes");
+    assert_eq!(size_of::<tachyon_msg_view_t>(), 32, "the published ABI says 32 bytes");
     check("offsetof(tachyon_msg_view_t, ptr)", offset_of!(tachyon_msg_view_t, ptr));
     check("offsetof(tachyon_msg_view_t, actual_size)", offset_of!(tachyon_msg_view_t, actual_size));
     check("offsetof(tachyon_msg_view_t, reserved_)", offset_of!(tachyon_msg_view_t, reserved_));
@@ -49,6 +67,9 @@ fn listen_opts_match_c() {
     check("offsetof(tachyon_listen_opts_t, n_allowed_uids)", offset_of!(tachyon_listen_opts_t, n_allowed_uids));
     check("offsetof(tachyon_listen_opts_t, allowed_uids)", offset_of!(tachyon_listen_opts_t, allowed_uids));
     check("sizeof(uid_t)", size_of::<uid_t>());
+    check("TACHYON_MAX_PUBLISH_BATCH", TACHYON_MAX_PUBLISH_BATCH as usize);
+    check("TACHYON_WAIT_RX", TACHYON_WAIT_RX as usize);
+    check("TACHYON_WAIT_TX", TACHYON_WAIT_TX as usize);
     check("TACHYON_MAX_ALLOWED_UIDS", TACHYON_MAX_ALLOWED_UIDS);
 }
 
@@ -82,6 +103,7 @@ fn enums_match_c() {
         ("TACHYON_ERR_PATH_TOO_LONG", TACHYON_ERR_PATH_TOO_LONG),
         ("TACHYON_ERR_PEER_CLOSED", TACHYON_ERR_PEER_CLOSED),
         ("TACHYON_ERR_FORKED", TACHYON_ERR_FORKED),
+        ("TACHYON_ERR_WRONG_REPLY", TACHYON_ERR_WRONG_REPLY),
         ("TACHYON_STATE_UNINITIALIZED", TACHYON_STATE_UNINITIALIZED),
         ("TACHYON_STATE_INITIALIZING", TACHYON_STATE_INITIALIZING),
         ("TACHYON_STATE_READY", TACHYON_STATE_READY),
@@ -163,6 +185,11 @@ fn every_declared_function_links() {
         tachyon_bus_set_numa_node as *const (),
         tachyon_bus_set_polling_mode as *const (),
         tachyon_error_message as *const (),
+        tachyon_bus_set_publish_batch as *const (),
+        tachyon_bus_stats as *const (),
+        tachyon_bus_fd as *const (),
+        tachyon_segment_inspect as *const (),
+        tachyon_bus_fd_arm as *const (),
         tachyon_acquire_tx as *const (),
         tachyon_commit_tx as *const (),
         tachyon_rollback_tx as *const (),

@@ -51,6 +51,9 @@ pub enum Error {
     /// The bus was made by the parent of this fork()ed process and cannot be
     /// used here.
     Forked,
+    /// Request/reply: the next reply answers another call (replies come in
+    /// the order the calls were made).
+    WrongReply,
     /// The connecting process's user is not allowed on this bus.
     Permission,
     /// The shared ring is corrupt; the bus can no longer be used.
@@ -104,6 +107,7 @@ impl Error {
             sys::TACHYON_ERR_PATH_TOO_LONG => PathTooLong,
             sys::TACHYON_ERR_PEER_CLOSED => PeerClosed,
             sys::TACHYON_ERR_FORKED => Forked,
+            sys::TACHYON_ERR_WRONG_REPLY => WrongReply,
             other => Unknown(other),
         })
     }
@@ -137,6 +141,7 @@ impl Error {
             PathTooLong => sys::TACHYON_ERR_PATH_TOO_LONG,
             PeerClosed => sys::TACHYON_ERR_PEER_CLOSED,
             Forked => sys::TACHYON_ERR_FORKED,
+            WrongReply => sys::TACHYON_ERR_WRONG_REPLY,
             InvalidPath => return None,
             Unknown(code) => code,
         })
@@ -191,7 +196,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips() {
-        for code in 1..=sys::TACHYON_ERR_FORKED {
+        for code in 1..=sys::TACHYON_ERR_WRONG_REPLY {
             let err = Error::from_code(code).expect("non-zero is an error");
             assert!(!matches!(err, Error::Unknown(_)), "code {code} is not mapped");
             assert_eq!(err.code(), Some(code));
