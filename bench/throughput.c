@@ -17,7 +17,8 @@
  * RESULT lines; it asserts nothing about speed.
  *
  *   build/bench/throughput    (BENCH_MSGS per run, default 20,000,000 at 32 B;
- *                              BENCH_RUNS, default 5)
+ *                              BENCH_LARGE_BYTES of payload per large-message
+ *                              run, default 2 GiB; BENCH_RUNS, default 5)
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -215,7 +216,7 @@ int main(void)
     printf("\nlarge messages, per-message default, medians of %d; memcpy on one core, same sizes:\n", runs);
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         size_t size = sizes[i];
-        uint64_t n = count * 32 / size / 4 + 1000;
+        uint64_t n = bench_env_u64("BENCH_LARGE_BYTES", 2ull << 30) / size; /* 2 GiB of payload per run */
         double v[MAX_RUNS];
         for (int r = 0; r < runs; r++)
             v[r] = run_once(size, PER_MESSAGE, n);

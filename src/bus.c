@@ -244,7 +244,7 @@ void tachyon_bus_destroy(tachyon_bus_t *bus)
         }
         mark_disconnected(&bus->hdr->state, TACHYON_STATE_READY, TACHYON_STATE_DISCONNECTED);
         futex_wake_consumer(bus->hdr);
-        notify_peer(bus); /* a peer waiting in an event loop learns it too */
+        eventfd_signal(bus->peer_evfd); /* a peer waiting in an event loop learns it too */
         munmap(bus->hdr, bus->map_size);
     }
     /* In a fork()ed child the segment was never mapped (MADV_DONTFORK), and

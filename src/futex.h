@@ -42,6 +42,15 @@ static inline void futex_wake_consumer(tachyon_segment_header_t *hdr)
         futex_wake_all(&hdr->consumer_sleeping);
 }
 
+/* Signal an eventfd (a peer waiting in an event loop, notify.c); -1 is none.
+ * A full counter (EAGAIN) means it is signalled already. */
+static inline void eventfd_signal(int fd)
+{
+    uint64_t one = 1;
+    if (fd >= 0)
+        (void)!write(fd, &one, sizeof(one));
+}
+
 #ifndef MEMBARRIER_CMD_GLOBAL_EXPEDITED
 #define MEMBARRIER_CMD_QUERY 0
 #define MEMBARRIER_CMD_GLOBAL_EXPEDITED (1 << 1)

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "tachyon.h"
 #include "wire.h"
 
@@ -246,7 +247,6 @@ TACHYON_HIDDEN int ring_recheck_readable(struct tachyon_bus *bus);
 /* notify.c: event loops. */
 TACHYON_HIDDEN int notify_create(void);
 TACHYON_HIDDEN int notify_accept_peer_fd(int fd);
-TACHYON_HIDDEN void notify_peer(struct tachyon_bus *bus);
 TACHYON_HIDDEN void notify_close(struct tachyon_bus *bus);
 
 /* wait.c */
@@ -255,9 +255,6 @@ TACHYON_HIDDEN extern int wait_sleep_slice_ms;
  * (registers on first use in each process). */
 TACHYON_HIDDEN int wait_membarrier_ready(void);
 TACHYON_HIDDEN tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms);
-TACHYON_HIDDEN int64_t wait_now_ms(void);
-TACHYON_HIDDEN int64_t wait_now_ns(void);
-TACHYON_HIDDEN int64_t wait_now_coarse_ns(void);
 TACHYON_HIDDEN int wait_peer_alive(struct tachyon_bus *bus);
 TACHYON_HIDDEN void wait_close_peer(struct tachyon_bus *bus);
 TACHYON_HIDDEN int wait_peer_alive_paced(struct tachyon_bus *bus, int64_t *next_check_ns);

@@ -65,14 +65,6 @@ int notify_accept_peer_fd(int fd)
     return flags >= 0 && (flags & O_NONBLOCK);
 }
 
-void notify_peer(struct tachyon_bus *bus)
-{
-    if (bus->peer_evfd < 0)
-        return;
-    uint64_t one = 1;
-    (void)!write(bus->peer_evfd, &one, sizeof(one)); /* EAGAIN: it is signalled already */
-}
-
 static void drain(int fd)
 {
     uint64_t v;

@@ -247,7 +247,7 @@ static void tx_wake_consumer(struct tachyon_bus *bus, uint32_t word)
         futex_wake_consumer(hdr);
     } else if (word == TACHYON_CONSUMER_FD_WAIT && claim_fd_waiter(&hdr->consumer_sleeping)) {
         bus->tx.wakes++;
-        notify_peer(bus);
+        eventfd_signal(bus->peer_evfd);
     }
 }
 
@@ -566,7 +566,7 @@ void ring_publish_tail(struct tachyon_bus *bus)
         /* L: pairs with a producer waiting for room on its descriptor (K). */
         if (publish_tail_check_waiter(&hdr->tail, bus->rx.tail, &hdr->producer_waiting) == 1 &&
             claim_room_waiter(&hdr->producer_waiting))
-            notify_peer(bus);
+            eventfd_signal(bus->peer_evfd);
     } else {
         publish_tail(&hdr->tail, bus->rx.tail); /* C: pairs with the producer's D */
     }

@@ -47,26 +47,6 @@ int wait_membarrier_ready(void)
  * that the peer is still there: a system call, so not on every call. */
 #define LIVENESS_CHECK_NS (10 * 1000000LL)
 
-int64_t wait_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t wait_now_ms(void)
-{
-    return wait_now_ns() / 1000000;
-}
-
-/* A few ns through the vDSO, a few ms of resolution: for pacing only. */
-int64_t wait_now_coarse_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
  * Sleep until the producer publishes, up to timeout_ms. Returns SUCCESS when
  * woken or when the re-check found data, TIMEOUT when the slice ran out,
