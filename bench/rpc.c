@@ -1,0 +1,234 @@
+/*
+ * rpc.c - request/reply round trips, C caller <-> C server, 32-byte and
+ * 1 KiB requests (each answered with a reply of the same size), beside the
+ * floors measured in the same run between the same two pinned processes:
+ *
+ *   cache-line floor   each side writes a counter on its own 128-byte line
+ *                      and spins on the other's (as bench/pingpong.c);
+ *   1 KiB copy floor   the same, with the caller copying 1 KiB into shared
+ *                      memory before its store, the responder copying it to
+ *                      a reply buffer before its own, and the caller copying
+ *                      the reply out: the copies a 1 KiB echo needs, and
+ *                      nothing else.
+ *
+ *   build/bench/rpc            (BENCH_ROUNDS=200000 by default)
+ *
+ * Tachyon runs twice per size: pure-spin waits on both sides, and the
+ * default (spin 10 000 polls, then sleep on the futex). Each round trip is
+ * timed with CLOCK_MONOTONIC; the clock read costs the same in every row.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "bench_common.h"
+#include "tachyon.h"
+
+#define WARMUP 20000
+#define SPIN 10000u
+#define RING (1u << 16)
+
+struct floor_lines {
+    _Alignas(128) _Atomic uint64_t ping;
+    _Alignas(128) _Atomic uint64_t pong;
+    _Alignas(128) uint8_t request[1024];
+    _Alignas(128) uint8_t reply[1024];
+};
+
+/* ---- the floors --------------------------------------------------------------- */
+
+static void floor_responder(struct floor_lines *l, uint64_t rounds, size_t bytes)
+{
+    for (uint64_t i = 1; i <= rounds; i++) {
+        while (atomic_load_explicit(&l->ping, memory_order_acquire) != i)
+            __builtin_ia32_pause();
+        if (bytes)
+            memcpy(l->reply, l->request, bytes); /* as the server copies request to reply */
+        atomic_store_explicit(&l->pong, i, memory_order_release);
+    }
+}
+
+static void floor_initiator(struct floor_lines *l, uint64_t rounds, size_t bytes, uint64_t *samples)
+{
+    uint8_t out[1024], in[1024];
+    memset(out, 7, sizeof(out));
+    for (uint64_t i = 1; i <= rounds; i++) {
+        uint64_t t0 = bench_now_ns();
+        if (bytes)
+            memcpy(l->request, out, bytes);
+        atomic_store_explicit(&l->ping, i, memory_order_release);
+        while (atomic_load_explicit(&l->pong, memory_order_acquire) != i)
+            __builtin_ia32_pause();
+        if (bytes)
+            memcpy(in, l->reply, bytes);
+        uint64_t t1 = bench_now_ns();
+        if (i > WARMUP)
+            samples[i - WARMUP - 1] = t1 - t0;
+    }
+    __asm__ __volatile__("" : : "r"(in) : "memory");
+}
+
+static void measure_floor(uint64_t rounds, size_t bytes, uint64_t *samples)
+{
+    struct floor_lines *l = mmap(NULL, sizeof(*l), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (l == MAP_FAILED)
+        exit(1);
+    memset(l, 0, sizeof(*l));
+    pid_t child = fork();
+    if (child == 0) {
+        bench_pin(1);
+        floor_responder(l, rounds + WARMUP, bytes);
+        _exit(0);
+    }
+    bench_pin(0);
+    floor_initiator(l, rounds + WARMUP, bytes, samples);
+    waitpid(child, NULL, 0);
+    munmap(l, sizeof(*l));
+}
+
+/* ---- tachyon request/reply ------------------------------------------------------ */
+
+/* Child: answer every request with a reply of the same bytes. */
+static void rpc_server(const char *path, uint64_t rounds, int pure_spin)
+{
+    bench_pin(1);
+    tachyon_rpc_bus_t *server;
+    if (tachyon_rpc_listen(path, RING, RING, &server) != TACHYON_SUCCESS)
+        _exit(1);
+    tachyon_rpc_set_polling_mode(server, pure_spin);
+    for (uint64_t i = 0; i < rounds; i++) {
+        uint64_t cid;
+        uint32_t type;
+        size_t size;
+        const void *req = tachyon_rpc_serve(server, &cid, &type, &size, SPIN);
+        if (!req)
+            _exit(2);
+        void *slot = tachyon_rpc_acquire_reply_tx(server, size);
+        if (!slot)
+            _exit(3);
+        memcpy(slot, req, size);
+        tachyon_rpc_commit_serve(server);
+        tachyon_rpc_commit_reply(server, cid, size, type);
+    }
+    tachyon_rpc_destroy(server);
+    _exit(0);
+}
+
+static void measure_rpc(uint64_t rounds, size_t bytes, int pure_spin, uint64_t *samples)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/tachyon-bench-rpc-%d.sock", (int)getpid());
+    pid_t child = fork();
+    if (child == 0)
+        rpc_server(path, rounds + WARMUP, pure_spin);
+    bench_pin(0);
+    tachyon_rpc_bus_t *client;
+    if (tachyon_rpc_connect_timeout(path, 10000, &client) != TACHYON_SUCCESS) {
+        fprintf(stderr, "rpc bench: connect failed\n");
+        kill(child, SIGKILL);
+        exit(1);
+    }
+    tachyon_rpc_set_polling_mode(client, pure_spin);
+    uint8_t request[1024], reply[1024];
+    memset(request, 0x5a, sizeof(request));
+    for (uint64_t i = 0; i < rounds + WARMUP; i++) {
+        memcpy(request, &i, sizeof(i));
+        uint64_t t0 = bench_now_ns();
+        uint64_t cid;
+        if (tachyon_rpc_call(client, request, bytes, 1, &cid) != TACHYON_SUCCESS) {
+            fprintf(stderr, "rpc bench: call failed: %s\n", tachyon_error_message(tachyon_rpc_last_error(client)));
+            exit(1);
+        }
+        size_t size;
+        uint32_t type;
+        const void *p = tachyon_rpc_wait(client, cid, &size, &type, SPIN);
+        if (!p) {
+            fprintf(stderr, "rpc bench: wait failed: %s\n", tachyon_error_message(tachyon_rpc_last_error(client)));
+            exit(1);
+        }
+        memcpy(reply, p, size);
+        tachyon_rpc_commit_rx(client);
+        uint64_t t1 = bench_now_ns();
+        uint64_t echoed;
+        memcpy(&echoed, reply, sizeof(echoed));
+        if (size != bytes || echoed != i) {
+            fprintf(stderr, "rpc bench: round trip %llu came back wrong\n", (unsigned long long)i);
+            exit(1);
+        }
+        if (i >= WARMUP)
+            samples[i - WARMUP] = t1 - t0;
+    }
+    waitpid(child, NULL, 0);
+    tachyon_rpc_destroy(client);
+}
+
+/* ---- report ----------------------------------------------------------------------- */
+
+struct summary {
+    uint64_t p50, p90, p99, p999;
+};
+
+static struct summary summarize(uint64_t *s, size_t n)
+{
+    struct summary r = {bench_percentile(s, n, 50), bench_percentile(s, n, 90), bench_percentile(s, n, 99),
+                        bench_percentile(s, n, 99.9)};
+    return r;
+}
+
+static void row(const char *name, const char *variant, size_t bytes, struct summary s, const struct summary *floor)
+{
+    printf("%-36s p50 %6llu ns  p90 %6llu ns  p99 %6llu ns  p99.9 %7llu ns", name, (unsigned long long)s.p50,
+           (unsigned long long)s.p90, (unsigned long long)s.p99, (unsigned long long)s.p999);
+    if (floor)
+        printf("   p50 = %.2fx floor", (double)s.p50 / (double)floor->p50);
+    printf("\n");
+    printf("RESULT bench=rpc variant=%s bytes=%zu p50_ns=%llu p90_ns=%llu p99_ns=%llu p999_ns=%llu", variant, bytes,
+           (unsigned long long)s.p50, (unsigned long long)s.p90, (unsigned long long)s.p99,
+           (unsigned long long)s.p999);
+    if (floor)
+        printf(" ratio_p50=%.2f", (double)s.p50 / (double)floor->p50);
+    printf("\n");
+}
+
+int main(void)
+{
+    uint64_t rounds = bench_env_u64("BENCH_ROUNDS", 200000);
+    uint64_t *samples = calloc(rounds, sizeof(uint64_t));
+    if (!samples)
+        return 1;
+    bench_print_machine();
+    printf("request/reply round trips, %llu per row after %d warm-up, caller and server pinned to CPUs 0 and 1\n",
+           (unsigned long long)rounds, WARMUP);
+
+    measure_floor(rounds, 0, samples);
+    struct summary line_floor = summarize(samples, rounds);
+    row("cache-line ping-pong (floor)", "floor", 0, line_floor, NULL);
+    const size_t sizes[] = {32, 1024};
+    for (int k = 0; k < 2; k++) {
+        size_t bytes = sizes[k];
+        char name[64];
+        struct summary copy_floor = line_floor;
+        if (bytes > 64) {
+            measure_floor(rounds, bytes, samples);
+            copy_floor = summarize(samples, rounds);
+            snprintf(name, sizeof(name), "%zu B copy ping-pong (floor)", bytes);
+            row(name, "copy_floor", bytes, copy_floor, NULL);
+        }
+        measure_rpc(rounds, bytes, 1, samples);
+        snprintf(name, sizeof(name), "tachyon rpc %zu B, pure spin", bytes);
+        row(name, "rpc_spin", bytes, summarize(samples, rounds), &line_floor);
+        if (bytes > 64)
+            printf("%-36s %52s p50 = %.2fx the %zu B copy floor\n", "", "",
+                   (double)summarize(samples, rounds).p50 / (double)copy_floor.p50, bytes);
+        measure_rpc(rounds, bytes, 0, samples);
+        snprintf(name, sizeof(name), "tachyon rpc %zu B, spin then sleep", bytes);
+        row(name, "rpc_blocking", bytes, summarize(samples, rounds), &line_floor);
+        if (bytes > 64)
+            printf("%-36s %52s p50 = %.2fx the %zu B copy floor\n", "", "",
+                   (double)summarize(samples, rounds).p50 / (double)copy_floor.p50, bytes);
+    }
+    free(samples);
+    return 0;
+}
