@@ -788,6 +788,91 @@ static void test_pure_spin_waits(void)
     tachyon_rpc_destroy(server);
 }
 
+/* ---- A program written against the published API, unchanged ------------------- */
+
+/* The published example's pattern: a 176-byte snapshot reply, msg_type 0 as
+ * the caller's shutdown sentinel (never answered), pure-spin waits with
+ * spin = UINT32_MAX, commit_serve before acquiring the reply slot, and a
+ * connector that retries every 50 ms. Only the 17 published functions. */
+#define SNAPSHOT_BYTES 176
+
+static void *published_style_server(void *p)
+{
+    const char *path = p;
+    tachyon_rpc_bus_t *rpc = NULL;
+    if (tachyon_rpc_listen(path, 1 << 16, 1 << 16, &rpc) != TACHYON_SUCCESS)
+        return (void *)1;
+    tachyon_rpc_set_polling_mode(rpc, 1);
+    for (;;) {
+        uint64_t cid;
+        uint32_t type;
+        size_t size;
+        const void *req = tachyon_rpc_serve(rpc, &cid, &type, &size, UINT32_MAX);
+        if (!req)
+            break;
+        uint32_t symbol = 0;
+        if (size >= sizeof(symbol))
+            memcpy(&symbol, req, sizeof(symbol));
+        tachyon_rpc_commit_serve(rpc);
+        if (type == 0)
+            break; /* the shutdown sentinel: no reply */
+        uint8_t *out = tachyon_rpc_acquire_reply_tx(rpc, SNAPSHOT_BYTES);
+        if (!out)
+            break;
+        for (int i = 0; i < SNAPSHOT_BYTES; i++)
+            out[i] = (uint8_t)(symbol + (uint32_t)i);
+        if (tachyon_rpc_commit_reply(rpc, cid, SNAPSHOT_BYTES, type) != TACHYON_SUCCESS)
+            break;
+    }
+    tachyon_rpc_destroy(rpc);
+    return NULL;
+}
+
+static void test_published_style_program(void)
+{
+    char path[108];
+    t_socket_path(path, sizeof(path), "rpc-published-style");
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, published_style_server, path) == 0);
+    tachyon_rpc_bus_t *rpc = NULL;
+    for (int tries = 0; tries < 200 && tachyon_rpc_connect(path, &rpc) != TACHYON_SUCCESS; tries++)
+        usleep(50 * 1000);
+    REQUIRE(rpc != NULL);
+    tachyon_rpc_set_polling_mode(rpc, 1);
+    CHECK_EQ(tachyon_rpc_get_state(rpc), TACHYON_STATE_READY);
+    int good = 0;
+    for (uint32_t symbol = 1; symbol <= 1000; symbol++) {
+        uint64_t cid = 0;
+        if (tachyon_rpc_call(rpc, &symbol, sizeof(symbol), 7, &cid) != TACHYON_SUCCESS)
+            break;
+        size_t size = 0;
+        uint32_t type = 0;
+        const uint8_t *snap = tachyon_rpc_wait(rpc, cid, &size, &type, UINT32_MAX);
+        if (!snap)
+            break;
+        good += size == SNAPSHOT_BYTES && type == 7 && snap[0] == (uint8_t)symbol &&
+                snap[SNAPSHOT_BYTES - 1] == (uint8_t)(symbol + SNAPSHOT_BYTES - 1);
+        tachyon_rpc_commit_rx(rpc);
+    }
+    CHECK_EQ(good, 1000);
+    /* Zero-copy call, then the sentinel. */
+    uint32_t *slot = tachyon_rpc_acquire_tx(rpc, sizeof(uint32_t));
+    REQUIRE(slot != NULL);
+    *slot = 5;
+    uint64_t cid = 0;
+    CHECK_ERR(tachyon_rpc_commit_call(rpc, sizeof(uint32_t), 3, &cid), TACHYON_SUCCESS);
+    size_t size = 0;
+    uint32_t type = 0;
+    const uint8_t *snap = tachyon_rpc_wait(rpc, cid, &size, &type, UINT32_MAX);
+    CHECK(snap != NULL && size == SNAPSHOT_BYTES && snap[1] == 6);
+    tachyon_rpc_commit_rx(rpc);
+    CHECK_ERR(tachyon_rpc_call(rpc, "", 0, 0, &cid), TACHYON_SUCCESS);
+    void *ret = NULL;
+    pthread_join(th, &ret);
+    CHECK(ret == NULL);
+    tachyon_rpc_destroy(rpc);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -807,5 +892,6 @@ int main(void)
     test_connections();
     test_fork_child_cannot_use_the_handle();
     test_pure_spin_waits();
+    test_published_style_program();
     return t_result("test_rpc");
 }
