@@ -109,8 +109,8 @@ static void rpc_server(const char *path, uint64_t rounds, int pure_spin)
         if (!slot)
             _exit(3);
         memcpy(slot, req, size);
+        tachyon_rpc_commit_reply(server, cid, size, type); /* the reply first: it is what the caller waits for */
         tachyon_rpc_commit_serve(server);
-        tachyon_rpc_commit_reply(server, cid, size, type);
     }
     tachyon_rpc_destroy(server);
     _exit(0);
