@@ -11,7 +11,7 @@
  *                      the reply out: the copies a 1 KiB echo needs, and
  *                      nothing else.
  *
- *   build/bench/rpc            (BENCH_ROUNDS=200000 by default)
+ *   build/bench/rpc            (BENCH_ROUNDS=100000 per row, BENCH_REPS=5)
  *
  * Tachyon runs twice per size: pure-spin waits on both sides, and the
  * default (spin 10 000 polls, then sleep on the futex). Each round trip is
@@ -166,6 +166,22 @@ static void measure_rpc(uint64_t rounds, size_t bytes, int pure_spin, uint64_t *
 
 /* ---- report ----------------------------------------------------------------------- */
 
+enum { FLOOR_LINE, RPC32_SPIN, RPC32_SLEEP, FLOOR_COPY, RPC1K_SPIN, RPC1K_SLEEP, VARIANTS };
+#define MAX_REPS 64
+
+static const struct variant {
+    const char *name, *key;
+    size_t bytes;
+    int pure_spin, floor; /* floor: the row it is compared with (-1: none) */
+} variants[VARIANTS] = {
+    [FLOOR_LINE] = {"cache-line ping-pong (floor)", "floor", 0, 0, -1},
+    [RPC32_SPIN] = {"tachyon rpc 32 B, pure spin", "rpc_spin", 32, 1, FLOOR_LINE},
+    [RPC32_SLEEP] = {"tachyon rpc 32 B, spin then sleep", "rpc_blocking", 32, 0, FLOOR_LINE},
+    [FLOOR_COPY] = {"1 KiB copy ping-pong (floor)", "copy_floor", 1024, 0, -1},
+    [RPC1K_SPIN] = {"tachyon rpc 1 KiB, pure spin", "rpc_spin", 1024, 1, FLOOR_COPY},
+    [RPC1K_SLEEP] = {"tachyon rpc 1 KiB, spin then sleep", "rpc_blocking", 1024, 0, FLOOR_COPY},
+};
+
 struct summary {
     uint64_t p50, p90, p99, p999;
 };
@@ -177,58 +193,82 @@ static struct summary summarize(uint64_t *s, size_t n)
     return r;
 }
 
-static void row(const char *name, const char *variant, size_t bytes, struct summary s, const struct summary *floor)
+static int cmp_double(const void *a, const void *b)
 {
-    printf("%-36s p50 %6llu ns  p90 %6llu ns  p99 %6llu ns  p99.9 %7llu ns", name, (unsigned long long)s.p50,
-           (unsigned long long)s.p90, (unsigned long long)s.p99, (unsigned long long)s.p999);
-    if (floor)
-        printf("   p50 = %.2fx floor", (double)s.p50 / (double)floor->p50);
-    printf("\n");
-    printf("RESULT bench=rpc variant=%s bytes=%zu p50_ns=%llu p90_ns=%llu p99_ns=%llu p999_ns=%llu", variant, bytes,
-           (unsigned long long)s.p50, (unsigned long long)s.p90, (unsigned long long)s.p99,
-           (unsigned long long)s.p999);
-    if (floor)
-        printf(" ratio_p50=%.2f", (double)s.p50 / (double)floor->p50);
-    printf("\n");
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The median over repetitions of one statistic of one row. */
+static double median_stat(struct summary (*runs)[VARIANTS], int reps, int row, size_t field)
+{
+    double v[MAX_REPS];
+    for (int r = 0; r < reps; r++)
+        v[r] = (double)*(const uint64_t *)((const char *)&runs[r][row] + field);
+    return median_of(v, reps);
 }
 
 int main(void)
 {
-    uint64_t rounds = bench_env_u64("BENCH_ROUNDS", 200000);
+    uint64_t rounds = bench_env_u64("BENCH_ROUNDS", 100000);
+    int reps = (int)bench_env_u64("BENCH_REPS", 5);
+    if (reps < 1 || reps > MAX_REPS)
+        reps = 5;
     uint64_t *samples = calloc(rounds, sizeof(uint64_t));
+    static struct summary runs[MAX_REPS][VARIANTS];
     if (!samples)
         return 1;
     bench_print_machine();
-    printf("request/reply round trips, %llu per row after %d warm-up, caller and server pinned to CPUs 0 and 1\n",
-           (unsigned long long)rounds, WARMUP);
-
-    measure_floor(rounds, 0, samples);
-    struct summary line_floor = summarize(samples, rounds);
-    row("cache-line ping-pong (floor)", "floor", 0, line_floor, NULL);
-    const size_t sizes[] = {32, 1024};
-    for (int k = 0; k < 2; k++) {
-        size_t bytes = sizes[k];
-        char name[64];
-        struct summary copy_floor = line_floor;
-        if (bytes > 64) {
-            measure_floor(rounds, bytes, samples);
-            copy_floor = summarize(samples, rounds);
-            snprintf(name, sizeof(name), "%zu B copy ping-pong (floor)", bytes);
-            row(name, "copy_floor", bytes, copy_floor, NULL);
+    printf("request/reply round trips (each request answered with a reply of its size), caller and server pinned\n"
+           "to CPUs 0 and 1; %d repetitions of every row, interleaved, %llu round trips each after %d warm-up;\n"
+           "medians over the repetitions, ratios taken within each repetition\n\n",
+           reps, (unsigned long long)rounds, WARMUP);
+    for (int r = 0; r < reps; r++) {
+        for (int v = 0; v < VARIANTS; v++) {
+            const struct variant *x = &variants[v];
+            if (x->floor < 0)
+                measure_floor(rounds, x->bytes, samples);
+            else
+                measure_rpc(rounds, x->bytes, x->pure_spin, samples);
+            runs[r][v] = summarize(samples, rounds);
         }
-        measure_rpc(rounds, bytes, 1, samples);
-        snprintf(name, sizeof(name), "tachyon rpc %zu B, pure spin", bytes);
-        row(name, "rpc_spin", bytes, summarize(samples, rounds), &line_floor);
-        if (bytes > 64)
-            printf("%-36s %52s p50 = %.2fx the %zu B copy floor\n", "", "",
-                   (double)summarize(samples, rounds).p50 / (double)copy_floor.p50, bytes);
-        measure_rpc(rounds, bytes, 0, samples);
-        snprintf(name, sizeof(name), "tachyon rpc %zu B, spin then sleep", bytes);
-        row(name, "rpc_blocking", bytes, summarize(samples, rounds), &line_floor);
-        if (bytes > 64)
-            printf("%-36s %52s p50 = %.2fx the %zu B copy floor\n", "", "",
-                   (double)summarize(samples, rounds).p50 / (double)copy_floor.p50, bytes);
     }
+    for (int v = 0; v < VARIANTS; v++) {
+        const struct variant *x = &variants[v];
+        double p50 = median_stat(runs, reps, v, offsetof(struct summary, p50));
+        double p90 = median_stat(runs, reps, v, offsetof(struct summary, p90));
+        double p99 = median_stat(runs, reps, v, offsetof(struct summary, p99));
+        double p999 = median_stat(runs, reps, v, offsetof(struct summary, p999));
+        printf("%-36s p50 %6.0f ns  p90 %6.0f ns  p99 %6.0f ns  p99.9 %7.0f ns", x->name, p50, p90, p99, p999);
+        double ratio = 0, lo = 0, hi = 0;
+        if (x->floor >= 0) {
+            double ratios[MAX_REPS];
+            for (int r = 0; r < reps; r++)
+                ratios[r] = (double)runs[r][v].p50 / (double)runs[r][x->floor].p50;
+            ratio = median_of(ratios, reps);
+            lo = ratios[0];
+            hi = ratios[reps - 1];
+            printf("   p50 = %.2fx %s (%.2f-%.2f)", ratio, x->floor == FLOOR_LINE ? "floor" : "copy floor", lo, hi);
+        }
+        printf("\n");
+        printf("RESULT bench=rpc variant=%s bytes=%zu p50_ns=%.0f p90_ns=%.0f p99_ns=%.0f p999_ns=%.0f", x->key,
+               x->bytes, p50, p90, p99, p999);
+        if (x->floor >= 0)
+            printf(" ratio_p50=%.2f ratio_min=%.2f ratio_max=%.2f", ratio, lo, hi);
+        printf("\n");
+    }
+    double target[MAX_REPS];
+    for (int r = 0; r < reps; r++)
+        target[r] = (double)runs[r][RPC32_SPIN].p50 / (double)runs[r][FLOOR_LINE].p50;
+    printf("\nC<->C 32 B round trip, pure spin: p50 %.2fx the cache-line floor of the same repetition "
+           "(goal: at most 1.5x)\n",
+           median_of(target, reps));
     free(samples);
     return 0;
 }
