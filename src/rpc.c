@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "barrier.h"
 #include "internal.h"
 #include "state.h"
 
@@ -38,7 +39,7 @@ struct tachyon_rpc_bus {
     tachyon_bus_t *rev;  /* replies: the server produces, the caller consumes */
     int serves;          /* made by listen: serves requests; else makes calls */
     /* The sending side's (one thread at a time). */
-    uint64_t next_cid;   /* the caller's next correlation id: 1, 2, 3, ... */
+    _Atomic uint64_t next_cid; /* the caller's next correlation id: 1, 2, 3, ... (read by abandon) */
     int tx_pending;      /* a slot is acquired and neither committed nor rolled back */
     /* The receiving side's (one thread at a time). */
     int rx_held;         /* a wait/serve handed out a message not yet committed */
@@ -147,7 +148,7 @@ static tachyon_rpc_bus_t *rpc_alloc(int serves)
     tachyon_rpc_bus_t *rpc = calloc(1, sizeof(*rpc));
     if (rpc) {
         rpc->serves = serves;
-        rpc->next_cid = 1;
+        local_counter_store(&rpc->next_cid, 1);
     }
     return rpc;
 }
@@ -387,7 +388,8 @@ tachyon_error_t tachyon_rpc_commit_call(tachyon_rpc_bus_t *rpc, size_t actual_si
         return rpc_fail(rpc, TACHYON_ERR_NULL_PTR);
     if (!role_is(rpc, 0, "tachyon_rpc_commit_call"))
         return TACHYON_ERR_STATE;
-    uint64_t cid = rpc->next_cid++; /* taken first: a failed commit uses one up, as published */
+    uint64_t cid = local_counter_load(&rpc->next_cid); /* taken first: a failed commit uses one up, as published */
+    local_counter_store(&rpc->next_cid, cid + 1);
     tachyon_error_t err = rpc_commit(rpc, actual_size, msg_type, cid, "tachyon_rpc_commit_call");
     if (err == TACHYON_SUCCESS)
         *out_cid = cid;
@@ -625,7 +627,7 @@ tachyon_error_t tachyon_rpc_abandon(tachyon_rpc_bus_t *rpc, uint64_t cid)
         return TACHYON_ERR_NULL_PTR;
     if (!role_is(rpc, 0, "tachyon_rpc_abandon"))
         return TACHYON_ERR_STATE;
-    if (cid == 0 || cid >= rpc->next_cid)
+    if (cid == 0 || cid >= local_counter_load(&rpc->next_cid))
         return status_error_detail(rpc->fwd, TACHYON_ERR_INVALID_SZ,
                                    "tachyon_rpc_abandon: %llu is not the id of a call made on this connection",
                                    (unsigned long long)cid);
