@@ -174,10 +174,17 @@ static int memfd_mapped(void)
     return found;
 }
 
+/* The fake listener's socket file goes when the fuzzer exits. */
+static void remove_socket_file(void)
+{
+    unlink(fake.path);
+}
+
 static void start_fake_listener(void)
 {
     snprintf(fake.path, sizeof(fake.path), "/tmp/tachyon-fuzz-rpc-%d.sock", (int)getpid());
     unlink(fake.path);
+    atexit(remove_socket_file);
     fake.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     strcpy(addr.sun_path, fake.path);
