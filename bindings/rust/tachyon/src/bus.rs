@@ -425,6 +425,73 @@ impl Bus {
         // SAFETY: the bus is live.
         unsafe { sys::tachyon_bus_max_payload(self.raw.as_ptr()) }
     }
+
+    /// What the bus has been doing, as seen from this handle: messages and
+    /// bytes each way, times the ring was full, sleeps and wake-ups, fill now
+    /// and at its highest, consumer lag, the peer's pid and liveness, idle
+    /// time. Also stores this handle's counters where `tachyon-top` reads
+    /// them. Takes `&mut self`: it reads both sides' private counters.
+    pub fn stats(&mut self) -> Result<Stats> {
+        let mut raw = sys::tachyon_stats_t::default();
+        // SAFETY: the bus is live and `raw` is a valid, writable struct.
+        Error::check(unsafe { sys::tachyon_bus_stats(self.raw.as_ptr(), &mut raw) })?;
+        Ok(Stats::from_raw(&raw))
+    }
+}
+
+/// What a bus has been doing, as seen from one handle ([`Bus::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages this handle committed (producer side) and their payload bytes.
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    /// Messages this handle released (consumer side) and their payload bytes.
+    pub messages_received: u64,
+    pub bytes_received: u64,
+    /// Times a send or acquire found no room.
+    pub ring_full: u64,
+    /// Times this consumer slept on the futex.
+    pub sleeps: u64,
+    /// Times this producer woke a sleeping consumer.
+    pub wakeups: u64,
+    /// Ring size, bytes in it now (committed, not yet given back), the most
+    /// this producer has seen in it.
+    pub capacity: u64,
+    pub fill_bytes: u64,
+    pub fill_max_bytes: u64,
+    /// Consumer: messages the producer counted that this handle has not received.
+    pub lag_messages: u64,
+    /// Since this handle last sent or received (zero: active since the previous call).
+    pub idle: Duration,
+    /// The other process, and whether it is still there.
+    pub peer_pid: i32,
+    pub peer_alive: bool,
+    /// Extension features agreed with the peer (0: a plain ABI v4 peer).
+    pub features: u32,
+    pub state: State,
+}
+
+impl Stats {
+    fn from_raw(r: &sys::tachyon_stats_t) -> Stats {
+        Stats {
+            messages_sent: r.messages_sent,
+            bytes_sent: r.bytes_sent,
+            messages_received: r.messages_received,
+            bytes_received: r.bytes_received,
+            ring_full: r.ring_full,
+            sleeps: r.sleeps,
+            wakeups: r.wakeups,
+            capacity: r.capacity,
+            fill_bytes: r.fill_bytes,
+            fill_max_bytes: r.fill_max_bytes,
+            lag_messages: r.lag_messages,
+            idle: Duration::from_nanos(r.idle_ns),
+            peer_pid: r.peer_pid,
+            peer_alive: r.peer_alive != 0,
+            features: r.features,
+            state: State::from_raw(r.state as sys::tachyon_state_t),
+        }
+    }
 }
 
 impl Drop for Bus {

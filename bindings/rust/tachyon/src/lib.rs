@@ -77,7 +77,7 @@ pub mod rpc;
 mod rx;
 mod tx;
 
-pub use bus::{Bus, ListenOptions, PollingMode, State};
+pub use bus::{Bus, ListenOptions, PollingMode, State, Stats};
 pub use error::{Error, ErrorKind, Result};
 pub use rpc::{Reply, Request, RpcClient, RpcServer, MSG_TYPE_ERROR};
 pub use rx::{Batch, BatchIter, Message, RxGuard};

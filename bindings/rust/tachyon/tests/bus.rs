@@ -288,3 +288,24 @@ fn connect_allowing_checks_the_listeners_user() {
     assert_eq!(rx.recv_timeout(SHORT).unwrap().data(), b"ok");
     assert_eq!(Bus::connect_allowing(&path, None, &[0; 17]).err().map(|e| e.kind()), Some(ErrorKind::InvalidSize));
 }
+
+#[test]
+fn stats_count_a_known_stream_exactly() {
+    let (mut rx, mut tx) = pair("stats", 1 << 16);
+    for i in 0..100u32 {
+        tx.send(&vec![7u8; (i % 5) as usize * 10], 1).unwrap();
+    }
+    let sent: u64 = (0..100u64).map(|i| (i % 5) * 10).sum();
+    let mut got = 0u64;
+    for _ in 0..60 {
+        got += rx.recv().unwrap().data().len() as u64;
+    }
+    let p = tx.stats().unwrap();
+    assert_eq!((p.messages_sent, p.bytes_sent, p.messages_received), (100, sent, 0));
+    assert_eq!(p.capacity, 1 << 16);
+    assert!(p.peer_alive && p.peer_pid == std::process::id() as i32);
+    let c = rx.stats().unwrap();
+    assert_eq!((c.messages_received, c.bytes_received), (60, got));
+    assert_eq!(c.lag_messages, 40);
+    assert_eq!(c.state, State::Ready);
+}
