@@ -24,3 +24,14 @@ bench-c: bench-c-bin
 		cat $(BENCH_OUT)/$$b.txt; \
 		[ $$rc = 0 ] || { echo "bench-c: $$b failed (exit $$rc)"; exit 1; }; \
 	done; echo "bench-c: written to $(BENCH_OUT)/pingpong.txt and throughput.txt"
+
+# Request/reply: C<->C round trips beside the floors (bench/rpc.c), then
+# Python<->Python beside ZeroMQ REQ/REP and a Unix socket
+# (bench/python/rpc_bench.py); figures also written under build/bench-results/.
+.PHONY: bench-rpc
+BENCH_TARGETS += bench-rpc
+
+bench-rpc: lib $(BUILD)/bench/rpc python-install
+	@mkdir -p $(BENCH_OUT)
+	$(BUILD)/bench/rpc | tee $(BENCH_OUT)/rpc_c.txt
+	timeout 900 $(PY) bench/python/rpc_bench.py --out $(BENCH_OUT)/rpc_python.json | tee $(BENCH_OUT)/rpc_python.txt

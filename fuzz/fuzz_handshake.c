@@ -35,6 +35,7 @@
 
 #include "tachyon.h"
 #include "wire.h"
+#include "fake_path.h"
 #include "send_fds.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
@@ -185,31 +186,9 @@ static int memfd_mapped(void)
     return found;
 }
 
-static char fake_dir[80];
-
-/* The fake listener's socket lives in a directory of its own under $TMPDIR
- * (or /tmp), removed when the fuzzer exits. */
-static void remove_fake_dir(void)
-{
-    unlink(fake.path);
-    rmdir(fake_dir);
-}
-
-static void make_fake_path(void)
-{
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base || strlen(base) > 40)
-        base = "/tmp";
-    snprintf(fake_dir, sizeof(fake_dir), "%s/tachyon-fuzz-XXXXXX", base);
-    if (!mkdtemp(fake_dir))
-        abort();
-    snprintf(fake.path, sizeof(fake.path), "%s/listener.sock", fake_dir);
-    atexit(remove_fake_dir);
-}
-
 static void start_fake_listener(void)
 {
-    make_fake_path();
+    snprintf(fake.path, sizeof(fake.path), "%s", fake_listener_path());
     fake.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     strcpy(addr.sun_path, fake.path);

@@ -345,6 +345,17 @@ static inline void local_pace_store(_Atomic int64_t *t, int64_t value)
     atomic_store_explicit(t, value, memory_order_relaxed);
 }
 
+/* A process-local counter written by one thread, read by another. */
+static inline uint64_t local_counter_load(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
+}
+
+static inline void local_counter_store(_Atomic uint64_t *c, uint64_t value)
+{
+    atomic_store_explicit(c, value, memory_order_relaxed);
+}
+
 /* Set a flag that is still 0; a flag already set keeps its value. */
 static inline void local_flag_set_once(_Atomic int *flag, int value)
 {

@@ -24,6 +24,8 @@ FILES = [
     QUICKSTART / "c" / "producer.c",
     QUICKSTART / "python" / "consumer.py",
     QUICKSTART / "python" / "producer.py",
+    QUICKSTART / "python" / "rpc_server.py",
+    QUICKSTART / "python" / "rpc_client.py",
     QUICKSTART / "rust" / "Cargo.toml",
     QUICKSTART / "rust" / "src" / "main.rs",
 ]

@@ -10,7 +10,8 @@
 #      its dependency pointed at bindings/rust/tachyon, built there;
 #   5. every consumer with every producer (3 x 3 pairs): a few messages, both
 #      exit 0, the consumer prints exactly what was sent and then sees the
-#      producer's clean close.
+#      producer's clean close;
+#   6. the request/reply quick start (Python server and caller).
 # Everything is built and run in one temporary directory, removed at the end.
 #
 # Environment: PY (the Python with tachyon installed, default .venv/bin/python),
@@ -139,4 +140,24 @@ for c in c python rust; do
         fi
     done
 done
+# ---- 6. request/reply in Python -------------------------------------------------
+if (( py_ok )); then
+    sock=$work/sock/rpc.sock
+    slog=$work/log/rpc-server.txt clog=$work/log/rpc-client.txt
+    timeout "$PAIR_TIMEOUT" "$PY" "$QS/python/rpc_server.py" "$sock" > "$slog" 2>&1 &
+    spid=$!
+    timeout "$PAIR_TIMEOUT" "$PY" "$QS/python/rpc_client.py" "$sock" > "$clog" 2>&1
+    crc=$?
+    wait "$spid"
+    src=$?
+    expected_client=$(printf 'bid -> BID\nask -> ASK\ntrade -> TRADE')
+    if (( crc == 0 && src == 0 )) && [[ $(cat "$clog") == "$expected_client" ]] &&
+            [[ $(cat "$slog") == "served until the caller closed" ]]; then
+        pass "Python request/reply: 3 calls answered, the server returns when the caller closes"
+    else
+        fail "Python request/reply (server exit $src, client exit $crc):"
+        sed 's/^/    server: /' "$slog"
+        sed 's/^/    client: /' "$clog"
+    fi
+fi
 finish

@@ -65,6 +65,8 @@ typedef struct {
     PyObject *RingFullError;
     PyObject *TimeoutError;
     PyObject *struct_Struct;     /* struct.Struct, for send_packed("fmt", ...) */
+    /* rpc.c's types (borrowed: the module's dict holds them). */
+    PyTypeObject *RpcBus_Type, *RpcTxGuard_Type, *RpcRxGuard_Type;
     /* Interned keyword names, compared by identity first. */
     PyObject *kw_size, *kw_type_id, *kw_timeout, *kw_data, *kw_max_msgs, *kw_record_size,
         *kw_path, *kw_capacity, *kw_pack_into;
@@ -257,5 +259,8 @@ PyObject *tpy_message_new(tpy_state *st, uint32_t type_id, const void *data, siz
  * Returns the payload, or NULL with an exception set. */
 const void *tpy_bus_wait_rx(BusObject *self, uint32_t *type_id, size_t *size, int64_t timeout_ms);
 size_t tpy_bus_wait_batch(BusObject *self, tachyon_msg_view_t *views, size_t max, int64_t timeout_ms);
+
+/* rpc.c: TachyonRpcBus, RpcTxGuard and RpcRxGuard (request/reply). */
+int tpy_rpc_types_init(PyObject *module, tpy_state *st);
 
 #endif

@@ -34,6 +34,19 @@ from ._tachyon import (
     strerror,
 )
 
+from ._tachyon import RpcRxGuard, RpcTxGuard, TachyonRpcBus
+from .rpc import (
+    MSG_TYPE_ERROR,
+    RpcBus,
+    RpcDispatcher,
+    RpcEndpoint,
+    RpcError,
+    RpcHandlerError,
+    RpcNoHandlerError,
+    _decode_error,
+    tachyon_rpc,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -54,4 +67,16 @@ __all__ = [
     "msg_type",
     "route_id",
     "strerror",
+    # request/reply
+    "TachyonRpcBus",
+    "RpcTxGuard",
+    "RpcRxGuard",
+    "RpcBus",
+    "RpcDispatcher",
+    "RpcEndpoint",
+    "RpcError",
+    "RpcHandlerError",
+    "RpcNoHandlerError",
+    "tachyon_rpc",
+    "MSG_TYPE_ERROR",
 ]

@@ -146,6 +146,15 @@ pub struct tachyon_bus_t {
     _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
 }
 
+/// An opaque request/reply handle (`tachyon_rpc_bus_t`): two rings, one
+/// caller and one server. Only ever used behind a pointer.
+#[repr(C)]
+pub struct tachyon_rpc_bus_t {
+    _private: [u8; 0],
+    // Neither Send, Sync nor Unpin: the C object is not thread-safe.
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
 /// One received message in a batch (`tachyon_msg_view_t`, 32 bytes on 64-bit).
 /// `reserved_` is private to the library.
 #[repr(C)]
@@ -393,4 +402,151 @@ extern "C" {
     pub fn tachyon_bus_capacity(bus: *const tachyon_bus_t) -> usize;
     /// The largest payload one message can carry.
     pub fn tachyon_bus_max_payload(bus: *const tachyon_bus_t) -> usize;
+
+    // ---- Request/reply (published: listen .. get_state) ------------------------
+    //
+    // The listener is the server (serve, commit_serve, reply, acquire_reply_tx,
+    // commit_reply, rollback_reply); the connector is the caller (call,
+    // acquire_tx, commit_call, rollback_call, wait, commit_rx, abandon). A
+    // handle refuses the other role's calls with `TACHYON_ERR_STATE`. Sending
+    // calls are one side, receiving calls the other: one thread at a time per
+    // side. Replies come in the order the calls were made.
+
+    /// Server: create the request ring (`cap_fwd` bytes) and the reply ring
+    /// (`cap_rev`), wait for one caller at `socket_path`. Blocks.
+    pub fn tachyon_rpc_listen(
+        socket_path: *const c_char,
+        cap_fwd: usize,
+        cap_rev: usize,
+        out: *mut *mut tachyon_rpc_bus_t,
+    ) -> tachyon_error_t;
+    /// Caller: connect to a request/reply listener, one attempt.
+    pub fn tachyon_rpc_connect(socket_path: *const c_char, out: *mut *mut tachyon_rpc_bus_t) -> tachyon_error_t;
+    /// Close this end and free the handle. NULL is a no-op.
+    pub fn tachyon_rpc_destroy(rpc: *mut tachyon_rpc_bus_t);
+    /// Caller: copy `size` bytes into a request, publish it, set `*out_cid`. Non-blocking.
+    pub fn tachyon_rpc_call(
+        rpc: *mut tachyon_rpc_bus_t,
+        payload: *const c_void,
+        size: usize,
+        msg_type: u32,
+        out_cid: *mut u64,
+    ) -> tachyon_error_t;
+    /// Caller: reserve a request slot (64-byte aligned); NULL when full or too large.
+    pub fn tachyon_rpc_acquire_tx(rpc: *mut tachyon_rpc_bus_t, max_size: usize) -> *mut c_void;
+    /// Caller: publish the acquired slot as a request; each attempt uses an id.
+    pub fn tachyon_rpc_commit_call(
+        rpc: *mut tachyon_rpc_bus_t,
+        actual_size: usize,
+        msg_type: u32,
+        out_cid: *mut u64,
+    ) -> tachyon_error_t;
+    /// Caller: give the acquired slot back unsent.
+    pub fn tachyon_rpc_rollback_call(rpc: *mut tachyon_rpc_bus_t);
+    /// Caller: wait for the reply to `cid` (0: the next one); valid until
+    /// [`tachyon_rpc_commit_rx`]. NULL: see [`tachyon_rpc_last_error`].
+    pub fn tachyon_rpc_wait(
+        rpc: *mut tachyon_rpc_bus_t,
+        cid: u64,
+        out_size: *mut usize,
+        out_msg_type: *mut u32,
+        spin: u32,
+    ) -> *const c_void;
+    /// Caller: release the reply the last wait returned.
+    pub fn tachyon_rpc_commit_rx(rpc: *mut tachyon_rpc_bus_t) -> tachyon_error_t;
+    /// Server: wait for the next request (outputs: id, type, size).
+    pub fn tachyon_rpc_serve(
+        rpc: *mut tachyon_rpc_bus_t,
+        out_cid: *mut u64,
+        out_msg_type: *mut u32,
+        out_size: *mut usize,
+        spin: u32,
+    ) -> *const c_void;
+    /// Server: release the request the last serve returned.
+    pub fn tachyon_rpc_commit_serve(rpc: *mut tachyon_rpc_bus_t) -> tachyon_error_t;
+    /// Server: copy `size` bytes into the reply to `cid` and publish it. Non-blocking.
+    pub fn tachyon_rpc_reply(
+        rpc: *mut tachyon_rpc_bus_t,
+        cid: u64,
+        payload: *const c_void,
+        size: usize,
+        msg_type: u32,
+    ) -> tachyon_error_t;
+    /// Server: reserve a reply slot.
+    pub fn tachyon_rpc_acquire_reply_tx(rpc: *mut tachyon_rpc_bus_t, max_size: usize) -> *mut c_void;
+    /// Server: publish the acquired slot as the reply to `cid` (0 refused, slot kept).
+    pub fn tachyon_rpc_commit_reply(
+        rpc: *mut tachyon_rpc_bus_t,
+        cid: u64,
+        actual_size: usize,
+        msg_type: u32,
+    ) -> tachyon_error_t;
+    /// Server: give the acquired reply slot back unsent.
+    pub fn tachyon_rpc_rollback_reply(rpc: *mut tachyon_rpc_bus_t);
+    /// `pure_spin != 0`: this side's waits never sleep.
+    pub fn tachyon_rpc_set_polling_mode(rpc: *const tachyon_rpc_bus_t, pure_spin: c_int);
+    /// FATAL_ERROR, DISCONNECTED, READY or UNKNOWN.
+    pub fn tachyon_rpc_get_state(rpc: *const tachyon_rpc_bus_t) -> tachyon_state_t;
+
+    // ---- Request/reply: additions of this project ------------------------------
+
+    /// [`tachyon_rpc_listen`] with listener options (`opts.capacity` ignored; NULL: defaults).
+    pub fn tachyon_rpc_listen_ex(
+        socket_path: *const c_char,
+        cap_fwd: usize,
+        cap_rev: usize,
+        opts: *const tachyon_listen_opts_t,
+        out: *mut *mut tachyon_rpc_bus_t,
+    ) -> tachyon_error_t;
+    /// Connect, retrying while nothing listens yet, for up to `timeout_ms` (< 0: forever).
+    pub fn tachyon_rpc_connect_timeout(
+        socket_path: *const c_char,
+        timeout_ms: c_int,
+        out: *mut *mut tachyon_rpc_bus_t,
+    ) -> tachyon_error_t;
+    /// [`tachyon_rpc_connect_timeout`] accepting only listeners of `allowed_uids`.
+    pub fn tachyon_rpc_connect_ex(
+        socket_path: *const c_char,
+        timeout_ms: c_int,
+        allowed_uids: *const uid_t,
+        n_allowed_uids: usize,
+        out: *mut *mut tachyon_rpc_bus_t,
+    ) -> tachyon_error_t;
+    /// [`tachyon_rpc_wait`] with a deadline (NULL with `TACHYON_ERR_TIMEOUT`).
+    pub fn tachyon_rpc_wait_timeout(
+        rpc: *mut tachyon_rpc_bus_t,
+        cid: u64,
+        out_size: *mut usize,
+        out_msg_type: *mut u32,
+        spin: u32,
+        timeout_ms: c_int,
+    ) -> *const c_void;
+    /// [`tachyon_rpc_serve`] with a deadline.
+    pub fn tachyon_rpc_serve_timeout(
+        rpc: *mut tachyon_rpc_bus_t,
+        out_cid: *mut u64,
+        out_msg_type: *mut u32,
+        out_size: *mut usize,
+        spin: u32,
+        timeout_ms: c_int,
+    ) -> *const c_void;
+    /// [`tachyon_rpc_acquire_tx`] waiting for room up to `timeout_ms` (< 0: forever).
+    pub fn tachyon_rpc_acquire_tx_timeout(rpc: *mut tachyon_rpc_bus_t, max_size: usize, timeout_ms: c_int)
+        -> *mut c_void;
+    /// [`tachyon_rpc_acquire_reply_tx`] waiting for room.
+    pub fn tachyon_rpc_acquire_reply_tx_timeout(
+        rpc: *mut tachyon_rpc_bus_t,
+        max_size: usize,
+        timeout_ms: c_int,
+    ) -> *mut c_void;
+    /// Caller: give up on call `cid`; its reply is dropped when it comes.
+    pub fn tachyon_rpc_abandon(rpc: *mut tachyon_rpc_bus_t, cid: u64) -> tachyon_error_t;
+    /// The error behind this thread's last failed call on the handle.
+    pub fn tachyon_rpc_last_error(rpc: *const tachyon_rpc_bus_t) -> tachyon_error_t;
+    /// 1 while the peer lives and has not destroyed its handle.
+    pub fn tachyon_rpc_peer_alive(rpc: *mut tachyon_rpc_bus_t) -> c_int;
+    /// The largest request payload.
+    pub fn tachyon_rpc_max_request(rpc: *const tachyon_rpc_bus_t) -> usize;
+    /// The largest reply payload.
+    pub fn tachyon_rpc_max_reply(rpc: *const tachyon_rpc_bus_t) -> usize;
 }

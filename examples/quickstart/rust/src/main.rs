@@ -3,7 +3,7 @@
 //! five messages, then closes it. Start the consumer first: it creates the socket.
 use std::time::Duration;
 
-use tachyon::Bus;
+use tachyon::{Bus, ErrorKind};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -22,8 +22,9 @@ fn consume(path: &str) -> Result<(), Box<dyn std::error::Error>> {
             // Read in place; the slot is released when `msg` is dropped.
             Ok(msg) => println!("type {}: {}", msg.type_id(), String::from_utf8_lossy(msg.data())),
             // The producer closed the bus and everything it sent was read.
-            Err(tachyon::Error::PeerClosed) => break,
-            // PeerDead (the producer crashed), or another error.
+            Err(e) if e.kind() == ErrorKind::PeerClosed => break,
+            // ErrorKind::PeerDead (the producer crashed), or another error;
+            // it prints with the library's detail (path, reason, peer pid).
             Err(e) => return Err(e.into()),
         }
         count += 1;
