@@ -185,13 +185,16 @@ bus.__exit__(None, None, None)
 '''
 
 
-def test_published_style_program_runs_unchanged(sock_path, tmp_path):
+def test_published_style_program_runs_unchanged(sock_path):
     import subprocess
     import sys
 
-    script = tmp_path / "server.py"
-    script.write_text(PUBLISHED_STYLE_SERVER)
-    server = subprocess.Popen([sys.executable, str(script), sock_path])
+    # Beside the socket, in the fixture's directory (removed after the test;
+    # pytest's tmp_path would keep it).
+    script = os.path.join(os.path.dirname(sock_path), "server.py")
+    with open(script, "w") as f:
+        f.write(PUBLISHED_STYLE_SERVER)
+    server = subprocess.Popen([sys.executable, script, sock_path])
     try:
         for _ in range(400):  # the published tests wait for the listener like this
             if os.path.exists(sock_path):
