@@ -118,7 +118,8 @@ def run_floor_pack(args):
 def tachyon_connect(path):
     import tachyon
 
-    return retry_until_ready(lambda: tachyon.Bus.connect(path), path)
+    # One attempt per call (timeout=0): retry_until_ready does the retrying.
+    return retry_until_ready(lambda: tachyon.Bus.connect(path, timeout=0), path)
 
 
 def run_tachyon_seed(args):

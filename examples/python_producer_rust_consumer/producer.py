@@ -61,7 +61,7 @@ def connect(path, timeout_s):
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return tachyon.Bus.connect(path)
+            return tachyon.Bus.connect(path, timeout=0)  # one attempt; this loop retries
         except (tachyon.TachyonError, OSError) as exc:
             if time.monotonic() >= deadline:
                 raise SystemExit(f"producer: no consumer at {path} after {timeout_s:.0f} s: {exc}")
