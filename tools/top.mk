@@ -1,0 +1,39 @@
+# tools/top.mk - tachyon-top, the live view of the current user's buses (tools/tachyon-top).
+#   make top           build/tools/tachyon-top (needs the curses headers: make setup installs libncurses-dev)
+#
+# `make` builds the tool when the curses headers are there, and says how to get
+# them when they are not. `make install` installs it into $(PREFIX)/bin.
+
+TOP_DIR     := tools/tachyon-top
+TOP_BIN     := $(BUILD)/tools/tachyon-top
+TOP_SRCS    := $(wildcard $(TOP_DIR)/*.c)
+TOP_HDRS    := $(wildcard $(TOP_DIR)/*.h)
+TOP_CFLAGS  := $(CSTD) $(OPT) -g $(WARN) -Wpedantic -Iinclude $(EXTRA_CFLAGS)
+# Evaluated when used, so that headers installed by `make setup` in the same run count.
+CURSES_CFLAGS = $(shell pkg-config --cflags ncurses 2>/dev/null)
+CURSES_LIBS   = $(shell pkg-config --libs ncurses 2>/dev/null || echo -lncurses)
+HAVE_CURSES   = $(shell printf '\043include <curses.h>\n' | $(CC) $(CURSES_CFLAGS) -E -x c - >/dev/null 2>&1 && echo yes)
+
+.PHONY: top top-note install-top
+
+ifeq ($(HAVE_CURSES),yes)
+all: top
+else
+all: top-note
+endif
+
+top-note:
+	@echo "note: tachyon-top not built: the curses headers are missing (make setup installs libncurses-dev)"
+
+top: $(TOP_BIN)
+
+$(TOP_BIN): $(TOP_SRCS) $(TOP_HDRS) include/tachyon.h $(BUILD)/libtachyon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TOP_CFLAGS) $(CURSES_CFLAGS) $(TOP_SRCS) $(BUILD)/libtachyon.a $(CURSES_LIBS) -o $@
+
+install: install-top
+install-top: lib
+	@if [ -x $(TOP_BIN) ] || [ "$(HAVE_CURSES)" = yes ]; then \
+		$(MAKE) --no-print-directory top && \
+		install -d $(DESTDIR)$(PREFIX)/bin && install -m 755 $(TOP_BIN) $(DESTDIR)$(PREFIX)/bin/; \
+	else echo "note: tachyon-top not installed: the curses headers are missing (make setup installs libncurses-dev)"; fi
