@@ -10,10 +10,10 @@
  * "tachyon:<socket path>"; the published library names them after the socket
  * path alone, so every memfd is a candidate and the core decides (sample.c).
  *
- * A process may hold a segment mapped with its descriptor closed. When a
- * segment has fewer than two holders that way, the maps of the processes
- * already looked at are read too, so that such a peer still counts as
- * attached.
+ * A process may hold a segment mapped with its descriptor closed. For a bus
+ * with fewer than two holders that way, sample.c asks for the maps of the
+ * processes already looked at (discover_mappers), so that such a peer still
+ * counts as attached.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -32,17 +32,6 @@
 #define MEMFD_LINK_PREFIX "/memfd:"
 #define DELETED_SUFFIX " (deleted)"
 #define TACHYON_NAME_PREFIX "tachyon:"
-
-/* A process whose descriptors could be read. */
-struct proc {
-    pid_t pid;
-    uid_t uid;
-};
-
-struct proc_list {
-    struct proc *v;
-    size_t n, cap;
-};
 
 static int grow(void **v, size_t *cap, size_t need, size_t elem)
 {
@@ -197,13 +186,16 @@ static int scan_process_fds(struct scan *scan, pid_t pid, uid_t uid)
     return 0;
 }
 
-static int needs_map_holders(const struct segment *seg)
+static struct segment *find_in(struct segment *const *segs, size_t n, dev_t dev, ino_t ino)
 {
-    return seg->n_holders < 2;
+    for (size_t i = 0; i < n; i++)
+        if (segs[i]->dev == dev && segs[i]->ino == ino)
+            return segs[i];
+    return NULL;
 }
 
-/* Processes that map a segment with no descriptor of it open. */
-static void scan_process_maps(struct scan *scan, pid_t pid, uid_t uid)
+/* The segments of `segs` that one process maps with no descriptor of them open. */
+static void scan_process_maps(struct segment *const *segs, size_t n, pid_t pid, uid_t uid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
@@ -220,7 +212,7 @@ static void scan_process_maps(struct scan *scan, pid_t pid, uid_t uid)
         /* start-end perms offset major:minor inode path */
         if (sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) != 3)
             continue;
-        struct segment *seg = find_segment(scan, makedev(maj, min), (ino_t)ino);
+        struct segment *seg = find_in(segs, n, makedev(maj, min), (ino_t)ino);
         if (!seg || find_holder(seg, pid))
             continue;
         struct holder *h = add_holder(seg, pid, uid);
@@ -231,12 +223,12 @@ static void scan_process_maps(struct scan *scan, pid_t pid, uid_t uid)
     fclose(f);
 }
 
-static int any_segment_needs_map_holders(const struct scan *scan)
+void discover_mappers(struct scan *scan, struct segment *const *segs, size_t n)
 {
-    for (size_t i = 0; i < scan->n_segs; i++)
-        if (needs_map_holders(&scan->segs[i]))
-            return 1;
-    return 0;
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < scan->n_procs; i++)
+        scan_process_maps(segs, n, scan->procs[i].pid, scan->procs[i].uid);
 }
 
 int holder_counts(const struct scan *scan, const struct holder *h)
@@ -266,7 +258,6 @@ int discover(struct scan *scan)
     DIR *proc = opendir("/proc");
     if (!proc)
         return -1;
-    struct proc_list procs = {0};
     struct dirent *de;
     char path[64];
     while ((de = readdir(proc)) != NULL) {
@@ -280,15 +271,10 @@ int discover(struct scan *scan)
             continue;
         if (scan_process_fds(scan, pid, st.st_uid) != 0)
             continue;
-        if (grow((void **)&procs.v, &procs.cap, procs.n + 1, sizeof(*procs.v)) == 0)
-            procs.v[procs.n++] = (struct proc){pid, st.st_uid};
+        if (grow((void **)&scan->procs, &scan->cap_procs, scan->n_procs + 1, sizeof(*scan->procs)) == 0)
+            scan->procs[scan->n_procs++] = (struct scanned_proc){pid, st.st_uid};
     }
     closedir(proc);
-    scan->procs_seen = procs.n;
-    if (any_segment_needs_map_holders(scan))
-        for (size_t i = 0; i < procs.n; i++)
-            scan_process_maps(scan, procs.v[i].pid, procs.v[i].uid);
-    free(procs.v);
     keep_own_segments(scan);
     return 0;
 }
@@ -303,6 +289,8 @@ void scan_free(struct scan *scan)
     for (size_t i = 0; i < scan->n_segs; i++)
         free(scan->segs[i].holders);
     free(scan->segs);
+    free(scan->procs);
     scan->segs = NULL;
-    scan->n_segs = scan->cap_segs = 0;
+    scan->procs = NULL;
+    scan->n_segs = scan->cap_segs = scan->n_procs = scan->cap_procs = 0;
 }

@@ -499,27 +499,44 @@ int sample_take(struct sample *out, const struct sample *prev, int all_users)
         return -1;
     out->mono_ns = mono_ns();
     out->real_ns = clock_ns(CLOCK_REALTIME);
-    out->procs_seen = scan.procs_seen;
+    out->procs_seen = scan.n_procs;
     out->window_s = prev ? (double)(out->mono_ns - prev->mono_ns) / 1e9 : 0;
+    enum read_result *results = calloc(scan.n_segs ? scan.n_segs : 1, sizeof(*results));
+    tachyon_segment_info_t *infos = calloc(scan.n_segs ? scan.n_segs : 1, sizeof(*infos));
+    struct segment **lonely = calloc(scan.n_segs ? scan.n_segs : 1, sizeof(*lonely));
+    if (!results || !infos || !lonely) {
+        free(results), free(infos), free(lonely);
+        scan_free(&scan);
+        return -1;
+    }
+    size_t n_lonely = 0;
     for (size_t i = 0; i < scan.n_segs; i++) {
         struct segment *seg = &scan.segs[i];
-        tachyon_segment_info_t info;
         char reason[TOP_REASON_MAX];
-        enum read_result r = read_segment(seg, &info, reason, sizeof reason);
-        if (r == READ_OK && !info_plausible(&info, out->mono_ns, reason, sizeof reason))
-            r = READ_SKIP;
-        if (r == READ_SKIP)
+        results[i] = read_segment(seg, &infos[i], reason, sizeof reason);
+        if (results[i] == READ_OK && !info_plausible(&infos[i], out->mono_ns, reason, sizeof reason))
+            results[i] = READ_SKIP;
+        if (results[i] == READ_SKIP)
             add_skip(out, seg, reason);
-        if (r != READ_OK)
+        if (results[i] == READ_OK && seg->n_holders < 2)
+            lonely[n_lonely++] = seg;
+    }
+    /* A bus with one holder: is its peer there with the descriptor closed? */
+    discover_mappers(&scan, lonely, n_lonely);
+    for (size_t i = 0; i < scan.n_segs; i++) {
+        if (results[i] != READ_OK)
             continue;
         struct bus_row *rows = grow_array(out->rows, &out->cap_rows, out->n_rows + 1, sizeof(*rows));
         if (!rows)
             break;
         out->rows = rows;
         struct bus_row *row = &out->rows[out->n_rows++];
-        make_row(row, seg, &info);
+        make_row(row, &scan.segs[i], &infos[i]);
         compute_rates(row, prev, out->window_s);
     }
+    free(results);
+    free(infos);
+    free(lonely);
     scan_free(&scan);
     return 0;
 }

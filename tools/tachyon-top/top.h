@@ -54,16 +54,26 @@ struct segment {
     size_t n_holders, cap_holders;
 };
 
+/* A process whose descriptors could be read. */
+struct scanned_proc {
+    pid_t pid;
+    uid_t uid;
+};
+
 struct scan {
     struct segment *segs;
     size_t n_segs, cap_segs;
+    struct scanned_proc *procs;
+    size_t n_procs, cap_procs;
     int all_users;              /* count every readable process's buses, not only ours */
     uid_t uid;                  /* whose buses: the real uid of tachyon-top */
-    size_t procs_seen;          /* processes whose descriptors could be read */
 };
 
 /* Fill `scan` from /proc. Returns 0, or -1 when /proc cannot be read (errno). */
 int discover(struct scan *scan);
+/* Add, as holders, the processes that map one of `segs` with no descriptor
+ * of it open (from /proc/<pid>/maps of the processes scanned). */
+void discover_mappers(struct scan *scan, struct segment *const *segs, size_t n);
 /* The socket path a segment was made for: its name without "tachyon:". */
 const char *segment_path(const struct segment *seg);
 /* Is this holder's process one of ours (or are all users shown)? */
