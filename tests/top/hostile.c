@@ -14,8 +14,12 @@
  *                                      with a terminal escape, a quote and a
  *                                      byte that is not UTF-8
  *   /hostile/published-style           sealed, valid, named like a published-library
- *                                      segment (no prefix): a bus, listed
+ *                                      segment (no prefix): a bus, listed; a child
+ *                                      process maps it with every descriptor closed
+ *                                      (as a peer that keeps only the mapping)
  *   not-a-bus                          any other program's memfd: ignored
+ *
+ * Prints "ready <pid> mapper <child pid>".
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -24,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +43,12 @@ static void on_term(int sig)
 {
     (void)sig;
     stop = 1;
+}
+
+static void pause_briefly(void)
+{
+    struct timespec ts = {0, 50 * 1000000};
+    nanosleep(&ts, NULL);
 }
 
 static void fail(const char *what)
@@ -112,15 +124,28 @@ int main(void)
     make_memfd("tachyon:/hostile/torn\x1b[2J\"\xff", &h, sizeof h, 1);
 
     plausible_header(&h, RING);
-    make_memfd("/hostile/published-style", &h, sizeof h, 1);
+    int published = make_memfd("/hostile/published-style", &h, sizeof h, 1);
 
     make_memfd("not-a-bus", noise, sizeof noise, 0);
 
-    printf("ready %d\n", (int)getpid());
-    fflush(stdout);
-    while (!stop) {
-        struct timespec ts = {0, 50 * 1000000};
-        nanosleep(&ts, NULL);
+    pid_t parent = getpid(), mapper = fork();
+    if (mapper < 0)
+        fail("fork");
+    if (mapper == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (mmap(NULL, TACHYON_HEADER_BYTES + RING, PROT_READ, MAP_SHARED, published, 0) == MAP_FAILED)
+            _exit(1);
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        while (!stop && getppid() == parent)
+            pause_briefly();
+        _exit(0);
     }
+    printf("ready %d mapper %d\n", (int)getpid(), (int)mapper);
+    fflush(stdout);
+    while (!stop)
+        pause_briefly();
+    kill(mapper, SIGTERM);
+    waitpid(mapper, NULL, 0);
     return 0;
 }

@@ -171,13 +171,21 @@ def test_hostile_segments_are_skipped_with_a_note(helpers):
         assert words in skipped[name]["reason"], skipped[name]
         assert skipped[name]["fd"] >= 0
 
-    ours = [b for b in doc["buses"] if any(h["pid"] == hostile.pid for h in b["holders"])]
-    paths = sorted(b["path"] for b in ours)
+    ours = {b["path"]: b for b in doc["buses"] if any(h["pid"] == hostile.pid for h in b["holders"])}
+    torn, published = '/hostile/torn\x1b[2J"\ufffd', "/hostile/published-style"
     # A torn counter block is not an error: the bus is listed, its counters unknown.
-    assert paths == sorted(["/hostile/published-style", '/hostile/torn\x1b[2J"\ufffd']), paths
-    for bus in ours:
+    assert sorted(ours) == sorted([torn, published]), list(ours)
+    for bus in ours.values():
         assert bus["producer"]["reported"] is False and bus["consumer"]["reported"] is False
-        assert bus["messages"] is None and bus["status"] == "gone"
+        assert bus["messages"] is None
+    assert ours[torn]["status"] == "gone"
+    # A peer that keeps only the mapping still counts as attached.
+    mapper = int(hostile.out_path.read_text().split()[3])
+    holders = {h["pid"]: h for h in ours[published]["holders"]}
+    assert set(holders) == {hostile.pid, mapper}, holders
+    assert holders[mapper]["mapped_only"] is True and holders[mapper]["fds"] == []
+    assert holders[hostile.pid]["mapped_only"] is False
+    assert ours[published]["status"] == "alive" and ours[published]["memfd"] == published
     assert not any("not-a-bus" in b["memfd"] for b in doc["buses"])
     assert not any("not-a-bus" in s["memfd"] for s in doc["skipped"])
 
