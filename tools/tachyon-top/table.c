@@ -280,7 +280,7 @@ size_t detail_lines(const struct bus_row *row, char lines[][TOP_LINE_MAX], size_
     else
         LINE("%-10s - (after the next sample)", "rate");
     bytes_text(max_text, sizeof max_text, info->producer.fill_max);
-    LINE("%-10s %llu B of %s (%.1f%%), the most the producer saw %s", "fill", (unsigned long long)row->fill_bytes, cap_text,
+    LINE("%-10s %llu B of %s (%.1f%%), highest at most %s (the producer's upper bound)", "fill", (unsigned long long)row->fill_bytes, cap_text,
          row->fill_pct, info->producer.valid ? max_text : "unknown");
     if (row->have_lag)
         LINE("%-10s %llu messages (as last stored), %llu bytes unread", "lag", (unsigned long long)row->lag_messages,
