@@ -6,11 +6,15 @@ per-message counting), in one run, taking turns.
      acquire_rx_spin + commit_rx, pure-spin consumer, the two processes
      pinned to CPUs 0 and 1): bench/stats/stream.c against each library.
   2. The same with send_batch + drain_batch, 64 per call.
-  3. The seed's Python producer loop (send_ticks of
+  3. Both ends in one thread (256 messages in, 256 out), timed by the
+     thread's CPU time: the work per message with and without counting,
+     which time spent descheduled by other work cannot blur.
+  4. The seed's Python producer loop (send_ticks of
      examples/python_producer_rust_consumer/producer.py) against a C sink,
      with the Python extension built from each library (built here into
      OUT/py-on and OUT/py-off, used through PYTHONPATH), the sink built
-     against the same one.
+     against the same one; rated both by wall time and by the loop's CPU
+     time.
 
 Before measuring, each pair is checked to differ the way it should: the
 counting build reports what it sent, the other reports nothing.
@@ -38,6 +42,12 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SEED_LOOP = os.path.join(ROOT, "bench", "stats", "seed_loop.py")
+
+C_PER_MESSAGE = "C streaming, per message (wall)"
+C_BATCH = "C streaming, send_batch+drain_batch (wall)"
+C_LOCAL = "C both ends in one thread (CPU time)"
+SEED_WALL = "Python seed loop (wall)"
+SEED_CPU = "Python seed loop (CPU time)"
 
 
 def machine():
@@ -126,7 +136,7 @@ def run_seed(pythonpath, sink, ticks):
 
 def check_variants(args, py):
     """The counting build counts, the other does not: else the comparison means nothing."""
-    for mode in ("per-message", "batch"):
+    for mode in ("per-message", "batch", "local"):
         _, on = run_stream(args.stream_on, mode, 100_000)
         _, off = run_stream(args.stream_off, mode, 100_000)
         if on != 100_000 or off != 0:
@@ -159,31 +169,39 @@ def main():
     stream = {"on": args.stream_on, "off": args.stream_off}
     check_variants(args, py)
 
+    # Each case runs once per build per round and gives one or more figures.
+    def seed(v):
+        r = run_seed(py[v], sink[v], args.ticks)
+        return {SEED_WALL: r["rate"], SEED_CPU: r["cpu_rate"]}
+
     cases = [
-        ("C per-message, 32 B", lambda v: run_stream(stream[v], "per-message", args.stream_msgs)[0]),
-        ("C send_batch + drain_batch, 32 B", lambda v: run_stream(stream[v], "batch", args.stream_msgs)[0]),
-        ("Python seed loop (send_zero_copy), 32 B", lambda v: run_seed(py[v], sink[v], args.ticks)["rate"]),
+        lambda v: {C_PER_MESSAGE: run_stream(stream[v], "per-message", args.stream_msgs)[0]},
+        lambda v: {C_BATCH: run_stream(stream[v], "batch", args.stream_msgs)[0]},
+        lambda v: {C_LOCAL: run_stream(stream[v], "local", args.stream_msgs)[0]},
+        seed,
     ]
+    names = [C_PER_MESSAGE, C_BATCH, C_LOCAL, SEED_WALL, SEED_CPU]
     load_before = loadavg()
     print("machine: %s" % machine())
     print("load average before: %s" % load_before)
     print("%d rounds; C: %d messages per run; Python: %d ticks per run; order flipped every round"
           % (args.rounds, args.stream_msgs, args.ticks), flush=True)
-    runs = {name: {"on": [], "off": []} for name, _ in cases}
+    runs = {name: {"on": [], "off": []} for name in names}
     start = time.monotonic()
     for r in range(args.rounds):
         order = ("on", "off") if r % 2 == 0 else ("off", "on")
-        for name, run in cases:
+        for run in cases:
             for v in order:
-                runs[name][v].append(run(v))
+                for name, value in run(v).items():
+                    runs[name][v].append(value)
         print("  round %d/%d done (load %s)" % (r + 1, args.rounds, loadavg()), flush=True)
     load_after = loadavg()
 
     lines = ["", "statistics on (as shipped) vs off (-DTACHYON_NO_STATS), %d runs each, M msg/s:" % args.rounds,
-             "  %-40s %8s %8s %8s %8s %8s %16s %7s" % ("", "on med", "off med", "on best", "off best",
+             "  %-42s %8s %8s %8s %8s %8s %16s %7s" % ("", "on med", "off med", "on best", "off best",
                                                        "pair", "pair IQR", "cost")]
     summary = {}
-    for name, _ in cases:
+    for name in names:
         on, off = runs[name]["on"], runs[name]["off"]
         # Each round's two runs ran next to each other: their ratio cancels
         # most of the load that came and went across the whole run.
@@ -193,7 +211,7 @@ def main():
         summary[name] = {"on_median": statistics.median(on), "off_median": statistics.median(off),
                          "on_best": max(on), "off_best": max(off), "pair_ratio_median": ratio,
                          "pair_ratio_q1": q[0], "pair_ratio_q3": q[2], "runs": runs[name]}
-        lines.append("  %-40s %8.3f %8.3f %8.3f %8.3f %8.3f %7.3f-%-8.3f %6.1f%%"
+        lines.append("  %-42s %8.3f %8.3f %8.3f %8.3f %8.3f %7.3f-%-8.3f %6.1f%%"
                      % (name, statistics.median(on) / 1e6, statistics.median(off) / 1e6, max(on) / 1e6,
                         max(off) / 1e6, ratio, q[0], q[2], (1 - ratio) * 100))
     lines += ["", "machine: %s" % machine(),

@@ -6,8 +6,10 @@ imported, not copied. Which build of the tachyon package runs is PYTHONPATH's
 choice (run.py points it at a build with or without counting); the sink is
 bench/stats/stream.c built against the matching library.
 
-Prints one JSON line: rate (ticks/s), the sink's count, what the segment
-says the producer counted (null when it stores no counts), and the module used.
+Prints one JSON line: rate (ticks/s of wall time), cpu_rate (ticks per
+second of the loop's CPU time: time spent descheduled by other work on the
+machine does not count), the sink's count, what the segment says the
+producer counted (null when it stores no counts), and the module used.
 
 Usage: PYTHONPATH=DIR python seed_loop.py --sink PROGRAM --ticks N
 """
@@ -19,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "examples", "python_producer_rust_consumer"))
@@ -39,7 +42,9 @@ def main():
         try:
             with tachyon.Bus.connect(path, timeout=10) as bus:
                 gc.disable()
+                cpu0 = time.thread_time()
                 elapsed = producer.send_ticks(bus, args.ticks)
+                cpu = time.thread_time() - cpu0
                 gc.enable()
                 producer.send_sentinel(bus, args.ticks)
             out = sink.communicate(timeout=120)[0].split()
@@ -54,6 +59,7 @@ def main():
         raise SystemExit(f"seed_loop: the sink received {received} of {args.ticks} ticks")
     print(json.dumps({
         "rate": args.ticks / elapsed,
+        "cpu_rate": args.ticks / cpu,
         "received": received,
         "producer_counted": None if counted == "none" else int(counted),
         "module": tachyon.__file__,
