@@ -67,6 +67,7 @@ include tests/tests.mk
 -include bindings/rust/rust.mk
 -include examples/examples.mk
 -include tools/tools.mk
+-include tools/top.mk
 
 # ---- everything ----------------------------------------------------------------
 # Set-up runs once, before anything that needs a package or the venv.
