@@ -67,6 +67,7 @@ include tests/tests.mk
 -include bindings/rust/rust.mk
 -include examples/examples.mk
 -include tools/tools.mk
+-include tools/top.mk
 -include examples/quickstart/quickstart.mk
 
 # ---- everything ----------------------------------------------------------------

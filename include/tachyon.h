@@ -342,7 +342,8 @@ typedef struct {
     uint64_t wakeups;           /* times this producer woke a sleeping consumer */
     uint64_t capacity;          /* ring size in bytes */
     uint64_t fill_bytes;        /* bytes committed and not yet given back, now */
-    uint64_t fill_max_bytes;    /* the most this producer has seen in the ring (an upper bound) */
+    uint64_t fill_max_bytes;    /* the most this producer saw in the ring (when it ran short of
+                                   room, or at a tachyon_bus_stats call) */
     uint64_t lag_messages;      /* consumer: messages the producer counted and this handle has not
                                    received (from the producer's stored counts; 0 if unknown) */
     uint64_t idle_ns;           /* since this handle last sent or received (0: active since the

@@ -359,6 +359,8 @@ tachyon_error_t tachyon_bus_stats(tachyon_bus_t *bus, tachyon_stats_t *out)
     out->wakeups = bus->tx.wakes;
     out->capacity = bus->capacity;
     out->fill_bytes = stats_fill(bus);
+    if (bus->tx.messages > 0 && out->fill_bytes > bus->tx.fill_max)
+        bus->tx.fill_max = out->fill_bytes;
     out->fill_max_bytes = bus->tx.fill_max;
     if (bus->rx.messages > 0) {
         uint64_t sent = stats_peer_sent(bus);

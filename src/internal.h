@@ -63,7 +63,6 @@ struct tachyon_tx_state {
     int64_t next_liveness_ns; /* a full ring polled: when to check the consumer again */
     /* Counted here, stored into the segment's producer block now and then. */
     uint64_t messages, bytes, full, wakes, fill_max;
-    uint32_t since_stats;   /* commits since the block was last stored */
     int64_t active_ns;      /* coarse time of a recent commit */
     uint64_t wait_need;     /* bytes the last acquire found no room for (event loops wait for them) */
 };

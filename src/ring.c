@@ -125,7 +125,7 @@ void ring_detach(struct tachyon_bus *bus)
  * producer every STATS_EVERY commits and when the ring is full, the consumer
  * when it gives room back, both when they leave. */
 
-#define STATS_EVERY 1024u
+#define STATS_EVERY 1024u /* a power of two: see tx_count */
 
 static void store_side_stats(tachyon_side_stats_t *b, uint64_t messages, uint64_t bytes, uint64_t stalls,
                              uint64_t wakes, uint64_t fill_max, int64_t active_ns)
@@ -147,7 +147,6 @@ void ring_store_tx_stats(struct tachyon_bus *bus)
     struct tachyon_tx_state *tx = &bus->tx;
     if (tx->messages == 0)
         return; /* not a producer */
-    tx->since_stats = 0;
     tx->active_ns = wait_now_coarse_ns();
     store_side_stats(&bus->hdr->producer_stats, tx->messages, tx->bytes, tx->full, tx->wakes, tx->fill_max,
                      tx->active_ns);
@@ -174,13 +173,10 @@ static inline void tx_count(struct tachyon_bus *bus, uint64_t messages, uint64_t
     return;
 #endif
     struct tachyon_tx_state *tx = &bus->tx;
-    tx->messages += messages;
+    uint64_t before = tx->messages;
+    tx->messages = before + messages;
     tx->bytes += bytes;
-    uint64_t fill = tx->head - tx->cached_tail; /* at most what is in the ring */
-    if (fill > tx->fill_max)
-        tx->fill_max = fill;
-    tx->since_stats += (uint32_t)messages;
-    if (unlikely(tx->since_stats >= STATS_EVERY))
+    if (unlikely((before ^ tx->messages) >= STATS_EVERY)) /* crossed a multiple of STATS_EVERY */
         ring_store_tx_stats(bus);
 }
 
@@ -234,6 +230,9 @@ static int tx_refresh_tail_has_room(struct tachyon_bus *bus, uint64_t bytes)
         return 0;
     }
     bus->tx.cached_tail = tail;
+    uint64_t fill = bus->tx.committed - tail; /* exact now: the most the ring held, seen when short of room */
+    if (fill > bus->tx.fill_max)
+        bus->tx.fill_max = fill;
     return bus->tx.head + bytes - tail <= bus->capacity;
 }
 
