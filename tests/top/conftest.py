@@ -100,7 +100,10 @@ class Helpers:
 
 @pytest.fixture
 def workdir():
-    path = Path(tempfile.mkdtemp(prefix="tachyon-top-test-"))
+    # Short: tachyon-top shows a path whole only up to 60 characters, and the
+    # tests find their buses by path (under $TMPDIR when that is short).
+    base = tempfile.gettempdir()
+    path = Path(tempfile.mkdtemp(prefix="ttop", dir=base if len(base) <= 24 else "/tmp"))
     try:
         yield path
     finally:
