@@ -124,7 +124,7 @@ def test_kill_consumer_mid_stream(sock_path):
 
 def test_clean_close_is_peer_dead_after_the_last_message(sock_path):
     def producer(path, conn):
-        with tachyon.Bus.connect(path) as bus:
+        with tachyon.Bus.connect(path, timeout=10) as bus:
             for i in range(1000):
                 bus.send(SEQ.pack(i), 1)
             conn.recv()  # the consumer is attached and reading
