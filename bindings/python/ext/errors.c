@@ -185,30 +185,47 @@ void tpy_error_capture(tpy_error *e, tachyon_error_t code)
     e->text[n] = '\0';
 }
 
-static int raise_with(tpy_state *st, tachyon_error_t code, PyObject *msg)
+/* The exception for `code` with the message `msg` (stolen), .code and .code_name set. */
+static PyObject *make_exception(tpy_state *st, tachyon_error_t code, PyObject *msg)
 {
-    PyObject *cls = error_class(st, code);
-    PyObject *exc = PyObject_CallOneArg(cls, msg);
+    PyObject *exc = PyObject_CallOneArg(error_class(st, code), msg);
     Py_DECREF(msg);
     if (!exc)
-        return -1;
+        return NULL;
     PyObject *num = PyLong_FromLong((long)code);
     PyObject *name = PyUnicode_FromString(error_name(code));
-    if (num && name && PyObject_SetAttrString(exc, "code", num) == 0 &&
-        PyObject_SetAttrString(exc, "code_name", name) == 0)
-        PyErr_SetObject(cls, exc);
+    if (!num || !name || PyObject_SetAttrString(exc, "code", num) < 0 ||
+        PyObject_SetAttrString(exc, "code_name", name) < 0)
+        Py_CLEAR(exc);
     Py_XDECREF(num);
     Py_XDECREF(name);
-    Py_DECREF(exc);
+    return exc;
+}
+
+static int raise_with(tpy_state *st, tachyon_error_t code, PyObject *msg)
+{
+    PyObject *exc = make_exception(st, code, msg);
+    if (exc) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
     return -1;
 }
 
-/* "<doing>: <sentence>; <hint> (ERR_X)" */
+PyObject *tpy_exception_for_code(tpy_state *st, tachyon_error_t code)
+{
+    if (code == TACHYON_ERR_INTERRUPTED)
+        return PyObject_CallNoArgs(PyExc_KeyboardInterrupt);
+    PyObject *msg = PyUnicode_FromString(tachyon_strerror(code));
+    return msg ? make_exception(st, code, msg) : NULL;
+}
+
+/* "<doing>: <sentence>; <hint> (ERR_X = n)" */
 static PyObject *format_message(tachyon_error_t code, tpy_op op, const char *doing, const char *sentence)
 {
     const char *hint = error_hint(code, op);
-    return PyUnicode_FromFormat("%s: %s%s%s (%s)", doing, sentence, *hint ? "; " : "", hint,
-                                error_name(code));
+    return PyUnicode_FromFormat("%s: %s%s%s (%s = %d)", doing, sentence, *hint ? "; " : "", hint,
+                                error_name(code), (int)code);
 }
 
 int tpy_raise(tpy_state *st, const tpy_error *e, tpy_op op, const char *subject)

@@ -297,6 +297,8 @@ int tpy_raise(tpy_state *st, const tpy_error *e, tpy_op op, const char *subject)
 int tpy_raise_code(tpy_state *st, tachyon_error_t code, tpy_op op, const char *subject);
 /* Raise an error of class `code` with our own sentence. Returns -1. */
 int tpy_raise_text(tpy_state *st, tachyon_error_t code, tpy_op op, const char *fmt, ...);
+/* The exception (not raised) a C error code becomes, with the library's text. */
+PyObject *tpy_exception_for_code(tpy_state *st, tachyon_error_t code);
 /* ClosedError for a bus that is not open (never opened, or closed). */
 int tpy_not_open_error(TachyonBusObject *self);
 

@@ -279,6 +279,16 @@ static PyObject *mod_strerror(PyObject *mod, PyObject *arg)
     return PyUnicode_FromString(tachyon_strerror((tachyon_error_t)code));
 }
 
+/* _error_from_code(code): the exception a C error code becomes (not raised);
+ * what this package raises for that code, with the library's static text. */
+static PyObject *mod_error_from_code(PyObject *mod, PyObject *arg)
+{
+    long code = PyLong_AsLong(arg);
+    if (code == -1 && PyErr_Occurred())
+        return NULL;
+    return tpy_exception_for_code(get_state(mod), (tachyon_error_t)code);
+}
+
 #define FASTKW (METH_FASTCALL | METH_KEYWORDS)
 #define CAST_FN(f) (PyCFunction)(void (*)(void))(f)
 
@@ -291,6 +301,9 @@ static PyMethodDef module_methods[] = {
     {"msg_type", CAST_FN(mod_msg_type), FASTKW,
      "msg_type(type_id) -> int\n\ntype_id & 0xFFFF, the message type bits."},
     {"strerror", mod_strerror, METH_O, "strerror(code) -> str: the C library's text for an error code."},
+    {"_error_from_code", mod_error_from_code, METH_O,
+     "_error_from_code(code) -> BaseException: the exception this package raises for a C error "
+     "code (not raised)."},
     {NULL, NULL, 0, NULL},
 };
 
