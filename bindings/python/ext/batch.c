@@ -133,6 +133,13 @@ static PyObject *batch_exit(PyObject *self, PyObject *const *args, Py_ssize_t na
             return batch_released_error(b);
         Py_RETURN_FALSE;
     }
+    if (b->bus->fork_gen != tpy_fork_generation) {
+        /* A fork()ed child: nothing there is mapped; the messages are
+         * its parent's to release, views or not. */
+        tpy_state *st = b->bus->st;
+        batch_let_go(b);
+        return tpy_raise_code(st, TACHYON_ERR_FORKED, TPY_OP_RELEASE, NULL), NULL;
+    }
     if (b->exports > 0) {
         b->hold = TPY_ORPHANED;
         if (!clean)

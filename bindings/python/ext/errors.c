@@ -81,8 +81,7 @@ static const char *error_hint(tachyon_error_t err, tpy_op op)
     case TACHYON_ERR_PEER_CLOSED:
         return "this bus is finished: close it, and listen or connect again for a new one";
     case TACHYON_ERR_FORKED:
-        return "a fork()ed child cannot use its parent's bus: open a new one in the child (listen or "
-               "connect after fork(), not before)";
+        return "open a bus of its own in the child (listen or connect after fork(), not before)";
     case TACHYON_ERR_FULL:
         if (op == TPY_OP_ACQUIRE_TX)
             return "acquire_tx never waits: try again once the consumer has caught up, or use "

@@ -168,6 +168,13 @@ static PyObject *rxguard_exit(PyObject *self, PyObject *const *args, Py_ssize_t 
             return released_error(g);
         Py_RETURN_FALSE;
     }
+    if (g->bus->fork_gen != tpy_fork_generation) {
+        /* A fork()ed child: nothing there is mapped; the message is its
+         * parent's to release, views or not. */
+        tpy_state *st = g->bus->st;
+        guard_let_go(g);
+        return tpy_raise_code(st, TACHYON_ERR_FORKED, TPY_OP_RELEASE, NULL), NULL;
+    }
     if (g->exports > 0) {
         g->hold = TPY_ORPHANED;
         if (!clean)

@@ -461,6 +461,12 @@ static PyObject *txguard_exit(PyObject *self, PyObject *const *args, Py_ssize_t 
             return finished_error(g);
         Py_RETURN_FALSE;
     }
+    if (g->bus->fork_gen != tpy_fork_generation) {
+        /* A fork()ed child: nothing there is mapped; the slot is the parent's. */
+        tpy_state *st = g->bus->st;
+        guard_let_go(g);
+        return tpy_raise_code(st, TACHYON_ERR_FORKED, TPY_OP_COMMIT, NULL), NULL;
+    }
     if (g->exports > 0) {
         /* A view still points at the slot: keep the slot ours (nothing else
          * may reuse it) until the view goes, then roll it back. */
