@@ -287,8 +287,9 @@ static void nap_ms(int64_t ms)
 /*
  * One attempt (timeout 0), or wait for a listener until the deadline (-1:
  * forever). The C call waits for the listener itself; this loop only runs
- * signal handlers after EINTR and, as the library counts whole milliseconds,
- * makes sure the timeout is never cut short.
+ * signal handlers after EINTR and, as the library counts whole milliseconds
+ * from a truncated clock, makes one last attempt at the deadline so the
+ * timeout is never cut short.
  */
 int tpy_core_connect(TachyonBusObject *self, PyObject *path_obj, int64_t timeout_ns)
 {
@@ -303,13 +304,12 @@ int tpy_core_connect(TachyonBusObject *self, PyObject *path_obj, int64_t timeout
     int64_t deadline = deadline_from(timeout_ns);
     tachyon_bus_t *c = NULL;
     tpy_error e = {TACHYON_SUCCESS, ""};
+    int waited_out = 0; /* a timed connect that found no listener in time */
     for (;;) {
-        int ms;
-        if (deadline < 0) {
-            ms = -1;
-        } else {
+        int ms = -1;
+        if (deadline >= 0) {
             int64_t left = ns_left(deadline) / 1000000;
-            ms = left > INT_MAX ? INT_MAX : (int)left; /* 0: one last attempt */
+            ms = left > INT_MAX ? INT_MAX : (int)left; /* 0: one attempt */
         }
         Py_BEGIN_ALLOW_THREADS
         tachyon_error_t err = tachyon_bus_connect_timeout(cpath, ms, &c);
@@ -325,21 +325,33 @@ int tpy_core_connect(TachyonBusObject *self, PyObject *path_obj, int64_t timeout
                 goto fail;
             if (deadline < 0 || ns_left(deadline) > 0)
                 continue;
+            waited_out = 1;
             break;
         }
-        if (e.code != TACHYON_ERR_NETWORK || deadline < 0 || ns_left(deadline) == 0)
+        /* The library retries while nothing listens; a NETWORK error well
+         * before the deadline is one it does not retry (a refusal): report
+         * it as it is. */
+        if (e.code != TACHYON_ERR_NETWORK || deadline < 0 || ms == 0)
             break;
-        /* Time is left (a refusal the library does not retry, or its
-         * millisecond clock): look again shortly. */
-        int64_t left_ms = (ns_left(deadline) + 999999) / 1000000;
-        nap_ms(left_ms < 5 ? left_ms : 5);
+        int64_t left = ns_left(deadline);
+        if (left > 2000000)
+            break;
+        if (left > 0)
+            nap_ms((left + 999999) / 1000000);
         if (PyErr_CheckSignals() < 0)
             goto fail;
+        waited_out = 1;
+        deadline = tpy_monotonic_ns(); /* the last attempt: ms = 0 */
     }
     if (e.code != TACHYON_SUCCESS) {
-        if (e.code == TACHYON_ERR_INTERRUPTED) {
-            tpy_raise_text(self->st, TACHYON_ERR_TIMEOUT, TPY_OP_CONNECT,
-                           "no listener answered at '%s' in time", cpath);
+        if (waited_out && timeout_ns > 0) {
+            char secs[32];
+            snprintf(secs, sizeof(secs), "%g", (double)timeout_ns / 1e9);
+            tpy_raise_text(self->st, e.code == TACHYON_ERR_INTERRUPTED ? TACHYON_ERR_TIMEOUT : e.code,
+                           TPY_OP_CONNECT,
+                           "no listener accepted a connection at '%s' within %s s; start the "
+                           "listener, or wait longer",
+                           cpath, secs);
         } else {
             PyObject *subject = PyUnicode_FromFormat("to '%s'", cpath);
             tpy_raise(self->st, &e, TPY_OP_CONNECT, subject ? PyUnicode_AsUTF8(subject) : NULL);
