@@ -19,7 +19,7 @@ this module re-exports it and gives Message its dataclass metadata. See
 """
 import dataclasses as _dataclasses
 
-from . import _tachyon
+from . import _tachyon, bus, message, type_id
 from ._tachyon import (
     ABI_VERSION,
     DEFAULT_CAPACITY,

@@ -36,6 +36,15 @@ def test_all_holds_the_published_names_in_their_order():
     assert isinstance(tachyon.__version__, str) and tachyon.__version__
 
 
+def test_published_submodules_import():
+    from tachyon.bus import Bus
+    from tachyon.message import Message
+    from tachyon.type_id import make_type_id, msg_type, route_id
+
+    assert (Bus, Message) == (tachyon.Bus, tachyon.Message)
+    assert (make_type_id, msg_type, route_id) == (tachyon.make_type_id, tachyon.msg_type, tachyon.route_id)
+
+
 def test_extension_and_type_names():
     assert tachyon._tachyon.__name__ == "tachyon._tachyon"
     assert tachyon._tachyon.__doc__.startswith("Tachyon IPC Bindings")
