@@ -247,15 +247,10 @@ static PyObject *bus_get_path(PyObject *self, void *c)
 static PyObject *bus_repr(PyObject *self)
 {
     TachyonBusObject *core = core_of(self);
-    PyObject *name = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "__qualname__");
-    if (!name)
-        return NULL;
-    PyObject *r = core->bus ? PyUnicode_FromFormat("<tachyon.%U path=%R capacity=%zd>", name, core->path,
-                                                   core->capacity)
-                            : PyUnicode_FromFormat("<tachyon.%U %s>", name,
-                                                   core->ever_opened ? "closed" : "not open");
-    Py_DECREF(name);
-    return r;
+    const char *name = Py_TYPE(self)->tp_name;
+    if (core->bus)
+        return PyUnicode_FromFormat("<%s path=%R capacity=%zd>", name, core->path, core->capacity);
+    return PyUnicode_FromFormat("<%s %s>", name, core->ever_opened ? "closed" : "not open");
 }
 
 static int bus_traverse(BusObject *self, visitproc visit, void *arg)
