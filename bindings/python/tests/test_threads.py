@@ -129,8 +129,10 @@ def close_under(bus, call):
     """Run call() in a thread until it blocks, close the bus from here: the
     seconds from close() to the call's ClosedError, and its message."""
     result = []
+    calling = threading.Event()
 
     def run():
+        calling.set()
         try:
             call()
         except tachyon.ClosedError as e:
@@ -138,7 +140,8 @@ def close_under(bus, call):
 
     t = threading.Thread(target=run)
     t.start()
-    time.sleep(0.3)
+    calling.wait(10)
+    time.sleep(0.3)  # well inside the wait by now
     closed = time.monotonic()
     bus.close()
     t.join(10)
@@ -224,7 +227,15 @@ def refused_while_waiting(bus, wait, calls):
     errors = []
     t = threading.Thread(target=lambda: errors.append(pytest.raises(tachyon.TachyonTimeoutError, wait)))
     t.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 2
+    while True:  # until the waiting thread is inside the library
+        try:
+            calls[0](bus)
+        except tachyon.TachyonStateError:
+            break
+        except tachyon.TachyonTimeoutError:
+            assert time.monotonic() < deadline, "the other thread never started waiting"
+            time.sleep(0.01)
     for call in calls:
         with pytest.raises(tachyon.TachyonStateError, match="another thread") as ei:
             call(bus)
@@ -239,10 +250,10 @@ def test_a_second_thread_on_the_same_side_is_refused(sock_path):
     rx_bus, tx_bus = published_pair(sock_path, 4096)
     with rx_bus, tx_bus:
         fill(tx_bus)
-        refused_while_waiting(tx_bus, lambda: tx_bus.send(b"y" * 100, 1, timeout=1.5), PRODUCER_SIDE)
+        refused_while_waiting(tx_bus, lambda: tx_bus.send(b"y" * 100, 1, timeout=3), PRODUCER_SIDE)
         tx_bus.flush()  # the producer side is free again
         with rx_bus.drain_batch(timeout=5):
             pass
-        refused_while_waiting(rx_bus, lambda: rx_bus.recv(timeout=1.5), CONSUMER_SIDE)
+        refused_while_waiting(rx_bus, lambda: rx_bus.recv(timeout=3), CONSUMER_SIDE)
         tx_bus.send(b"ok", 3)
         assert rx_bus.recv(timeout=5).data == b"ok"  # the consumer side is free again
