@@ -13,6 +13,10 @@
  * A bound method holds a strong reference to its guard and the guard one to
  * the method: a cycle, left to the garbage collector, which only matters
  * when the bus that pools the guard goes away.
+ *
+ * Also here: the export count every guard keeps (memoryviews, typed views
+ * and DLPack tensors of its memory alike), and what the last export's
+ * release does to a guard whose with-block already ended.
  */
 #include "ext.h"
 
