@@ -8,7 +8,8 @@
  * Every method forwards to the TachyonBus's C functions directly (no Python
  * call in between), so the seed's loop, bus.send_zero_copy(...) with
  * bus._bus.flush() every 64 messages, costs what it did when Bus was the
- * handle itself; _bus is a plain slot, the interpreter's fastest attribute.
+ * handle itself; _bus is a plain T_OBJECT_EX slot, the kind of attribute
+ * the interpreter loads fastest (its load is specialised).
  */
 #include <string.h>
 
@@ -339,7 +340,7 @@ static PyGetSetDef bus_getset[] = {
 };
 
 static PyMemberDef bus_members[] = {
-    {"_bus", T_OBJECT, offsetof(BusObject, core), READONLY,
+    {"_bus", T_OBJECT_EX, offsetof(BusObject, core), READONLY,
      "The TachyonBus this Bus acts on (the published low-level object)."},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(BusObject, weakrefs), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
