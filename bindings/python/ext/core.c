@@ -20,10 +20,13 @@
  * early: a slice the library ends a little before the deadline is followed
  * by another.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ext.h"
 
@@ -236,7 +239,8 @@ int tpy_core_listen(TachyonBusObject *self, PyObject *path_obj, size_t capacity,
     const char *cpath = PyBytes_AS_STRING(path);
     int64_t deadline = deadline_from(timeout_ns);
     tachyon_bus_t *c = NULL;
-    tpy_error e = {TACHYON_SUCCESS, ""};
+    tpy_error e;
+    tpy_error_clear(&e);
     for (;;) {
         tachyon_listen_opts_t opts;
         tachyon_listen_opts_init(&opts, capacity);
@@ -275,21 +279,40 @@ fail:
     return -1;
 }
 
-/* Sleep up to `ms` with the GIL released (between connect attempts). */
-static void nap_ms(int64_t ms)
+/* Sleep up to `ns` with the GIL released (between connect attempts). */
+static void nap_ns(int64_t ns)
 {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
     Py_BEGIN_ALLOW_THREADS
     nanosleep(&ts, NULL);
     Py_END_ALLOW_THREADS
 }
 
+/* Pause between two connect attempts, as the C library's own retry does. */
+#define CONNECT_RETRY_NS (5 * 1000000LL)
+
 /*
- * One attempt (timeout 0), or wait for a listener until the deadline (-1:
- * forever). The C call waits for the listener itself; this loop only runs
- * signal handlers after EINTR and, as the library counts whole milliseconds
- * from a truncated clock, makes one last attempt at the deadline so the
- * timeout is never cut short.
+ * May a failed connect succeed later? As the C library's retry rule: nothing
+ * at the path yet, or a socket file nobody accepts on yet. A path that is
+ * something else, or a socket this process may not write to, will not
+ * change by waiting.
+ */
+static int connect_worth_retrying(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return errno == ENOENT;
+    return S_ISSOCK(st.st_mode) && access(path, W_OK) == 0;
+}
+
+/*
+ * One attempt (timeout 0, as published and as tachyon_bus_connect), or keep
+ * trying until the deadline (-1: forever). The attempts are made here, one
+ * C call each, so that pending signals are handled between them (a signal
+ * that arrives while the library is not sleeping would otherwise go
+ * unnoticed by a wait without end); each attempt keeps the library's own
+ * deadline for the handshake once connected. The last attempt is made at
+ * the deadline, so the timeout is never cut short.
  */
 int tpy_core_connect(TachyonBusObject *self, PyObject *path_obj, int64_t timeout_ns)
 {
@@ -303,52 +326,37 @@ int tpy_core_connect(TachyonBusObject *self, PyObject *path_obj, int64_t timeout
     const char *cpath = PyBytes_AS_STRING(path);
     int64_t deadline = deadline_from(timeout_ns);
     tachyon_bus_t *c = NULL;
-    tpy_error e = {TACHYON_SUCCESS, ""};
-    int waited_out = 0; /* a timed connect that found no listener in time */
+    tpy_error e;
+    tpy_error_clear(&e);
     for (;;) {
-        int ms = -1;
-        if (deadline >= 0) {
-            int64_t left = ns_left(deadline) / 1000000;
-            ms = left > INT_MAX ? INT_MAX : (int)left; /* 0: one attempt */
-        }
         Py_BEGIN_ALLOW_THREADS
-        tachyon_error_t err = tachyon_bus_connect_timeout(cpath, ms, &c);
+        tachyon_error_t err = tachyon_bus_connect(cpath, &c);
         if (err != TACHYON_SUCCESS)
             tpy_error_capture(&e, err);
         else
             e.code = TACHYON_SUCCESS;
         Py_END_ALLOW_THREADS
-        if (e.code == TACHYON_SUCCESS)
+        if (e.code == TACHYON_SUCCESS || timeout_ns == 0)
             break;
-        if (e.code == TACHYON_ERR_INTERRUPTED) {
-            if (PyErr_CheckSignals() < 0)
-                goto fail;
-            if (deadline < 0 || ns_left(deadline) > 0)
-                continue;
-            waited_out = 1;
+        if (e.code == TACHYON_ERR_NETWORK && !connect_worth_retrying(cpath))
             break;
-        }
-        /* The library retries while nothing listens; a NETWORK error well
-         * before the deadline is one it does not retry (a refusal): report
-         * it as it is. */
-        if (e.code != TACHYON_ERR_NETWORK || deadline < 0 || ms == 0)
+        if (e.code != TACHYON_ERR_NETWORK && e.code != TACHYON_ERR_INTERRUPTED)
             break;
-        int64_t left = ns_left(deadline);
-        if (left > 2000000)
-            break;
-        if (left > 0)
-            nap_ms((left + 999999) / 1000000);
         if (PyErr_CheckSignals() < 0)
             goto fail;
-        waited_out = 1;
-        deadline = tpy_monotonic_ns(); /* the last attempt: ms = 0 */
+        int64_t left = deadline < 0 ? CONNECT_RETRY_NS : ns_left(deadline);
+        if (left == 0)
+            break;
+        nap_ns(left < CONNECT_RETRY_NS ? left : CONNECT_RETRY_NS);
+        if (PyErr_CheckSignals() < 0)
+            goto fail;
     }
     if (e.code != TACHYON_SUCCESS) {
-        if (waited_out && timeout_ns > 0) {
+        if (timeout_ns != 0 && (e.code == TACHYON_ERR_NETWORK || e.code == TACHYON_ERR_INTERRUPTED) &&
+            connect_worth_retrying(cpath)) {
             char secs[32];
             snprintf(secs, sizeof(secs), "%g", (double)timeout_ns / 1e9);
-            tpy_raise_text(self->st, e.code == TACHYON_ERR_INTERRUPTED ? TACHYON_ERR_TIMEOUT : e.code,
-                           TPY_OP_CONNECT,
+            tpy_raise_text(self->st, TACHYON_ERR_NETWORK, TPY_OP_CONNECT,
                            "no listener accepted a connection at '%s' within %s s; start the "
                            "listener, or wait longer",
                            cpath, secs);
@@ -434,13 +442,14 @@ static void *wait_for_room(TachyonBusObject *self, Py_ssize_t size, int64_t time
         if (slice == 0)
             return tpy_raise_code(self->st, TACHYON_ERR_FULL, op, NULL), NULL;
         void *p;
-        tpy_error e = {TACHYON_SUCCESS, ""};
+        tpy_error e;
+        tpy_error_clear(&e);
         tachyon_bus_t *c = inflight_begin(self);
         self->tx_waiting = 1;
         Py_BEGIN_ALLOW_THREADS
         p = tachyon_acquire_tx_blocking(c, (size_t)size, 1000, slice);
         if (!p)
-            tpy_error_capture(&e, tachyon_bus_last_error(c));
+            tpy_error_note(&e, tachyon_bus_last_error(c));
         Py_END_ALLOW_THREADS
         self->tx_waiting = 0;
         if (p && self->bus != c)
@@ -479,7 +488,7 @@ void *tpy_bus_acquire_tx(TachyonBusObject *self, Py_ssize_t size, int64_t timeou
     if (p)
         return p;
     tpy_error e;
-    tpy_error_capture(&e, tachyon_bus_last_error(self->bus));
+    tpy_error_note(&e, tachyon_bus_last_error(self->bus));
     if (e.code != TACHYON_ERR_FULL || timeout_ns == 0)
         return tpy_raise(self->st, &e, op, NULL), NULL;
     return wait_for_room(self, size, timeout_ns, op);
@@ -546,7 +555,8 @@ static PyObject *send_batch_records(TachyonBusObject *self, const char *buf, Py_
 {
     int64_t deadline = deadline_from(timeout_ns);
     Py_ssize_t sent = 0;
-    tpy_error e = {TACHYON_SUCCESS, ""};
+    tpy_error e;
+    tpy_error_clear(&e);
     while (sent < count) {
         size_t n;
         const char *src = buf + sent * record_size;
@@ -557,7 +567,7 @@ static PyObject *send_batch_records(TachyonBusObject *self, const char *buf, Py_
             Py_BEGIN_ALLOW_THREADS
             n = tachyon_send_batch(c, src, (size_t)record_size, left, type_id);
             if (n < left)
-                tpy_error_capture(&e, tachyon_bus_last_error(c));
+                tpy_error_note(&e, tachyon_bus_last_error(c));
             Py_END_ALLOW_THREADS
             self->tx_waiting = 0;
             if (inflight_end(self, c) < 0)
@@ -565,7 +575,7 @@ static PyObject *send_batch_records(TachyonBusObject *self, const char *buf, Py_
         } else {
             n = tachyon_send_batch(self->bus, src, (size_t)record_size, left, type_id);
             if (n < left)
-                tpy_error_capture(&e, tachyon_bus_last_error(self->bus));
+                tpy_error_note(&e, tachyon_bus_last_error(self->bus));
         }
         sent += (Py_ssize_t)n;
         if (sent == count)
@@ -585,7 +595,7 @@ static PyObject *send_batch_records(TachyonBusObject *self, const char *buf, Py_
         if (p)
             tachyon_rollback_tx(c);
         else
-            tpy_error_capture(&e, tachyon_bus_last_error(c));
+            tpy_error_note(&e, tachyon_bus_last_error(c));
         Py_END_ALLOW_THREADS
         self->tx_waiting = 0;
         if (inflight_end(self, c) < 0)
@@ -593,7 +603,7 @@ static PyObject *send_batch_records(TachyonBusObject *self, const char *buf, Py_
         if (!p && e.code != TACHYON_ERR_TIMEOUT && e.code != TACHYON_ERR_INTERRUPTED)
             return batch_send_error(self, &e, sent);
         if (!p)
-            tpy_error_capture(&e, TACHYON_ERR_FULL); /* what a timeout reports */
+            tpy_error_note(&e, TACHYON_ERR_FULL); /* what a timeout reports */
         if (PyErr_CheckSignals() < 0)
             return NULL;
     }
@@ -714,13 +724,14 @@ static const void *wait_rx_slow(TachyonBusObject *self, uint32_t *type_id, size_
         if (slice == 0)
             return raise_timeout(self, TPY_OP_RECV, timeout_ns), NULL;
         const void *p;
-        tpy_error e = {TACHYON_SUCCESS, ""};
+        tpy_error e;
+        tpy_error_clear(&e);
         tachyon_bus_t *c = inflight_begin(self);
         self->rx_waiting = 1;
         Py_BEGIN_ALLOW_THREADS
         p = tachyon_acquire_rx_timeout(c, type_id, size, spins, slice);
         if (!p)
-            tpy_error_capture(&e, tachyon_bus_last_error(c));
+            tpy_error_note(&e, tachyon_bus_last_error(c));
         Py_END_ALLOW_THREADS
         self->rx_waiting = 0;
         if (inflight_end(self, c) < 0)
@@ -752,7 +763,7 @@ const void *tpy_bus_wait_rx(TachyonBusObject *self, uint32_t *type_id, size_t *s
     if (p)
         return p;
     tpy_error e;
-    tpy_error_capture(&e, tachyon_bus_last_error(self->bus));
+    tpy_error_note(&e, tachyon_bus_last_error(self->bus));
     if (e.code != TACHYON_ERR_EMPTY)
         return tpy_raise(self->st, &e, TPY_OP_RECV, NULL), NULL;
     if (timeout_ns == 0)
@@ -772,7 +783,7 @@ size_t tpy_bus_wait_batch(TachyonBusObject *self, tachyon_msg_view_t *views, siz
     if (n)
         return n;
     tpy_error e;
-    tpy_error_capture(&e, tachyon_bus_last_error(self->bus));
+    tpy_error_note(&e, tachyon_bus_last_error(self->bus));
     int64_t deadline = deadline_from(timeout_ns);
     for (;;) {
         if (e.code != TACHYON_ERR_EMPTY && e.code != TACHYON_ERR_TIMEOUT &&
@@ -788,7 +799,7 @@ size_t tpy_bus_wait_batch(TachyonBusObject *self, tachyon_msg_view_t *views, siz
         Py_BEGIN_ALLOW_THREADS
         n = tachyon_drain_batch_timeout(c, views, max, spins, slice);
         if (!n)
-            tpy_error_capture(&e, tachyon_bus_last_error(c));
+            tpy_error_note(&e, tachyon_bus_last_error(c));
         Py_END_ALLOW_THREADS
         self->rx_waiting = 0;
         if (inflight_end(self, c) < 0)

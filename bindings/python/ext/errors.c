@@ -236,12 +236,13 @@ int tpy_raise(tpy_state *st, const tpy_error *e, tpy_op op, const char *subject)
     }
     /* A sentence with details names the path itself; a static one does not,
      * so then the operation says what it worked on. */
-    int detailed = strcmp(e->text, tachyon_strerror(e->code)) != 0;
+    const char *text = e->text[0] ? e->text : tachyon_strerror(e->code);
+    int detailed = strcmp(text, tachyon_strerror(e->code)) != 0;
     PyObject *doing = detailed || !subject ? PyUnicode_FromString(op_name(op))
                                            : PyUnicode_FromFormat("%s %s", op_name(op), subject);
     if (!doing)
         return -1;
-    PyObject *msg = format_message(e->code, op, PyUnicode_AsUTF8(doing), e->text);
+    PyObject *msg = format_message(e->code, op, PyUnicode_AsUTF8(doing), text);
     Py_DECREF(doing);
     if (!msg)
         return -1;

@@ -70,6 +70,8 @@ static inline int PyModule_AddObjectRef(PyObject *m, const char *name, PyObject 
 #define TPY_RX_SPINS_NOGIL 2000
 /* The published default spin_threshold of acquire_rx and drain_batch. */
 #define TPY_DEFAULT_SPIN_THRESHOLD 10000
+/* Message objects kept for reuse (a loop holds two at a time). */
+#define TPY_MESSAGE_FREELIST 8
 /* Guard objects kept per bus for reuse (the seed's loop needs two). */
 #define TPY_GUARD_POOL 4
 /* Timeouts are capped here (about 31 years): "practically forever". */
@@ -97,6 +99,13 @@ typedef struct {
 } tpy_error;
 
 typedef struct {
+    PyObject_HEAD
+    PyObject *data;         /* bytes (or whatever a user stored) */
+    PyObject *type_id_obj;
+    PyObject *size_obj;
+} MessageObject;
+
+typedef struct {
     PyTypeObject *TachyonBus_Type;
     PyTypeObject *Bus_Type;
     PyTypeObject *TxGuard_Type;
@@ -119,6 +128,11 @@ typedef struct {
     PyObject *StateError;
     PyObject *ClosedError;
     PyObject *struct_Struct;     /* struct.Struct, for send_packed("fmt", ...) */
+    /* Messages freed and kept for reuse: iterating a bus makes one per
+     * message, and allocating a collectable object costs more than the
+     * copy of a small payload. */
+    MessageObject *free_messages[TPY_MESSAGE_FREELIST];
+    int n_free_messages;
     /* Interned keyword names, compared by identity first. */
     PyObject *kw_size, *kw_type_id, *kw_timeout, *kw_data, *kw_max_msgs, *kw_record_size,
         *kw_path, *kw_socket_path, *kw_capacity, *kw_pack_into, *kw_spin_threshold,
@@ -184,13 +198,6 @@ typedef struct {
     PyObject *type_id_obj;
     PyObject *size_obj;
 } BatchItemObject;
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *data;         /* bytes (or whatever a user stored) */
-    PyObject *type_id_obj;
-    PyObject *size_obj;
-} MessageObject;
 
 /* The low-level handle: one tachyon_bus_t (NULL until opened, and again
  * after close/destroy). */
@@ -293,6 +300,26 @@ void tpy_error_capture(tpy_error *e, tachyon_error_t code);
 /* Raise the exception for a captured error; `subject` (may be NULL) names
  * what the call worked on, e.g. the socket path. Returns -1. */
 int tpy_raise(tpy_state *st, const tpy_error *e, tpy_op op, const char *subject);
+/* No error yet (without zeroing the whole sentence buffer: waits declare one
+ * per slice). */
+static inline void tpy_error_clear(tpy_error *e)
+{
+    e->code = TACHYON_SUCCESS;
+    e->text[0] = '\0';
+}
+/* As tpy_error_capture, but the sentence is copied only for an error the
+ * caller will raise as it is: a wait goes on after EMPTY, TIMEOUT,
+ * INTERRUPTED and FULL, whose sentences carry no detail anyway. */
+static inline void tpy_error_note(tpy_error *e, tachyon_error_t code)
+{
+    if (code == TACHYON_ERR_EMPTY || code == TACHYON_ERR_TIMEOUT || code == TACHYON_ERR_INTERRUPTED ||
+        code == TACHYON_ERR_FULL) {
+        e->code = code;
+        e->text[0] = '\0';
+    } else {
+        tpy_error_capture(e, code);
+    }
+}
 /* Capture and raise at once: the failing call was the last one. Returns -1. */
 int tpy_raise_code(tpy_state *st, tachyon_error_t code, tpy_op op, const char *subject);
 /* Raise an error of class `code` with our own sentence. Returns -1. */
@@ -404,6 +431,7 @@ int tpy_guard_check_export(GuardHeadObject *g, const char *what);
 
 /* ---- message.c --------------------------------------------------------------- */
 int tpy_message_type_init(PyObject *module, tpy_state *st);
+void tpy_message_freelist_clear(tpy_state *st);
 PyObject *tpy_message_new(tpy_state *st, uint32_t type_id, const void *data, size_t size);
 
 #endif

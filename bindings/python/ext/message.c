@@ -10,7 +10,7 @@
  * asdict, replace and is_dataclass work. It is a C type so that receiving
  * stays cheap: a message is made without a call into Python, and is not
  * tracked by the garbage collector until a field is set to something that
- * could form a cycle.
+ * could form a cycle, and a few freed messages are kept for reuse.
  */
 #include "ext.h"
 
@@ -21,7 +21,13 @@ PyObject *tpy_message_new(tpy_state *st, uint32_t type_id, const void *data, siz
         return NULL;
     PyObject *type_obj = PyLong_FromUnsignedLong(type_id);
     PyObject *size_obj = type_obj ? PyLong_FromSize_t(size) : NULL;
-    MessageObject *m = size_obj ? PyObject_GC_New(MessageObject, st->Message_Type) : NULL;
+    MessageObject *m = NULL;
+    if (size_obj && st->n_free_messages > 0) {
+        m = st->free_messages[--st->n_free_messages];
+        PyObject_Init((PyObject *)m, st->Message_Type); /* untracked, as new */
+    } else if (size_obj) {
+        m = PyObject_GC_New(MessageObject, st->Message_Type);
+    }
     if (!m) {
         Py_DECREF(bytes);
         Py_XDECREF(type_obj);
@@ -158,8 +164,21 @@ static void message_dealloc(MessageObject *m)
     PyTypeObject *tp = Py_TYPE(m);
     PyObject_GC_UnTrack(m);
     message_clear(m);
-    tp->tp_free((PyObject *)m);
+    /* Only Message itself (a subclass deallocates through its own
+     * tp_dealloc first, and has no module state to ask). */
+    tpy_state *st = tp->tp_dealloc == (destructor)message_dealloc ? PyType_GetModuleState(tp) : NULL;
+    if (st && st->n_free_messages < TPY_MESSAGE_FREELIST) {
+        st->free_messages[st->n_free_messages++] = m; /* reused by tpy_message_new */
+    } else {
+        tp->tp_free((PyObject *)m);
+    }
     Py_DECREF(tp);
+}
+
+void tpy_message_freelist_clear(tpy_state *st)
+{
+    while (st->n_free_messages > 0)
+        PyObject_GC_Del(st->free_messages[--st->n_free_messages]);
 }
 
 static PyMemberDef message_members[] = {

@@ -392,6 +392,7 @@ static int module_clear(PyObject *mod)
     tpy_state *st = get_state(mod);
     if (!st)
         return 0;
+    tpy_message_freelist_clear(st);
 #define CLEAR(f) Py_CLEAR(st->f);
     STATE_OBJECTS(CLEAR)
 #undef CLEAR

@@ -67,8 +67,15 @@ def sigint_later(pid, delay, sent_at):
     return t
 
 
-def read_line(child, prefix):
-    line = child.stdout.readline()
+def read_line(child, prefix, timeout=60):
+    # A child that stays silent fails the test instead of hanging the suite
+    # (read in a thread: lines the pipe's buffer already holds count too).
+    got = []
+    reader = threading.Thread(target=lambda: got.append(child.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert got, "the child printed nothing for %d s (expected %r)" % (timeout, prefix)
+    line = got[0]
     assert line.startswith(prefix), "expected %r from the child, got %r" % (prefix, line)
     return line.split()
 
