@@ -23,8 +23,9 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-
 CSTD    := -std=c11
 CFLAGS_LIB := $(CSTD) $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -Iinclude -Isrc $(EXTRA_CFLAGS)
 
-LIB_SRCS := src/state.c src/shm.c src/socket.c src/handshake.c src/ring.c src/wait.c src/bus.c
-LIB_HDRS := include/tachyon.h src/wire.h src/barrier.h src/internal.h src/ring.h src/state.h src/futex.h
+LIB_SRCS := src/state.c src/shm.c src/socket.c src/handshake.c src/attach.c src/notify.c src/inspect.c src/ring.c \
+            src/wait.c src/bus.c src/rpc.c
+LIB_HDRS := include/tachyon.h src/wire.h src/barrier.h src/internal.h src/ring.h src/state.h src/futex.h src/clock.h
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib setup test test-c test-sanitize test-tsan bench demo install clean fuzz soak help
@@ -65,6 +66,7 @@ include tests/tests.mk
 -include bindings/python/python.mk
 -include bindings/rust/rust.mk
 -include examples/examples.mk
+-include tools/tools.mk
 
 # ---- everything ----------------------------------------------------------------
 # Set-up runs once, before anything that needs a package or the venv.

@@ -17,3 +17,14 @@ bench-c-bin: lib $(BENCH_BINS)
 bench-c: bench-c-bin
 	$(BUILD)/bench/pingpong
 	$(BUILD)/bench/throughput
+
+# Request/reply: C<->C round trips beside the floors (bench/rpc.c), then
+# Python<->Python beside ZeroMQ REQ/REP and a Unix socket
+# (bench/python/rpc_bench.py); figures also written under build/bench/.
+.PHONY: bench-rpc
+BENCH_TARGETS += bench-rpc
+
+bench-rpc: lib $(BUILD)/bench/rpc python-install
+	@mkdir -p $(BUILD)/bench
+	$(BUILD)/bench/rpc | tee $(BUILD)/bench/rpc_c.txt
+	timeout 900 $(PY) bench/python/rpc_bench.py --out $(BUILD)/bench/rpc_python.json | tee $(BUILD)/bench/rpc_python.txt

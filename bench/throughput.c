@@ -1,17 +1,28 @@
 /*
- * throughput.c - C->C streaming throughput by payload size, two pinned
- * processes over one bus.
+ * throughput.c - C->C streaming throughput, two pinned processes over one
+ * 1 MiB bus, against baselines measured in the same run.
  *
- * The producer fills each payload (memcpy from a source buffer) and commits;
- * the consumer reads one word of every 64-byte line of the payload in place
- * (zero-copy: it uses the data where it lies) and commits. Reported: messages
- * per second and payload GB/s, per size, for the per-message API in pure-spin
- * and blocking mode, and for send_batch + drain_batch at 32 bytes.
+ *   1. 32-byte messages, per-message API (tachyon_acquire_tx + commit_tx ->
+ *      tachyon_acquire_rx_spin(..., 0) + commit_rx), pure-spin consumer,
+ *      default settings, against the same library storing head every 32
+ *      commits (tachyon_bus_set_publish_batch(bus, 32): what the published
+ *      tachyon-ipc library does). The two alternate, RUNS times each;
+ *      medians and their ratio are reported.
+ *   2. send_batch + drain_batch of 32-byte records against case 1.
+ *   3. 4 KiB to 64 KiB messages against one core's memcpy bandwidth of the
+ *      same sizes, measured in the same run.
  *
- *   build/bench/throughput    (BENCH_SECONDS=1 per case by default)
+ * The producer fills each payload with memcpy; the consumer reads one word
+ * of every 64-byte line of the payload in place. It prints figures and
+ * RESULT lines; it asserts nothing about speed.
+ *
+ *   build/bench/throughput    (BENCH_MSGS per run, default 20,000,000 at 32 B;
+ *                              BENCH_LARGE_BYTES of payload per large-message
+ *                              run, default 2 GiB; BENCH_RUNS, default 5)
  */
 #define _GNU_SOURCE
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -20,14 +31,17 @@
 
 #define RING_CAPACITY (1u << 20)
 #define BATCH 64
+#define MAX_RUNS 15
 
-enum mode { PER_MESSAGE_SPIN, PER_MESSAGE_BLOCKING, BATCHED };
+enum mode { PER_MESSAGE, PER_MESSAGE_BATCH32, BATCHED };
 
 struct shared_result {
     volatile uint64_t received;
     volatile uint64_t elapsed_ns;
     volatile uint64_t checksum;
 };
+
+static char workdir[64];
 
 static uint64_t touch_payload(const uint8_t *p, size_t size)
 {
@@ -45,8 +59,7 @@ static void consumer(const char *path, enum mode mode, struct shared_result *out
     tachyon_bus_t *bus;
     if (tachyon_bus_listen(path, RING_CAPACITY, &bus) != TACHYON_SUCCESS)
         _exit(1);
-    if (mode != PER_MESSAGE_BLOCKING)
-        tachyon_bus_set_polling_mode(bus, 1);
+    tachyon_bus_set_polling_mode(bus, 1);
     uint64_t n = 0, sum = 0, t0 = 0;
     tachyon_msg_view_t views[BATCH];
     for (;;) {
@@ -63,7 +76,7 @@ static void consumer(const char *path, enum mode mode, struct shared_result *out
         } else {
             uint32_t type_id;
             size_t size;
-            const uint8_t *p = tachyon_acquire_rx_blocking(bus, &type_id, &size, 10000);
+            const uint8_t *p = tachyon_acquire_rx_spin(bus, &type_id, &size, 0);
             if (!p)
                 break;
             if (n == 0)
@@ -80,73 +93,147 @@ static void consumer(const char *path, enum mode mode, struct shared_result *out
     _exit(0);
 }
 
-/* Sends for `seconds`, then destroys the bus: the consumer sees the peer
- * leave once it has read everything. Returns the count sent. */
-static uint64_t producer(const char *path, size_t size, enum mode mode, double seconds)
+/* Sends `count` messages, then destroys the bus: the consumer sees the peer
+ * leave once it has read everything. */
+static void producer(const char *path, size_t size, enum mode mode, uint64_t count)
 {
     bench_pin(0);
     tachyon_bus_t *bus;
     if (tachyon_bus_connect_timeout(path, 10000, &bus) != TACHYON_SUCCESS)
         exit(1);
+    if (mode == PER_MESSAGE_BATCH32 && tachyon_bus_set_publish_batch(bus, 32) != TACHYON_SUCCESS)
+        exit(1);
     uint8_t *src = malloc(size * BATCH + 64);
     for (size_t i = 0; i < size * BATCH + 64; i++)
         src[i] = (uint8_t)i;
     uint64_t sent = 0;
-    uint64_t deadline = bench_now_ns() + (uint64_t)(seconds * 1e9);
-    while (bench_now_ns() < deadline) {
-        for (int k = 0; k < 256; k++) { /* look at the clock every 256 rounds */
-            if (mode == BATCHED) {
-                sent += tachyon_send_batch(bus, src, size, BATCH, 1);
-            } else {
-                uint8_t *p = tachyon_acquire_tx(bus, size);
-                if (!p)
-                    continue;
-                memcpy(p, src + (sent & 63), size);
-                tachyon_commit_tx(bus, size, 1);
-                sent++;
-            }
+    while (sent < count) {
+        if (mode == BATCHED) {
+            size_t want = count - sent < BATCH ? (size_t)(count - sent) : BATCH;
+            sent += tachyon_send_batch(bus, src, size, want, 1);
+        } else {
+            uint8_t *p = tachyon_acquire_tx(bus, size);
+            if (!p)
+                continue;
+            memcpy(p, src + (sent & 63), size);
+            tachyon_commit_tx(bus, size, 1);
+            sent++;
         }
     }
     tachyon_bus_destroy(bus);
     free(src);
-    return sent;
 }
 
-static void run_case(size_t size, enum mode mode, double seconds, const char *label)
+/* One run: messages per second as the consumer saw them. */
+static double run_once(size_t size, enum mode mode, uint64_t count)
 {
     struct shared_result *res = mmap(NULL, sizeof(*res), PROT_READ | PROT_WRITE,
                                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    char path[64];
-    snprintf(path, sizeof(path), "/tmp/tachyon-bench-tput-%d.sock", (int)getpid());
+    char path[128];
+    static int serial;
+    snprintf(path, sizeof(path), "%s/bus-%d.sock", workdir, serial++);
     pid_t child = fork();
     if (child == 0)
         consumer(path, mode, res);
-    uint64_t sent = producer(path, size, mode, seconds);
+    producer(path, size, mode, count);
     int status;
     waitpid(child, &status, 0);
-    if (res->received != sent) {
-        fprintf(stderr, "throughput: sent %llu, received %llu\n", (unsigned long long)sent,
+    if (res->received != count) {
+        fprintf(stderr, "throughput: sent %llu, received %llu\n", (unsigned long long)count,
                 (unsigned long long)res->received);
         exit(1);
     }
-    double secs = (double)res->elapsed_ns / 1e9;
-    double mps = (double)res->received / secs;
-    double gbps = mps * (double)size / 1e9;
-    printf("%-28s %6zu B  %8.2f M msg/s  %7.2f GB/s\n", label, size, mps / 1e6, gbps);
-    printf("RESULT bench=throughput variant=%s size=%zu msgs_per_s=%.0f gb_per_s=%.3f\n", label, size, mps, gbps);
+    double mps = (double)res->received / ((double)res->elapsed_ns / 1e9);
     munmap(res, sizeof(*res));
+    return mps;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void result(const char *variant, size_t size, double mps)
+{
+    printf("RESULT bench=throughput variant=%s size=%zu msgs_per_s=%.0f gb_per_s=%.3f\n", variant, size, mps,
+           mps * (double)size / 1e9);
+}
+
+/* One core copying `size`-byte blocks through a 1 MiB buffer, as the ring's
+ * producer does: GB/s. */
+static double memcpy_gbps(size_t size)
+{
+    static uint8_t src[RING_CAPACITY], dst[RING_CAPACITY];
+    memset(src, 1, sizeof(src));
+    memset(dst, 2, sizeof(dst));
+    size_t per_pass = RING_CAPACITY / size;
+    uint64_t bytes = 0, t0 = bench_now_ns();
+    while (bench_now_ns() - t0 < 200000000ull) {
+        for (size_t i = 0; i < per_pass; i++)
+            memcpy(dst + i * size, src + ((i * 7) % per_pass) * size, size);
+        __asm__ __volatile__("" ::"r"(dst) : "memory");
+        bytes += per_pass * size;
+    }
+    return (double)bytes / ((double)(bench_now_ns() - t0));
 }
 
 int main(void)
 {
-    double seconds = (double)bench_env_u64("BENCH_MILLIS", 1000) / 1000.0;
-    static const size_t sizes[] = {32, 64, 256, 1024, 4096, 16384, 65536};
+    uint64_t count = bench_env_u64("BENCH_MSGS", 20000000);
+    int runs = (int)bench_env_u64("BENCH_RUNS", 5);
+    if (runs < 1 || runs > MAX_RUNS)
+        runs = 5;
+    snprintf(workdir, sizeof(workdir), "/tmp/tachyon-bench-XXXXXX");
+    if (!mkdtemp(workdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
     bench_print_machine();
-    printf("streaming, ring %u KiB, producer on CPU 0, consumer on CPU 1, %.1f s per case\n",
-           RING_CAPACITY / 1024, seconds);
-    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
-        run_case(sizes[i], PER_MESSAGE_SPIN, seconds, "per-message,pure-spin");
-    run_case(32, PER_MESSAGE_BLOCKING, seconds, "per-message,blocking");
-    run_case(32, BATCHED, seconds, "send_batch+drain_batch");
+    printf("streaming, ring %u KiB, producer on CPU 0, consumer on CPU 1 (pure spin), %d runs per variant\n",
+           RING_CAPACITY / 1024, runs);
+
+    /* 1 and 2: 32 bytes, alternating so that background load hits all alike. */
+    double ours[MAX_RUNS], base[MAX_RUNS], batched[MAX_RUNS];
+    for (int r = 0; r < runs; r++) {
+        ours[r] = run_once(32, PER_MESSAGE, count);
+        base[r] = run_once(32, PER_MESSAGE_BATCH32, count);
+        batched[r] = run_once(32, BATCHED, count);
+    }
+    double m_ours = median(ours, runs), m_base = median(base, runs), m_batch = median(batched, runs);
+    printf("\n32 B, %llu messages per run, medians:\n", (unsigned long long)count);
+    printf("  per-message, default (stamps)            %8.2f M msg/s\n", m_ours / 1e6);
+    printf("  per-message, head every 32 commits       %8.2f M msg/s   default / this = %.2fx\n", m_base / 1e6,
+           m_ours / m_base);
+    printf("  send_batch + drain_batch (64 per call)   %8.2f M msg/s   / per-message default = %.2fx\n",
+           m_batch / 1e6, m_batch / m_ours);
+    result("per-message,default", 32, m_ours);
+    result("per-message,head-every-32", 32, m_base);
+    result("send_batch+drain_batch", 32, m_batch);
+    printf("RESULT bench=throughput variant=ratio-default-over-head32 value=%.3f\n", m_ours / m_base);
+    printf("RESULT bench=throughput variant=ratio-batch-over-per-message value=%.3f\n", m_batch / m_ours);
+
+    /* 3: large messages against memcpy of the same block size. */
+    static const size_t sizes[] = {4096, 16384, 65536};
+    printf("\nlarge messages, per-message default, medians of %d; memcpy on one core, same sizes:\n", runs);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t size = sizes[i];
+        uint64_t n = bench_env_u64("BENCH_LARGE_BYTES", 2ull << 30) / size; /* 2 GiB of payload per run */
+        double v[MAX_RUNS];
+        for (int r = 0; r < runs; r++)
+            v[r] = run_once(size, PER_MESSAGE, n);
+        double mps = median(v, runs), gbps = mps * (double)size / 1e9, mc = memcpy_gbps(size);
+        printf("  %6zu B  %8.3f M msg/s  %6.2f GB/s   memcpy %6.2f GB/s   ratio %.2f\n", size, mps / 1e6, gbps, mc,
+               gbps / mc);
+        result("per-message,default", size, mps);
+        printf("RESULT bench=throughput variant=memcpy size=%zu gb_per_s=%.3f\n", size, mc);
+    }
+    rmdir(workdir);
     return 0;
 }

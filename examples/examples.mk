@@ -15,3 +15,22 @@ example-consumer:
 test-e2e: example-consumer python-install
 	cd $(EXAMPLE_DIR)/consumer && timeout 600 $(CARGO) test --release --quiet
 	cd $(EXAMPLE_DIR) && E2E_TICKS=20000 timeout 600 $(PY) -m pytest -q -p no:cacheprovider test_e2e.py
+
+# The request/reply example: a Rust pricing service answering a Python client
+# (examples/rpc_python_rust). `make demo-rpc` runs it with its figures;
+# `make test-rpc-example` checks it end to end, both sides killed included.
+RPC_EXAMPLE_DIR := examples/rpc_python_rust
+
+.PHONY: test-rpc-example rpc-example-service demo-rpc
+
+TEST_TARGETS += test-rpc-example
+
+rpc-example-service:
+	cd $(RPC_EXAMPLE_DIR)/service && $(CARGO) build --release --quiet
+
+test-rpc-example: rpc-example-service python-install
+	cd $(RPC_EXAMPLE_DIR)/service && timeout 600 $(CARGO) test --release --quiet
+	cd $(RPC_EXAMPLE_DIR) && timeout 600 $(PY) -m pytest -q -p no:cacheprovider test_example.py
+
+demo-rpc: python-install | setup
+	@PYTHON=$(PY) bash $(RPC_EXAMPLE_DIR)/run_demo.sh

@@ -13,7 +13,9 @@
  *   [0..31]  handshake       [32..35] memfd size (mod 1 MiB)
  *   [36]     seals: bit0 SHRINK, bit1 GROW, bit2 SEAL, bit3 WRITE, bit4 FUTURE_WRITE
  *   [37]     fds: 0 memfd, 1 none, 2 two memfds, 3 pipe, 4 /dev/null, 5 unsealable memfd
- *   [38]     send: 0 whole, 1 split (fd first), 2 split (fd second), 3 truncated, then hang up
+ *   [38]     bits 0-1 send: 0 whole, 1 split (fd first), 2 split (fd second), 3 truncated;
+ *            bit 2: then read the connector's extension offer and answer with
+ *            the 32 bytes at [40..71] (bit 3: with a pipe fd attached); then hang up
  *   [39]     split point / truncated length (mod 32)
  *   [40..]   bytes written at the start of the memfd (its segment header)
  */
@@ -27,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -104,6 +107,26 @@ static void send_part(int conn, const uint8_t *buf, size_t len, const int *fds, 
         (void)send_with_fds(conn, buf, len, fds, nfds); /* the connector may have hung up */
 }
 
+/* A hostile answer to the connector's extension offer (if it sends one). */
+static void answer_offer(int conn)
+{
+    uint8_t offer[32], answer[32];
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (recv(conn, offer, sizeof(offer), MSG_WAITALL) != (ssize_t)sizeof(offer))
+        return;
+    for (size_t i = 0; i < 32; i++)
+        answer[i] = byte_at(PREFIX + i);
+    int p[2] = {-1, -1};
+    if ((byte_at(38) & 8) && pipe2(p, O_CLOEXEC) != 0)
+        abort();
+    send_part(conn, answer, sizeof(answer), p, p[0] >= 0 ? 1 : 0);
+    if (p[0] >= 0) {
+        close(p[0]);
+        close(p[1]);
+    }
+}
+
 /* One connection per input: accept, send what the input says, close all. */
 static void serve_one(void)
 {
@@ -124,6 +147,8 @@ static void serve_one(void)
     }
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
+    if ((byte_at(38) & 4) && byte_at(38) % 4 != 3) /* a whole handshake went out */
+        answer_offer(conn);
     close(conn);
 }
 
@@ -213,7 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (bus) {
         violated("failure with a bus", (int)err, 0);
     }
-    if ((int)err < 0 || err > TACHYON_ERR_PATH_TOO_LONG)
+    if ((int)err < 0 || err > TACHYON_ERR_WRONG_REPLY)
         violated("unknown error code", (int)err, 0);
     int fds = count_fds();
     if (fds != fake.baseline_fds)

@@ -117,3 +117,59 @@ write("fuzz_handshake", "header-capacity", hs_input(header=segment_header(cap=2 
 write("fuzz_handshake", "header-state", hs_input(header=segment_header(state=1)))
 write("fuzz_handshake", "header-counters", hs_input(header=segment_header(head=4096, tail=0)))
 write("fuzz_handshake", "header-counters-wrap", hs_input(header=segment_header(head=2**64 - 64, tail=2**64 - 128)))
+
+# ---- fuzz_rpc_handshake -------------------------------------------------------
+RCAP_FWD, RCAP_REV = 1024, 2048
+
+
+def rpc_input(hs=None, size_a=HDR + RCAP_FWD, size_b=HDR + RCAP_REV, seals_a=0b111, seals_b=0b111, fds=0,
+              send=0, split=0, header_a=None, header_b=None):
+    hs = handshake(cap=RCAP_FWD, cap_rev=RCAP_REV, shm_rev=HDR + RCAP_REV, flags=1) if hs is None else hs
+    header_a = segment_header(cap=RCAP_FWD) if header_a is None else header_a
+    header_b = segment_header(cap=RCAP_REV) if header_b is None else header_b
+    return (hs + struct.pack("<IIBBBBBBH", size_a, size_b, seals_a, seals_b, fds, send, split, 0, len(header_a))
+            + header_a + header_b)
+
+
+def rpc_hs(**kw):
+    args = dict(cap=RCAP_FWD, cap_rev=RCAP_REV, shm_rev=HDR + RCAP_REV, flags=1)
+    args.update(kw)
+    return handshake(**args)
+
+
+def with_message(header, size, cid, type_id=1, reserved=None):
+    """A segment header whose head covers one message at offset 0."""
+    reserved = (64 + size + 63) & ~63 if reserved is None else reserved
+    h = bytearray(header)
+    struct.pack_into("<Q", h, 128, (reserved + 63) & ~63)  # head: whole lines, whatever the header claims
+    slot = struct.pack("<III4xQ", size, type_id, reserved, cid).ljust(64, b"\0") + bytes(size)
+    return bytes(h) + slot
+
+
+write("fuzz_rpc_handshake", "honest", rpc_input())
+write("fuzz_rpc_handshake", "honest-split", rpc_input(send=1, split=12))
+write("fuzz_rpc_handshake", "fds-on-second-part", rpc_input(send=2, split=20))
+write("fuzz_rpc_handshake", "truncated", rpc_input(send=3, split=15))
+write("fuzz_rpc_handshake", "plain-flags", rpc_input(hs=handshake(cap=RCAP_FWD), fds=2))
+write("fuzz_rpc_handshake", "flags-3", rpc_input(hs=rpc_hs(flags=3)))
+write("fuzz_rpc_handshake", "bad-magic", rpc_input(hs=rpc_hs(magic=0)))
+write("fuzz_rpc_handshake", "rev-not-pow2", rpc_input(hs=rpc_hs(cap_rev=1000, shm_rev=HDR + 1000)))
+write("fuzz_rpc_handshake", "rev-shm-mismatch", rpc_input(hs=rpc_hs(shm_rev=HDR + RCAP_REV + 64)))
+write("fuzz_rpc_handshake", "rings-swapped", rpc_input(size_a=HDR + RCAP_REV, size_b=HDR + RCAP_FWD,
+                                                       header_a=segment_header(cap=RCAP_REV),
+                                                       header_b=segment_header(cap=RCAP_FWD)))
+write("fuzz_rpc_handshake", "rev-short", rpc_input(size_b=HDR + RCAP_REV // 2))
+write("fuzz_rpc_handshake", "rev-no-seals", rpc_input(seals_b=0))
+write("fuzz_rpc_handshake", "rev-unsealable", rpc_input(fds=6))
+write("fuzz_rpc_handshake", "no-fd", rpc_input(fds=1))
+write("fuzz_rpc_handshake", "one-fd", rpc_input(fds=2))
+write("fuzz_rpc_handshake", "three-fds", rpc_input(fds=3))
+write("fuzz_rpc_handshake", "pipe", rpc_input(fds=4))
+write("fuzz_rpc_handshake", "devnull", rpc_input(fds=5))
+write("fuzz_rpc_handshake", "rev-header-state", rpc_input(header_b=segment_header(cap=RCAP_REV, state=4)))
+write("fuzz_rpc_handshake", "rev-header-capacity", rpc_input(header_b=segment_header(cap=2 * RCAP_REV)))
+write("fuzz_rpc_handshake", "reply-waiting", rpc_input(header_b=with_message(segment_header(cap=RCAP_REV), 16, 1)))
+write("fuzz_rpc_handshake", "reply-bad-reserved",
+      rpc_input(header_b=with_message(segment_header(cap=RCAP_REV), 16, 1, reserved=100)))
+write("fuzz_rpc_handshake", "request-ring-full",
+      rpc_input(header_a=segment_header(cap=RCAP_FWD, head=RCAP_FWD, tail=0)))

@@ -80,6 +80,8 @@ static void harness_init(struct harness *h, const uint8_t *data, size_t size)
     }
     atomic_store(&hdr->head, head);
     atomic_store(&hdr->tail, tail);
+    uint64_t salt_bits = load64(data, size < 24 ? size : 24, 20) & 0xFFFFFFFFu;
+    atomic_store(&hdr->stamp_salt, salt_bits ? (salt_bits * 0x9E3779B97F4A7C15ull) | 63u : 0);
     if (size > RING_HARNESS_PREFIX) {
         size_t n = size - RING_HARNESS_PREFIX < capacity ? size - RING_HARNESS_PREFIX : capacity;
         memcpy(h->image + TACHYON_HEADER_BYTES, data + RING_HARNESS_PREFIX, n);
@@ -98,7 +100,8 @@ static void harness_init(struct harness *h, const uint8_t *data, size_t size)
     bus->peer_pid = getpid(); /* the "peer" is alive: waits end by timeout */
     bus->id = status_new_bus_id();
     bus->fork_generation = status_fork_generation();
-    bus->peer_features = (mode & 2) ? TACHYON_FEATURE_LONE_MARKER : 0;
+    bus->peer_features = ((mode & 2) ? TACHYON_FEATURE_LONE_MARKER : 0) |
+                         ((mode & 4) ? TACHYON_FEATURE_SLOT_STAMPS : 0);
     ring_attach(bus);
 }
 

@@ -12,8 +12,11 @@
  *   [16]     capacity = 64 << (b % 5)   (64 .. 1024)
  *   [17]     consumer_sleeping word     [18] state word
  *   [19]     mode: bit 0 raw counters; otherwise tail as given (64-aligned)
- *            and head = tail + (head % (capacity + 128)) rounded down to 64
- *   [20..23] unused
+ *            and head = tail + (head % (capacity + 128)) rounded down to 64;
+ *            bit 1: the peer reads lone skip markers; bit 2: its consumer
+ *            reads slot stamps (the producer publishes head lazily)
+ *   [20..23] the segment's stamp salt: 0 when all four are 0, otherwise
+ *            these 32 bits spread over 64 (low six bits set, as always)
  *   [24 .. 24+capacity)  the ring's bytes
  *   rest     operations, see ring_harness.c
  *

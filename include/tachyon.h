@@ -79,7 +79,8 @@ typedef enum {
     TACHYON_ERR_NOT_SOCKET = 21,   /* the socket path exists and is not a socket */
     TACHYON_ERR_PATH_TOO_LONG = 22, /* the socket path does not fit in sun_path */
     TACHYON_ERR_PEER_CLOSED = 23,  /* the peer closed the bus (a clean end of stream) */
-    TACHYON_ERR_FORKED = 24        /* the handle belongs to the parent of this fork()ed process */
+    TACHYON_ERR_FORKED = 24,       /* the handle belongs to the parent of this fork()ed process */
+    TACHYON_ERR_WRONG_REPLY = 25   /* request/reply: the next reply answers another call */
 } tachyon_error_t;
 
 typedef enum {
@@ -311,9 +312,295 @@ TACHYON_API size_t tachyon_send_batch(tachyon_bus_t *bus, const void *records, s
  * (ERR_PEER_CLOSED or ERR_PEER_DEAD). */
 TACHYON_API int tachyon_peer_alive(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 
+/*
+ * Producer side: how commits reach the consumer. 1 (the default): each
+ * commit is visible at once. commits > 1: head is stored every `commits`
+ * commits, on tachyon_flush, and before the producer reports the ring full,
+ * as the published tachyon-ipc library does with 32; messages then wait in
+ * the producer until one of those. Meant for comparisons and for peers that
+ * expect it; between two processes of this project the default already moves
+ * one cache line per many messages of a dense stream. ERR_INVALID_SZ outside
+ * 1..TACHYON_MAX_PUBLISH_BATCH.
+ */
+#define TACHYON_MAX_PUBLISH_BATCH 4096u
+TACHYON_API tachyon_error_t tachyon_bus_set_publish_batch(tachyon_bus_t *bus, uint32_t commits) TACHYON_NOEXCEPT;
+
+/*
+ * What a bus has been doing, as seen from this handle. The counters are this
+ * handle's own (messages it sent as a producer, received as a consumer);
+ * counting costs a few additions per message. Fill and lag come from the
+ * shared counters as last stored by each side (head may be up to 32 commits
+ * or a quarter ring behind between two processes of this project).
+ */
+typedef struct {
+    uint64_t messages_sent;     /* committed by this handle (producer side) */
+    uint64_t bytes_sent;        /* payload bytes of those */
+    uint64_t messages_received; /* released by this handle (consumer side) */
+    uint64_t bytes_received;
+    uint64_t ring_full;         /* times a send or acquire found no room */
+    uint64_t sleeps;            /* times this consumer slept on the futex */
+    uint64_t wakeups;           /* times this producer woke a sleeping consumer */
+    uint64_t capacity;          /* ring size in bytes */
+    uint64_t fill_bytes;        /* bytes committed and not yet given back, now */
+    uint64_t fill_max_bytes;    /* the most this producer has seen in the ring (an upper bound) */
+    uint64_t lag_messages;      /* consumer: messages the producer counted and this handle has not
+                                   received (from the producer's stored counts; 0 if unknown) */
+    uint64_t idle_ns;           /* since this handle last sent or received (0: active since the
+                                   previous call) */
+    int32_t peer_pid;           /* the other process (0 if unknown) */
+    int32_t peer_alive;         /* 1 alive, 0 gone */
+    uint32_t features;          /* extension features agreed with the peer (0: plain ABI v4 peer) */
+    uint32_t state;             /* tachyon_state_t, as tachyon_get_state gives it */
+} tachyon_stats_t;
+
+/* Fill *out, and store this handle's counters into the segment, where
+ * tachyon-top reads them. Like the data calls it reads both sides' private
+ * counters: call it from a thread that works the bus, or when no other
+ * thread is inside a call on this handle. */
+TACHYON_API tachyon_error_t tachyon_bus_stats(tachyon_bus_t *bus, tachyon_stats_t *out) TACHYON_NOEXCEPT;
+
+/*
+ * Event loops. tachyon_bus_fd returns a descriptor to give to poll, select
+ * or epoll (or asyncio's add_reader, tokio's AsyncFd). It is owned by the
+ * handle (closed by its last tachyon_bus_destroy) and the same on every call;
+ * -1 when the system refuses one (see tachyon_bus_last_error).
+ *
+ * It polls readable (level-triggered) after tachyon_bus_fd_arm armed it and
+ * then: a message came (TACHYON_WAIT_RX), room appeared after the ring was
+ * full (TACHYON_WAIT_TX: room for the slot the last acquire could not
+ * place), the peer is gone or the ring turned fatal, or a periodic tick went
+ * off (every millisecond with a plain ABI v4 peer, which cannot signal it;
+ * every 100 ms with a peer of this project). Readable only means "look":
+ * try the non-blocking calls (acquire_rx, acquire_rx_batch, acquire_tx,
+ * send); when they find nothing to do, call tachyon_bus_fd_arm again before
+ * waiting. It stays readable until the next arm, so a slow loop misses
+ * nothing; once the peer is gone it stays readable.
+ *
+ * tachyon_bus_fd_arm clears the descriptor, then returns 1 when what was
+ * asked for (TACHYON_WAIT_RX, TACHYON_WAIT_TX or both) is there already (do
+ * not wait: call the data functions), 0 when armed (wait for the
+ * descriptor), -1 on error. Call it from the thread that works that side.
+ * Producers and consumers that never arm pay nothing for it.
+ */
+#define TACHYON_WAIT_RX 1u
+#define TACHYON_WAIT_TX 2u
+TACHYON_API int tachyon_bus_fd(tachyon_bus_t *bus) TACHYON_NOEXCEPT;
+TACHYON_API int tachyon_bus_fd_arm(tachyon_bus_t *bus, unsigned what) TACHYON_NOEXCEPT;
+
+/*
+ * Reading a bus from the outside, as a monitor does (tachyon-top): the
+ * segment behind `fd` (a descriptor of its memfd, e.g. /proc/<pid>/fd/<n>
+ * opened read-only by a process of the same user). Only a sealed segment
+ * with a valid ABI v4 header is read; its bytes are treated as untrusted.
+ * ERR_ABI_MISMATCH: not a Tachyon segment; ERR_SEAL: not sealed against
+ * shrinking (reading it could fault); ERR_INVALID_SZ: a bad capacity.
+ */
+typedef struct {
+    int32_t pid;           /* the process that last stored this side's counters */
+    int32_t valid;         /* 1 when that side ever stored them (a side of this project) */
+    uint64_t messages;
+    uint64_t bytes;
+    uint64_t stalls;       /* producer: times the ring was full; consumer: futex sleeps */
+    uint64_t wakes;        /* producer: sleeping consumers woken */
+    uint64_t fill_max;     /* producer: most bytes it saw in the ring */
+    uint64_t updated_ns;   /* CLOCK_MONOTONIC when stored */
+    uint64_t active_ns;    /* CLOCK_MONOTONIC of a recent message */
+} tachyon_side_info_t;
+
+typedef struct {
+    uint32_t version;
+    uint32_t state;             /* tachyon_state_t */
+    uint64_t capacity;
+    uint64_t head;              /* as last stored (may lag: see tachyon_bus_stats) */
+    uint64_t tail;
+    uint32_t features;          /* extension features the two sides agreed on */
+    uint32_t consumer_sleeping; /* 0 awake, 1 asleep, 2 pure spin, 3 waiting in an event loop */
+    tachyon_side_info_t producer;
+    tachyon_side_info_t consumer;
+} tachyon_segment_info_t;
+
+TACHYON_API tachyon_error_t tachyon_segment_inspect(int fd, tachyon_segment_info_t *out) TACHYON_NOEXCEPT;
+
 /* The ring's capacity in bytes, and the largest payload one message can carry. */
 TACHYON_API size_t tachyon_bus_capacity(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
 TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus_t *bus) TACHYON_NOEXCEPT;
+
+/* ---- Request/reply ---------------------------------------------------------
+ *
+ * A request/reply connection joins one caller and one server with two rings,
+ * each a plain bus's segment (docs/rpc.md): requests go caller -> server on
+ * the request ring (fwd), replies server -> caller on the reply ring (rev).
+ * The listener is the server: it serves requests and replies. The connector
+ * is the caller: it calls and waits. A handle refuses the other role's calls
+ * (ERR_STATE). Every request carries a correlation id (1, 2, 3, ... on a
+ * connection), and its reply carries the same id.
+ *
+ * Replies come in the order the calls were made: several calls may be in
+ * flight (pipelining), and the caller waits for them in the order it made
+ * them. A wait for another call's id than the next reply's fails with
+ * ERR_WRONG_REPLY and leaves that reply in place.
+ *
+ * Threads: the sending calls (call, acquire_tx, commit_call, rollback_call;
+ * reply, acquire_reply_tx, commit_reply, rollback_reply) are one side, the
+ * receiving calls (wait, commit_rx, abandon; serve, commit_serve) the other;
+ * one thread at a time may use each side, as on a plain bus. The others may
+ * be called from any thread, except that tachyon_rpc_destroy must not race
+ * with any call on the handle.
+ *
+ * The peer's end: a wait or serve returns NULL with ERR_PEER_CLOSED (the peer
+ * destroyed its handle) or ERR_PEER_DEAD (its process ended without doing so)
+ * once everything the peer sent has been read, within about 50 ms of its end.
+ *
+ * The functions from tachyon_rpc_listen to tachyon_rpc_get_state are the
+ * published tachyon-ipc request/reply ABI; the rest are this project's.
+ * Error details: tachyon_rpc_last_error, then tachyon_error_message.
+ */
+typedef struct tachyon_rpc_bus tachyon_rpc_bus_t;
+
+/* Server: create the request ring (cap_fwd bytes) and the reply ring (cap_rev
+ * bytes; each a power of two, 64 B to 1 GiB), wait at socket_path for one
+ * caller and hand it both. Blocks; a signal returns ERR_INTERRUPTED. *out is
+ * written only on success. */
+TACHYON_API tachyon_error_t tachyon_rpc_listen(const char *socket_path, size_t cap_fwd, size_t cap_rev,
+                                               tachyon_rpc_bus_t **out) TACHYON_NOEXCEPT;
+
+/* Caller: connect to a request/reply listener at socket_path, one attempt.
+ * A plain bus listener there gives ERR_ABI_MISMATCH. */
+TACHYON_API tachyon_error_t tachyon_rpc_connect(const char *socket_path, tachyon_rpc_bus_t **out) TACHYON_NOEXCEPT;
+
+/* Close this end (the peer's waits end with ERR_PEER_CLOSED once it has read
+ * what was sent) and free the handle. Every pointer from it becomes invalid.
+ * NULL is a no-op. */
+TACHYON_API void tachyon_rpc_destroy(tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/* Caller: copy `size` bytes (0 allowed) into a request of `msg_type`, publish
+ * it and set *out_cid to its correlation id. Non-blocking: ERR_FULL when the
+ * request ring has no room, ERR_INVALID_SZ when it is larger than
+ * tachyon_rpc_max_request. Replaces a slot still acquired. */
+TACHYON_API tachyon_error_t tachyon_rpc_call(tachyon_rpc_bus_t *rpc, const void *payload, size_t size,
+                                             uint32_t msg_type, uint64_t *out_cid) TACHYON_NOEXCEPT;
+
+/* Caller: reserve a request slot for up to max_size bytes (64-byte aligned,
+ * writable; the slot holds up to max_size rounded up to 64). NULL when full
+ * or too large (tachyon_rpc_last_error). Non-blocking. Replaces a slot still
+ * acquired. Follow with commit_call or rollback_call. */
+TACHYON_API void *tachyon_rpc_acquire_tx(tachyon_rpc_bus_t *rpc, size_t max_size) TACHYON_NOEXCEPT;
+
+/* Caller: publish the acquired slot as a request of actual_size bytes and set
+ * *out_cid. Each attempt uses up one id. ERR_STATE without an acquired slot;
+ * ERR_INVALID_SZ when actual_size exceeds the slot (the slot stays acquired). */
+TACHYON_API tachyon_error_t tachyon_rpc_commit_call(tachyon_rpc_bus_t *rpc, size_t actual_size, uint32_t msg_type,
+                                                    uint64_t *out_cid) TACHYON_NOEXCEPT;
+
+/* Caller: give the acquired slot back unsent (ERR_STATE recorded if none). */
+TACHYON_API void tachyon_rpc_rollback_call(tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/*
+ * Caller: wait for the reply to call `cid` (0: whichever reply comes next):
+ * spin `spin` times, then sleep. Returns its payload (read-only, valid until
+ * tachyon_rpc_commit_rx) and sets *out_size and *out_msg_type (bits 15..0).
+ * NULL with ERR_WRONG_REPLY when the next reply answers another call (it
+ * stays for the wait that asks for it), ERR_INTERRUPTED on a signal,
+ * ERR_FATAL on a corrupt ring, ERR_PEER_CLOSED / ERR_PEER_DEAD once the
+ * server is gone and every reply it sent has been read. Waiting again before
+ * commit_rx returns the same reply.
+ */
+TACHYON_API const void *tachyon_rpc_wait(tachyon_rpc_bus_t *rpc, uint64_t cid, size_t *out_size,
+                                         uint32_t *out_msg_type, uint32_t spin) TACHYON_NOEXCEPT;
+
+/* Caller: release the reply the last successful wait returned (ERR_STATE if
+ * none is held). */
+TACHYON_API tachyon_error_t tachyon_rpc_commit_rx(tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/* Server: wait for the next request as tachyon_rpc_wait does (NULL on a
+ * signal, a corrupt ring, or the caller's end after its last request). Note
+ * the order of the outputs: id, type (bits 15..0), size. The id is the
+ * caller's, unchecked. */
+TACHYON_API const void *tachyon_rpc_serve(tachyon_rpc_bus_t *rpc, uint64_t *out_cid, uint32_t *out_msg_type,
+                                          size_t *out_size, uint32_t spin) TACHYON_NOEXCEPT;
+
+/* Server: release the request the last successful serve returned. */
+TACHYON_API tachyon_error_t tachyon_rpc_commit_serve(tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/* Server: copy `size` bytes into a reply to call `cid` (0: ERR_INVALID_SZ)
+ * and publish it. Non-blocking: ERR_FULL when the reply ring has no room. */
+TACHYON_API tachyon_error_t tachyon_rpc_reply(tachyon_rpc_bus_t *rpc, uint64_t cid, const void *payload, size_t size,
+                                              uint32_t msg_type) TACHYON_NOEXCEPT;
+
+/* Server: reserve a reply slot, as tachyon_rpc_acquire_tx. */
+TACHYON_API void *tachyon_rpc_acquire_reply_tx(tachyon_rpc_bus_t *rpc, size_t max_size) TACHYON_NOEXCEPT;
+
+/* Server: publish the acquired slot as the reply to `cid`. cid 0 gives
+ * ERR_INVALID_SZ and keeps the slot acquired; otherwise as commit_call. */
+TACHYON_API tachyon_error_t tachyon_rpc_commit_reply(tachyon_rpc_bus_t *rpc, uint64_t cid, size_t actual_size,
+                                                     uint32_t msg_type) TACHYON_NOEXCEPT;
+
+/* Server: give the acquired reply slot back unsent. */
+TACHYON_API void tachyon_rpc_rollback_reply(tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/* pure_spin != 0: this side's waits (wait on the caller, serve on the
+ * server) never sleep, and the peer skips waking them. Each side sets its
+ * own. NULL is a no-op. */
+TACHYON_API void tachyon_rpc_set_polling_mode(const tachyon_rpc_bus_t *rpc, int pure_spin) TACHYON_NOEXCEPT;
+
+/* FATAL_ERROR if either ring is corrupt, DISCONNECTED once the peer is gone,
+ * READY while both rings are, else UNKNOWN (also for NULL). */
+TACHYON_API tachyon_state_t tachyon_rpc_get_state(const tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/* tachyon_rpc_listen with listener options (allowed uids, keep_waiting, a
+ * timeout: ERR_TIMEOUT when no caller came). opts->capacity is ignored; NULL
+ * opts: the defaults. */
+TACHYON_API tachyon_error_t tachyon_rpc_listen_ex(const char *socket_path, size_t cap_fwd, size_t cap_rev,
+                                                  const tachyon_listen_opts_t *opts,
+                                                  tachyon_rpc_bus_t **out) TACHYON_NOEXCEPT;
+
+/* Connect, retrying while nothing listens yet, for up to timeout_ms (< 0:
+ * forever). The listener must run as our uid or root. */
+TACHYON_API tachyon_error_t tachyon_rpc_connect_timeout(const char *socket_path, int timeout_ms,
+                                                        tachyon_rpc_bus_t **out) TACHYON_NOEXCEPT;
+
+/* As tachyon_rpc_connect_timeout, accepting only listeners whose uid is one of
+ * allowed_uids (at most TACHYON_MAX_ALLOWED_UIDS; none = the default rule). */
+TACHYON_API tachyon_error_t tachyon_rpc_connect_ex(const char *socket_path, int timeout_ms,
+                                                   const uid_t *allowed_uids, size_t n_allowed_uids,
+                                                   tachyon_rpc_bus_t **out) TACHYON_NOEXCEPT;
+
+/* tachyon_rpc_wait with a deadline: NULL with ERR_TIMEOUT after timeout_ms
+ * (0: only a reply already there; < 0: no deadline). The call stays in
+ * flight: wait for it again, or tachyon_rpc_abandon it. */
+TACHYON_API const void *tachyon_rpc_wait_timeout(tachyon_rpc_bus_t *rpc, uint64_t cid, size_t *out_size,
+                                                 uint32_t *out_msg_type, uint32_t spin,
+                                                 int timeout_ms) TACHYON_NOEXCEPT;
+
+/* tachyon_rpc_serve with a deadline (NULL with ERR_TIMEOUT). */
+TACHYON_API const void *tachyon_rpc_serve_timeout(tachyon_rpc_bus_t *rpc, uint64_t *out_cid, uint32_t *out_msg_type,
+                                                  size_t *out_size, uint32_t spin, int timeout_ms) TACHYON_NOEXCEPT;
+
+/* tachyon_rpc_acquire_tx waiting for room up to timeout_ms (< 0: forever):
+ * NULL with ERR_TIMEOUT, ERR_PEER_DEAD / ERR_PEER_CLOSED when the server is
+ * gone, ERR_INTERRUPTED on a signal. */
+TACHYON_API void *tachyon_rpc_acquire_tx_timeout(tachyon_rpc_bus_t *rpc, size_t max_size,
+                                                 int timeout_ms) TACHYON_NOEXCEPT;
+
+/* tachyon_rpc_acquire_reply_tx waiting for room, as above. */
+TACHYON_API void *tachyon_rpc_acquire_reply_tx_timeout(tachyon_rpc_bus_t *rpc, size_t max_size,
+                                                       int timeout_ms) TACHYON_NOEXCEPT;
+
+/* Caller, receiving side: give up on call `cid`; its reply is dropped when it
+ * comes, by whichever wait meets it. ERR_INVALID_SZ for an id never issued. */
+TACHYON_API tachyon_error_t tachyon_rpc_abandon(tachyon_rpc_bus_t *rpc, uint64_t cid) TACHYON_NOEXCEPT;
+
+/* The error behind the calling thread's last failed call on this handle
+ * (TACHYON_SUCCESS if none); tachyon_error_message(err) then says more. */
+TACHYON_API tachyon_error_t tachyon_rpc_last_error(const tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/* 1 while the peer process lives and has not destroyed its handle, else 0
+ * (and this thread's last error says how it ended). */
+TACHYON_API int tachyon_rpc_peer_alive(tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/* The largest request and the largest reply payload (ring capacity - 64). */
+TACHYON_API size_t tachyon_rpc_max_request(const tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+TACHYON_API size_t tachyon_rpc_max_reply(const tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -9,14 +9,31 @@
  *      "the slot's header and payload are written before head says so"
  *   C  consumer: publish_tail (release)      pairs with  D  producer: observe_tail (acquire)
  *      "the consumer is done reading a slot before the producer may reuse it"
- *   E  consumer: announce_sleep (seq_cst)    pairs with  F  producer: publish_head_check_sleeper (seq_cst)
- *      Dekker pair: the consumer stores sleeping=1 then loads head; the producer
- *      stores head then loads sleeping. Sequential consistency forbids both
- *      from missing the other's store. The waker then takes the word from 1
- *      to 0 (claim_sleeper) before FUTEX_WAKE, so a wake that lands before
- *      the consumer's FUTEX_WAIT makes that wait return at once.
+ *   E  consumer: announce_sleep, then recheck_head / recheck_slot_stamp (seq_cst)
+ *      pairs with F  producer: publish_head_check_sleeper or
+ *                              publish_slot_stamp_check_sleeper (seq_cst)
+ *      Dekker pair: the consumer stores sleeping=1 then loads head and the
+ *      stamp of the slot at its tail; the producer stores head (or the stamp
+ *      of the slot it just wrote) then loads sleeping. All four are seq_cst,
+ *      so they sit in one total order and the two sides cannot both miss the
+ *      other's store. The waker then takes the word from 1 to 0
+ *      (claim_sleeper) before FUTEX_WAKE, so a wake that lands before the
+ *      consumer's FUTEX_WAIT makes that wait return at once.
+ *      Between two processes of this project registered for membarrier the
+ *      producer's side needs no fence: it stores the stamp (release) and
+ *      loads sleeping (peek_sleeper_after_membarrier); the consumer, between
+ *      its store of 1 and its loads, calls membarrier(GLOBAL_EXPEDITED),
+ *      which runs a full barrier in every thread of the producer at some
+ *      point B. If the producer's load came before B, its stamp store (before
+ *      the load) was visible at B, before the consumer's loads; if after B,
+ *      the consumer's store of 1 (before the call) is what it loads.
  *   G  destroy/death: mark_disconnected (seq_cst) pairs with observe_state (acquire)
  *      "everything committed before leaving is visible once the peer sees state 3"
+ *   I  a side storing its statistics block  pairs with  J  a tool reading it (a seqlock)
+ *   H  producer: publish_slot_stamp (release)  pairs with  consumer: observe_slot_stamp (acquire)
+ *      "a slot's header and payload are written before its stamp says so"
+ *      (between two processes of this project, the stamp in a slot's header
+ *      tells the consumer the slot is complete without a look at head)
  *
  * A futex wake orders nothing by itself; the pairs above do.
  */
@@ -70,14 +87,47 @@ static inline uint64_t observe_tail(_Atomic uint64_t *tail)
     return atomic_load_explicit(tail, memory_order_acquire);
 }
 
+/* H: the slot at this stamp's position is complete. Pairs with observe_slot_stamp. */
+static inline void publish_slot_stamp(_Atomic uint64_t *stamp, uint64_t value)
+{
+    atomic_store_explicit(stamp, value, memory_order_release);
+}
+
+/* F with stamps: store the stamp, then read the sleeper word, with a full
+ * barrier between (one locked instruction on x86). Pairs with E. The stamp
+ * store is also H's release: it orders the slot before the stamp. */
+static inline uint32_t publish_slot_stamp_check_sleeper(_Atomic uint64_t *stamp, uint64_t value,
+                                                        _Atomic uint32_t *sleeping)
+{
+    atomic_exchange_explicit(stamp, value, memory_order_seq_cst);   /* F1: pairs with E2 */
+    return atomic_load_explicit(sleeping, memory_order_seq_cst);    /* F2: pairs with E1 */
+}
+
+/* H: may the consumer read the slot? It may when this equals the stamp its
+ * position calls for. Pairs with publish_slot_stamp (and F1). */
+static inline uint64_t observe_slot_stamp(_Atomic uint64_t *stamp)
+{
+    return atomic_load_explicit(stamp, memory_order_acquire);
+}
+
 /*
- * E: the consumer announces it is about to sleep, then re-reads head. If the
- * producer's F1 came first, E2 sees the new head; otherwise F2 sees the 1.
+ * E: the consumer announces it is about to sleep (E1), then re-reads head
+ * and the stamp of the slot at its tail (E2). If the producer's F1 came
+ * first, E2 sees it; otherwise F2 sees the 1.
  */
-static inline uint64_t announce_sleep_recheck_head(_Atomic uint32_t *sleeping, _Atomic uint64_t *head)
+static inline void announce_sleep(_Atomic uint32_t *sleeping)
 {
     atomic_store_explicit(sleeping, 1u, memory_order_seq_cst);      /* E1: pairs with F2 */
-    return atomic_load_explicit(head, memory_order_seq_cst);        /* E2: pairs with F1 */
+}
+
+static inline uint64_t recheck_head(_Atomic uint64_t *head)
+{
+    return atomic_load_explicit(head, memory_order_seq_cst);        /* E2: pairs with F1 (head) */
+}
+
+static inline uint64_t recheck_slot_stamp(_Atomic uint64_t *stamp)
+{
+    return atomic_load_explicit(stamp, memory_order_seq_cst);       /* E2: pairs with F1 (stamp) */
 }
 
 /*
@@ -91,6 +141,63 @@ static inline int claim_sleeper(_Atomic uint32_t *sleeping)
 {
     uint32_t expected = 1u;
     return atomic_compare_exchange_strong_explicit(sleeping, &expected, 0u, memory_order_seq_cst,
+                                                   memory_order_relaxed);
+}
+
+/* F2 against a consumer that issues membarrier before it sleeps (see E/F
+ * above): the barrier comes from the consumer's side, so a plain load. */
+static inline uint32_t peek_sleeper_after_membarrier(_Atomic uint32_t *sleeping)
+{
+    return atomic_load_explicit(sleeping, memory_order_relaxed);
+}
+
+/* The producer (or a leaving peer) takes an event-loop waiter's 3 back to 0
+ * before it signals the waiter's eventfd, as claim_sleeper does for 1.
+ * Returns 1 if this call took the word from 3 (and so should signal). */
+static inline int claim_fd_waiter(_Atomic uint32_t *sleeping)
+{
+    uint32_t expected = 3u;
+    return atomic_compare_exchange_strong_explicit(sleeping, &expected, 0u, memory_order_seq_cst,
+                                                   memory_order_relaxed);
+}
+
+/* E for an event loop: the consumer announces it waits on its descriptor
+ * (3 instead of 1); the recheck and the pairing with F are as for sleep. */
+static inline void announce_fd_wait(_Atomic uint32_t *sleeping)
+{
+    atomic_store_explicit(sleeping, 3u, memory_order_seq_cst);      /* E1: pairs with F2 */
+}
+
+/*
+ *   K  producer: announce_wait_for_room, then recheck_tail (seq_cst)
+ *      pairs with L  consumer: publish_tail_check_waiter (seq_cst)
+ *      Dekker pair for a producer that waits for room on its descriptor: it
+ *      stores waiting=1 then loads tail; the consumer stores tail then loads
+ *      waiting. Either the producer sees the new tail or the consumer sees the
+ *      1 and signals it.
+ */
+static inline void announce_wait_for_room(_Atomic uint32_t *waiting)
+{
+    atomic_store_explicit(waiting, 1u, memory_order_seq_cst);       /* K1: pairs with L2 */
+}
+
+static inline uint64_t recheck_tail(_Atomic uint64_t *tail)
+{
+    return atomic_load_explicit(tail, memory_order_seq_cst);        /* K2: pairs with L1; also D */
+}
+
+static inline uint32_t publish_tail_check_waiter(_Atomic uint64_t *tail, uint64_t value, _Atomic uint32_t *waiting)
+{
+    atomic_exchange_explicit(tail, value, memory_order_seq_cst);    /* L1: pairs with K2; also C */
+    return atomic_load_explicit(waiting, memory_order_seq_cst);     /* L2: pairs with K1 */
+}
+
+/* The consumer (or a leaving peer) takes the producer's 1 back to 0 before it
+ * signals the producer's eventfd. Returns 1 if this call took it. */
+static inline int claim_room_waiter(_Atomic uint32_t *waiting)
+{
+    uint32_t expected = 1u;
+    return atomic_compare_exchange_strong_explicit(waiting, &expected, 0u, memory_order_seq_cst,
                                                    memory_order_relaxed);
 }
 
@@ -141,6 +248,17 @@ static inline void write_slot_word(_Atomic uint32_t *word, uint32_t value)
     atomic_store_explicit(word, value, memory_order_relaxed);
 }
 
+/* The 64-bit header fields (correlation id), read and written like the rest. */
+static inline uint64_t read_slot_word64(_Atomic uint64_t *word)
+{
+    return atomic_load_explicit(word, memory_order_relaxed);
+}
+
+static inline void write_slot_word64(_Atomic uint64_t *word, uint64_t value)
+{
+    atomic_store_explicit(word, value, memory_order_relaxed);
+}
+
 /* Set-up words (the agreed features): written once, read for diagnostics. */
 static inline void store_setup_word(_Atomic uint32_t *word, uint32_t value)
 {
@@ -156,6 +274,51 @@ static inline uint64_t read_counter_relaxed(_Atomic uint64_t *counter)
 static inline void write_counter_relaxed(_Atomic uint64_t *counter, uint64_t value)
 {
     atomic_store_explicit(counter, value, memory_order_relaxed);
+}
+
+/* ---- Statistics blocks (a seqlock across processes) -----------------------------
+ * One side writes its block now and then; a tool in another process reads
+ * it. The writer makes seq odd, writes, makes it even; a reader retries while
+ * seq is odd or moved under it. I pairs with J. */
+
+/* I: begin a write; the fields stored after this are ordered after the odd seq. */
+static inline uint32_t stats_write_begin(_Atomic uint32_t *seq)
+{
+    uint32_t s = atomic_load_explicit(seq, memory_order_relaxed) + 1;
+    atomic_store_explicit(seq, s, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* I1: pairs with J2 */
+    return s;
+}
+
+/* I: end a write; the fields are stored before the even seq. */
+static inline void stats_write_end(_Atomic uint32_t *seq, uint32_t odd)
+{
+    atomic_store_explicit(seq, odd + 1, memory_order_release); /* I2: pairs with J1 */
+}
+
+static inline void stats_store(_Atomic uint64_t *field, uint64_t value)
+{
+    atomic_store_explicit(field, value, memory_order_relaxed);
+}
+
+/* J: begin a read (J1, acquire: pairs with I2). */
+static inline uint32_t stats_read_begin(_Atomic uint32_t *seq)
+{
+    return atomic_load_explicit(seq, memory_order_acquire);
+}
+
+static inline uint64_t stats_load(_Atomic uint64_t *field)
+{
+    return atomic_load_explicit(field, memory_order_relaxed);
+}
+
+/* J: was what was read between begin and now one consistent write? (J2:
+ * the fence orders the field loads before this second look at seq; pairs
+ * with I1.) */
+static inline int stats_read_consistent(_Atomic uint32_t *seq, uint32_t begun)
+{
+    atomic_thread_fence(memory_order_acquire);
+    return (begun & 1u) == 0 && atomic_load_explicit(seq, memory_order_relaxed) == begun;
 }
 
 /* ---- Process-local words (not shared memory) -------------------------------
@@ -180,6 +343,17 @@ static inline int64_t local_pace_load(const _Atomic int64_t *t)
 static inline void local_pace_store(_Atomic int64_t *t, int64_t value)
 {
     atomic_store_explicit(t, value, memory_order_relaxed);
+}
+
+/* A process-local counter written by one thread, read by another. */
+static inline uint64_t local_counter_load(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
+}
+
+static inline void local_counter_store(_Atomic uint64_t *c, uint64_t value)
+{
+    atomic_store_explicit(c, value, memory_order_relaxed);
 }
 
 /* Set a flag that is still 0; a flag already set keeps its value. */

@@ -53,6 +53,7 @@ static const char *const error_messages[] = {
     [TACHYON_ERR_PATH_TOO_LONG] = "the socket path is too long for a Unix socket address (107 bytes at most)",
     [TACHYON_ERR_PEER_CLOSED] = "the peer closed the bus",
     [TACHYON_ERR_FORKED] = "this bus belongs to the parent process; a fork()ed child cannot use it",
+    [TACHYON_ERR_WRONG_REPLY] = "the next reply answers another call: wait for replies in the order the calls were made",
 };
 
 const char *tachyon_strerror(tachyon_error_t err)
@@ -102,51 +103,6 @@ void tachyon_memory_barrier_acquire(void)
 
 /* ---- Lifecycle ----------------------------------------------------------- */
 
-static tachyon_error_t bus_from_fd(int fd, uint64_t capacity, int prefault,
-                                   const struct tachyon_peer *peer, tachyon_bus_t **out)
-{
-    size_t map_size = (size_t)(TACHYON_HEADER_BYTES + capacity);
-    void *base;
-    tachyon_error_t err = shm_map(fd, map_size, prefault, &base);
-    if (err != TACHYON_SUCCESS)
-        return err;
-    struct tachyon_bus *bus = calloc(1, sizeof(*bus));
-    if (!bus) {
-        munmap(base, map_size);
-        return TACHYON_ERR_MEM;
-    }
-    bus->refs = 1; /* not yet shared with anyone */
-    bus->id = status_new_bus_id();
-    bus->fork_generation = status_fork_generation();
-    bus->hdr = base;
-    bus->ring = (uint8_t *)base + TACHYON_HEADER_BYTES;
-    bus->capacity = capacity;
-    bus->mask = capacity - 1;
-    bus->map_size = map_size;
-    bus->peer_pid = peer->pid;
-    bus->peer_pidfd = peer->pidfd;
-    *out = bus;
-    return TACHYON_SUCCESS;
-}
-
-/* The peer is known: its pid (and pidfd), and what it handles beyond v4,
- * which both sides record in the segment for tools to see. */
-static void bus_set_peer(tachyon_bus_t *bus, const struct tachyon_peer *peer, uint32_t features)
-{
-    bus->peer_pid = peer->pid;
-    bus->peer_pidfd = peer->pidfd;
-    bus->peer_features = features;
-    store_setup_word(&bus->hdr->ext_features, features);
-}
-
-/* Undo bus_from_fd (the handle was never given out). */
-static void bus_free_unused(tachyon_bus_t *bus)
-{
-    munmap(bus->hdr, bus->map_size);
-    ring_detach(bus);
-    free(bus);
-}
-
 void tachyon_listen_opts_init(tachyon_listen_opts_t *opts, size_t capacity)
 {
     if (!opts)
@@ -180,18 +136,11 @@ tachyon_error_t tachyon_bus_listen_ex(const char *socket_path, const tachyon_lis
         return TACHYON_ERR_INVALID_SZ;
 
     int fd;
-    tachyon_error_t err = shm_create_segment(opts->capacity, socket_path, &fd);
+    tachyon_bus_t *bus;
+    tachyon_error_t err = bus_new_segment(opts->capacity, socket_path, &bus, &fd);
     if (err != TACHYON_SUCCESS)
         return err;
     struct tachyon_peer peer = {0, -1};
-    tachyon_bus_t *bus;
-    err = bus_from_fd(fd, opts->capacity, 1, &peer, &bus);
-    if (err != TACHYON_SUCCESS) {
-        close(fd);
-        return err;
-    }
-    shm_format(bus->hdr, (uint32_t)opts->capacity);
-    ring_attach(bus);
 
     tachyon_handshake_t hs;
     handshake_fill(&hs, (uint32_t)opts->capacity, 0, 0);
@@ -202,7 +151,7 @@ tachyon_error_t tachyon_bus_listen_ex(const char *socket_path, const tachyon_lis
         bus_free_unused(bus);
         return err;
     }
-    bus_set_peer(bus, &peer, handshake_ext_answer(conn));
+    bus_set_peer(bus, &peer, handshake_ext_answer_fd(conn, bus_our_features(bus), bus->evfd, &bus->peer_evfd));
     close(conn);
     *out = bus;
     return TACHYON_SUCCESS;
@@ -215,43 +164,19 @@ tachyon_error_t tachyon_bus_listen(const char *socket_path, size_t capacity, tac
     return tachyon_bus_listen_ex(socket_path, &opts, out);
 }
 
-/* Check the handshake, then the fd, then map and check the header. The fd is
- * closed in every case. */
+/* Check a plain bus's handshake, then attach the segment its fd carries. The
+ * fd is the new handle's or closed. */
 static tachyon_error_t attach_received(int fd, int nfds, const tachyon_handshake_t *hs,
                                        const struct tachyon_peer *peer, tachyon_bus_t **out)
 {
     uint64_t capacity;
     tachyon_error_t err = handshake_validate(hs, nfds, &capacity);
-    if (err == TACHYON_SUCCESS)
-        err = shm_check_received_fd(fd, TACHYON_HEADER_BYTES + capacity);
-    tachyon_bus_t *bus = NULL;
-    if (err == TACHYON_SUCCESS)
-        err = bus_from_fd(fd, capacity, 1, peer, &bus);
-    if (fd >= 0)
-        close(fd);
-    if (err != TACHYON_SUCCESS)
-        return err;
-    err = shm_check_header(bus->hdr, capacity);
-    uint32_t state = observe_state(&bus->hdr->state);
-    if (err == TACHYON_SUCCESS && state == TACHYON_STATE_FATAL_ERROR)
-        err = TACHYON_ERR_FATAL;
-    else if (err == TACHYON_SUCCESS && state != TACHYON_STATE_READY && state != TACHYON_STATE_DISCONNECTED)
-        err = TACHYON_ERR_ABI_MISMATCH;
-    /* DISCONNECTED: the listener sent its messages and left before we mapped
-     * the segment. They are ours to read; then the peer is gone. */
-    if (err == TACHYON_SUCCESS && state == TACHYON_STATE_DISCONNECTED)
-        status_note_peer_gone(bus, PEER_CLOSED);
-    if (err == TACHYON_SUCCESS) {
-        ring_attach(bus);
-        if (status_is_fatal(bus))
-            err = TACHYON_ERR_FATAL;
-    }
     if (err != TACHYON_SUCCESS) {
-        bus_free_unused(bus);
+        if (fd >= 0)
+            close(fd);
         return err;
     }
-    *out = bus;
-    return TACHYON_SUCCESS;
+    return bus_attach_segment(fd, capacity, peer, out);
 }
 
 tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms, const uid_t *allowed_uids,
@@ -279,7 +204,8 @@ tachyon_error_t tachyon_bus_connect_ex(const char *socket_path, int timeout_ms, 
             close(peer.pidfd);
         return err;
     }
-    bus_set_peer(*out, &peer, handshake_ext_offer(sock, deadline));
+    bus_set_peer(*out, &peer,
+                 handshake_ext_offer_fd(sock, bus_our_features(*out), (*out)->evfd, deadline, &(*out)->peer_evfd));
     close(sock);
     return TACHYON_SUCCESS;
 }
@@ -307,13 +233,26 @@ void tachyon_bus_destroy(tachyon_bus_t *bus)
     if (!local_ref_put(&bus->refs))
         return;
     if (!status_in_forked_child(bus)) {
-        /* G: everything we published happens before the peer sees DISCONNECTED. */
+        /* Whatever we hold back (a lazily stored head, a tail not yet given
+         * back) goes out first. G: everything we published happens before
+         * the peer sees DISCONNECTED. */
+        if (!status_is_fatal(bus)) {
+            ring_flush(bus);
+            ring_publish_tail(bus);
+            ring_store_tx_stats(bus);
+            ring_store_rx_stats(bus);
+        }
         mark_disconnected(&bus->hdr->state, TACHYON_STATE_READY, TACHYON_STATE_DISCONNECTED);
         futex_wake_consumer(bus->hdr);
+        eventfd_signal(bus->peer_evfd); /* a peer waiting in an event loop learns it too */
         munmap(bus->hdr, bus->map_size);
     }
     /* In a fork()ed child the segment was never mapped (MADV_DONTFORK), and
-     * whatever lies at that address now is not ours to unmap. */
+     * whatever lies at that address now is not ours to unmap. Closing our
+     * segment fd there releases nothing: the parent shares its description. */
+    if (bus->seg_fd >= 0)
+        close(bus->seg_fd);
+    notify_close(bus);
     wait_close_peer(bus);
     ring_detach(bus);
     free(bus);
@@ -360,6 +299,90 @@ void tachyon_bus_set_polling_mode(const tachyon_bus_t *bus, int pure_spin)
     local_flag_store(&bus->pure_spin, pure_spin != 0);
     set_sleeper_word(&bus->hdr->consumer_sleeping,
                      pure_spin ? TACHYON_CONSUMER_PURE_SPIN : TACHYON_CONSUMER_AWAKE);
+}
+
+tachyon_error_t tachyon_bus_set_publish_batch(tachyon_bus_t *bus, uint32_t commits)
+{
+    if (!bus)
+        return TACHYON_ERR_NULL_PTR;
+    if (status_in_forked_child(bus))
+        return TACHYON_ERR_FORKED;
+    if (commits == 0 || commits > TACHYON_MAX_PUBLISH_BATCH)
+        return status_error_detail(bus, TACHYON_ERR_INVALID_SZ, "publish batch %u: use 1 to %u commits",
+                                   commits, TACHYON_MAX_PUBLISH_BATCH);
+    ring_flush(bus);
+    bus->tx.publish_batch = commits;
+    ring_choose_publication(bus);
+    return TACHYON_SUCCESS;
+}
+
+/* What this handle last knew of the ring: bytes committed (by head, or by
+ * our own producer side) and not yet given back. */
+static uint64_t stats_fill(tachyon_bus_t *bus)
+{
+    uint64_t head = observe_head(&bus->hdr->head);                  /* B: pairs with A/F1 */
+    uint64_t tail = observe_tail(&bus->hdr->tail);                  /* D: pairs with C */
+    if (bus->tx.messages > 0)
+        head = bus->tx.committed;
+    if (bus->rx.messages > 0 && bus->rx.tail - tail <= bus->capacity)
+        tail = bus->rx.tail;
+    uint64_t fill = head - tail;
+    return fill <= bus->capacity ? fill : 0;
+}
+
+/* The producer's count, from its block in the segment (a seqlock read). */
+static uint64_t stats_peer_sent(tachyon_bus_t *bus)
+{
+    tachyon_side_stats_t *b = &bus->hdr->producer_stats;
+    for (int tries = 0; tries < 16; tries++) {
+        uint32_t seq = stats_read_begin(&b->seq); /* J: pairs with the producer's I */
+        uint64_t messages = stats_load(&b->messages);
+        if (stats_read_consistent(&b->seq, seq))
+            return messages;
+    }
+    return 0;
+}
+
+tachyon_error_t tachyon_bus_stats(tachyon_bus_t *bus, tachyon_stats_t *out)
+{
+    if (!bus || !out)
+        return TACHYON_ERR_NULL_PTR;
+    if (status_in_forked_child(bus))
+        return TACHYON_ERR_FORKED;
+    memset(out, 0, sizeof(*out));
+    out->messages_sent = bus->tx.messages;
+    out->bytes_sent = bus->tx.bytes;
+    out->messages_received = bus->rx.messages;
+    out->bytes_received = bus->rx.bytes;
+    out->ring_full = bus->tx.full;
+    out->sleeps = bus->rx.sleeps;
+    out->wakeups = bus->tx.wakes;
+    out->capacity = bus->capacity;
+    out->fill_bytes = stats_fill(bus);
+    out->fill_max_bytes = bus->tx.fill_max;
+    if (bus->rx.messages > 0) {
+        uint64_t sent = stats_peer_sent(bus);
+        out->lag_messages = sent > bus->rx.messages ? sent - bus->rx.messages : 0;
+    }
+    int64_t now = wait_now_coarse_ns();
+    int active = out->messages_sent != bus->stats_seen_sent || out->messages_received != bus->stats_seen_received;
+    bus->stats_seen_sent = out->messages_sent;
+    bus->stats_seen_received = out->messages_received;
+    if (active) {
+        bus->tx.active_ns = bus->tx.messages ? now : bus->tx.active_ns;
+        bus->rx.active_ns = bus->rx.messages ? now : bus->rx.active_ns;
+    }
+    int64_t last = bus->tx.active_ns > bus->rx.active_ns ? bus->tx.active_ns : bus->rx.active_ns;
+    out->idle_ns = active || last == 0 ? 0 : (uint64_t)(now - last);
+    out->peer_pid = (int32_t)bus->peer_pid;
+    out->state = (uint32_t)tachyon_get_state(bus);
+    out->peer_alive = status_peer(bus) == PEER_PRESENT;
+    out->features = bus->peer_features;
+    if (!status_is_fatal(bus)) {
+        ring_store_tx_stats(bus);
+        ring_store_rx_stats(bus);
+    }
+    return TACHYON_SUCCESS;
 }
 
 size_t tachyon_bus_capacity(const tachyon_bus_t *bus)
@@ -504,8 +527,8 @@ void tachyon_flush(tachyon_bus_t *bus)
     /* Commits publish by themselves, so there is usually nothing to do: a
      * second store of the same head would cost a full fence on a line the
      * consumer polls, and wake a sleeping consumer to find nothing. */
-    if (bus && !status_in_forked_child(bus) && !status_is_fatal(bus) && ring_has_unpublished(bus))
-        ring_publish_head(bus);
+    if (bus && !status_in_forked_child(bus) && !status_is_fatal(bus))
+        ring_flush(bus);
 }
 
 /* ---- Consumer ------------------------------------------------------------ */
@@ -540,7 +563,7 @@ static void *rx_nothing(tachyon_bus_t *bus)
 {
     if (status_fatal_anywhere(bus))
         status_set_error(bus, TACHYON_ERR_FATAL);
-    else if (!wait_peer_alive_paced(bus, &bus->rx.next_liveness_ns) && !ring_has_unread(bus))
+    else if (!wait_peer_alive_paced(bus, &bus->rx.next_liveness_ns) && !ring_readable(bus))
         rx_peer_gone(bus); /* gone, and what it committed before going was read */
     else
         status_set_error(bus, TACHYON_ERR_EMPTY);
@@ -564,7 +587,7 @@ const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, s
     if (!bus || !bus_usable(bus))
         return NULL;
     for (uint32_t i = 1;; i++) {
-        const void *p = ring_try_rx(bus, out_type_id, out_actual_size);
+        const void *p = i == 1 || ring_poll_readable(bus, i) ? ring_try_rx(bus, out_type_id, out_actual_size) : NULL;
         if (p)
             return p;
         if (status_is_fatal(bus))
@@ -574,7 +597,7 @@ const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, s
         /* max_spins 0: until a message, a fatal ring or the peer's end. */
         if (max_spins == 0 && i % RX_SPINS_PER_CHECK == 0 &&
             (status_fatal_anywhere(bus) || !wait_peer_alive_paced(bus, &bus->rx.next_liveness_ns)) &&
-            !ring_has_unread(bus))
+            !ring_readable(bus))
             return rx_nothing(bus);
         tachyon_cpu_relax();
     }
@@ -584,7 +607,7 @@ const void *tachyon_acquire_rx_spin(tachyon_bus_t *bus, uint32_t *out_type_id, s
 static int spin_for_data(tachyon_bus_t *bus, uint32_t spins)
 {
     for (uint32_t i = 0; i < spins; i++) {
-        if (ring_has_unread(bus))
+        if (ring_poll_readable(bus, i))
             return 1;
         tachyon_cpu_relax();
     }
@@ -613,11 +636,11 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
     for (;;) {
         if (status_fatal_anywhere(bus))
             return TACHYON_ERR_FATAL; /* we, or the peer, found the ring corrupt */
-        if (ring_has_unread(bus))
+        if (ring_readable(bus))
             return TACHYON_SUCCESS;
         if (status_peer(bus) != PEER_PRESENT)
             return status_peer_error(bus);
-        int64_t left = deadline < 0 ? TACHYON_SLEEP_SLICE_MS : deadline - wait_now_ms();
+        int64_t left = deadline < 0 ? wait_sleep_slice_ms : deadline - wait_now_ms();
         if (left <= 0)
             return TACHYON_ERR_TIMEOUT;
 
@@ -633,13 +656,13 @@ static tachyon_error_t rx_wait_readable(tachyon_bus_t *bus, uint32_t spin_thresh
             if (spin_for_data(bus, SPIN_CLOCK_STRIDE))
                 return TACHYON_SUCCESS;
         } else {
-            int slice = (int)(left < TACHYON_SLEEP_SLICE_MS ? left : TACHYON_SLEEP_SLICE_MS);
+            int slice = (int)(left < wait_sleep_slice_ms ? left : wait_sleep_slice_ms);
             if (wait_consumer_sleep(bus, slice) == TACHYON_ERR_INTERRUPTED)
                 return TACHYON_ERR_INTERRUPTED;
         }
         /* Nothing yet: is anyone still producing? Seeing it gone, the loop
          * goes round once more so what it committed is read first. */
-        if (!ring_has_unread(bus))
+        if (!ring_readable(bus))
             (void)wait_peer_alive(bus);
     }
 }

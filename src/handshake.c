@@ -29,8 +29,10 @@
  * ours answers at once; a published-library peer closes the connection. */
 #define EXT_WAIT_MS 5000
 
-/* What this build handles beyond plain ABI v4. */
-#define OUR_FEATURES TACHYON_FEATURE_LONE_MARKER
+/* Every feature bit this build knows. */
+#define KNOWN_FEATURES                                                                                        \
+    (TACHYON_FEATURE_LONE_MARKER | TACHYON_FEATURE_HOLD_LOCK | TACHYON_FEATURE_SLOT_STAMPS |                  \
+     TACHYON_FEATURE_MEMBARRIER | TACHYON_FEATURE_EVENTFD)
 
 static void close_pidfd(struct tachyon_peer *peer)
 {
@@ -161,57 +163,101 @@ tachyon_error_t handshake_connect(const char *path, int timeout_ms, const uid_t 
 
 /* ---- Extensions ---------------------------------------------------------------- */
 
-static void ext_fill(tachyon_ext_msg_t *m, uint32_t kind, uint32_t features)
+static void ext_fill(tachyon_ext_msg_t *m, uint32_t kind, uint32_t features, int with_fd)
 {
     memset(m, 0, sizeof(*m));
     m->magic = TACHYON_EXT_MAGIC;
     m->version = TACHYON_EXT_VERSION;
     m->kind = kind;
     m->features = features;
+    m->n_fds = with_fd ? 1 : 0;
 }
 
-/* Receive the other side's extension message of `kind`; 0 features when it
- * sent none (closed, timed out) or one that is not well formed. */
-static int ext_receive(int sock, uint32_t kind, int64_t deadline, uint32_t *features)
+/* Send our message of `kind`, with our eventfd when we offer one. */
+static int ext_send(int sock, uint32_t kind, uint32_t features, int our_evfd)
+{
+    int with_fd = (features & TACHYON_FEATURE_EVENTFD) && our_evfd >= 0;
+    if (!with_fd)
+        features &= ~TACHYON_FEATURE_EVENTFD;
+    tachyon_ext_msg_t m;
+    ext_fill(&m, kind, features, with_fd);
+    return sock_send(sock, &m, sizeof(m), with_fd ? &our_evfd : NULL, with_fd) == TACHYON_SUCCESS;
+}
+
+/*
+ * Receive the other side's extension message of `kind`: 0 when it sent none
+ * (closed, timed out) or one that is not well formed. Its eventfd is kept
+ * (in *peer_evfd) only when it announced one, sent exactly that, and it is an
+ * eventfd; otherwise the feature is dropped and whatever came is closed.
+ */
+static int ext_receive(int sock, uint32_t kind, int64_t deadline, uint32_t *features, int *peer_evfd)
 {
     tachyon_ext_msg_t m;
     int fds[2], nfds = 0;
+    *peer_evfd = -1;
     tachyon_error_t err = sock_recv(sock, deadline, &m, sizeof(m), fds, 2, &nfds);
     if (err != TACHYON_SUCCESS)
         return 0;
-    /* No feature sends descriptors yet: any that came are closed. */
-    for (int i = 0; i < nfds; i++)
+    int ok = m.magic == TACHYON_EXT_MAGIC && m.version == TACHYON_EXT_VERSION && m.kind == kind &&
+             m.n_fds == (uint32_t)nfds;
+    int keep = ok && (m.features & TACHYON_FEATURE_EVENTFD) && nfds == 1 && notify_accept_peer_fd(fds[0]);
+    for (int i = keep ? 1 : 0; i < nfds; i++)
         close(fds[i]);
-    if (m.magic != TACHYON_EXT_MAGIC || m.version != TACHYON_EXT_VERSION || m.kind != kind ||
-        m.n_fds != (uint32_t)nfds)
+    if (!ok)
         return 0;
-    *features = m.features;
+    *peer_evfd = keep ? fds[0] : -1;
+    *features = keep ? m.features : m.features & ~TACHYON_FEATURE_EVENTFD;
     return 1;
 }
 
-/* Listener: wait for the connector's offer, answer with what both handle. */
-uint32_t handshake_ext_answer(int conn)
+/* Keep the peer's eventfd only if the agreed features include it. */
+static uint32_t ext_agree(uint32_t agreed, int *peer_evfd)
 {
-    uint32_t offered = 0;
-    if (!ext_receive(conn, TACHYON_EXT_OFFER, wait_now_ms() + EXT_WAIT_MS, &offered))
-        return 0;
-    tachyon_ext_msg_t answer;
-    ext_fill(&answer, TACHYON_EXT_ANSWER, offered & OUR_FEATURES);
-    if (sock_send(conn, &answer, sizeof(answer), NULL, 0) != TACHYON_SUCCESS)
-        return 0;
-    return answer.features;
+    if (!(agreed & TACHYON_FEATURE_EVENTFD) && *peer_evfd >= 0) {
+        close(*peer_evfd);
+        *peer_evfd = -1;
+    }
+    return agreed;
 }
 
-/* Connector: offer what we handle, take the listener's answer. */
-uint32_t handshake_ext_offer(int sock, int64_t deadline)
+/* Listener: wait for the connector's offer, answer with what both handle
+ * (of `ours`). */
+uint32_t handshake_ext_answer_fd(int conn, uint32_t ours, int our_evfd, int *peer_evfd)
 {
-    tachyon_ext_msg_t offer;
-    ext_fill(&offer, TACHYON_EXT_OFFER, OUR_FEATURES);
-    if (sock_send(sock, &offer, sizeof(offer), NULL, 0) != TACHYON_SUCCESS)
+    uint32_t offered = 0;
+    if (our_evfd < 0)
+        ours &= ~TACHYON_FEATURE_EVENTFD;
+    if (!ext_receive(conn, TACHYON_EXT_OFFER, wait_now_ms() + EXT_WAIT_MS, &offered, peer_evfd))
+        return 0;
+    uint32_t agreed = offered & ours & KNOWN_FEATURES;
+    if (!ext_send(conn, TACHYON_EXT_ANSWER, agreed, our_evfd))
+        agreed = 0;
+    return ext_agree(agreed, peer_evfd);
+}
+
+/* Connector: offer `ours`, take the listener's answer. */
+uint32_t handshake_ext_offer_fd(int sock, uint32_t ours, int our_evfd, int64_t deadline, int *peer_evfd)
+{
+    *peer_evfd = -1;
+    if (our_evfd < 0)
+        ours &= ~TACHYON_FEATURE_EVENTFD;
+    if (!ext_send(sock, TACHYON_EXT_OFFER, ours & KNOWN_FEATURES, our_evfd))
         return 0;
     int64_t cap = wait_now_ms() + EXT_WAIT_MS;
     uint32_t agreed = 0;
-    if (!ext_receive(sock, TACHYON_EXT_ANSWER, deadline >= 0 && deadline < cap ? deadline : cap, &agreed))
+    if (!ext_receive(sock, TACHYON_EXT_ANSWER, deadline >= 0 && deadline < cap ? deadline : cap, &agreed, peer_evfd))
         return 0;
-    return agreed & OUR_FEATURES;
+    return ext_agree(agreed & ours & KNOWN_FEATURES, peer_evfd);
+}
+
+uint32_t handshake_ext_answer(int conn, uint32_t ours)
+{
+    int peer_evfd;
+    return handshake_ext_answer_fd(conn, ours & ~TACHYON_FEATURE_EVENTFD, -1, &peer_evfd);
+}
+
+uint32_t handshake_ext_offer(int sock, uint32_t ours, int64_t deadline)
+{
+    int peer_evfd;
+    return handshake_ext_offer_fd(sock, ours & ~TACHYON_FEATURE_EVENTFD, -1, deadline, &peer_evfd);
 }

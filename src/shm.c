@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,6 +99,69 @@ tachyon_error_t shm_map(int fd, size_t map_size, int prefault, void **out)
     return TACHYON_SUCCESS;
 }
 
+/* ---- Holding the mapping -------------------------------------------------------
+ *
+ * Each side of a bus between two processes of this project holds a write lock
+ * on one byte of the segment file (byte 0 the listener, byte 1 the connector)
+ * through an open file description of its own. The lock lives exactly as long
+ * as that description: while the side keeps the fd or the mapping. So a peer
+ * whose lock is gone has dropped the segment although its process may live on
+ * (it called exec(), say), which a pidfd cannot tell. OFD locks, unlike
+ * classic POSIX locks, are not released when the process closes some other
+ * fd of the same file, and they belong to the description, not the process.
+ */
+
+/* A second open file description of the same memfd (its own lock owner). */
+int shm_reopen(int fd)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    return open(path, O_RDWR | O_CLOEXEC);
+}
+
+static struct flock one_byte(short type, uint32_t byte)
+{
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)byte;
+    fl.l_len = 1;
+    return fl;
+}
+
+/* Take our side's byte. 0 on success. */
+int shm_hold(int fd, uint32_t byte)
+{
+    struct flock fl = one_byte(F_WRLCK, byte);
+    return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/* Does another description hold the peer's byte? 1 yes, 0 no, -1 unknown. */
+int shm_held_by_peer(int fd, uint32_t byte)
+{
+    struct flock fl = one_byte(F_WRLCK, byte);
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+        return -1;
+    return fl.l_type != F_UNLCK;
+}
+
+/* A salt for slot stamps (ring.c): unpredictable, so that no payload can
+ * hold a stamp by chance, and with its low six bits set, so that a stamp
+ * (a 64-aligned position ^ salt) is never 0, what a fresh segment holds. */
+static uint64_t stamp_salt(void)
+{
+    uint64_t salt = 0;
+    if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != (ssize_t)sizeof(salt)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        salt = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16) ^
+               (uint64_t)(uintptr_t)&ts;
+        salt *= 0x9E3779B97F4A7C15ull;
+    }
+    return salt | (TACHYON_MSG_ALIGN - 1);
+}
+
 /* The listener formats a fresh (zero-filled) segment; READY is stored last. */
 void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity)
 {
@@ -110,6 +175,7 @@ void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity)
     set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
     write_counter_relaxed(&hdr->producer_heartbeat, 0);
     write_counter_relaxed(&hdr->consumer_heartbeat, 0);
+    write_counter_relaxed(&hdr->stamp_salt, stamp_salt());
     store_state(&hdr->state, TACHYON_STATE_READY);
 }
 

@@ -87,6 +87,7 @@ void status_set_fatal(struct tachyon_bus *bus)
     store_state(&bus->hdr->state, TACHYON_STATE_FATAL_ERROR);
     status_set_error(bus, TACHYON_ERR_FATAL);
     futex_wake_consumer(bus->hdr); /* a sleeping consumer learns it now */
+    eventfd_signal(bus->peer_evfd);              /* and one waiting in an event loop */
 }
 
 /* ---- fork() ------------------------------------------------------------------ */

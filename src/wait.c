@@ -20,29 +20,32 @@
 #include "internal.h"
 #include "state.h"
 
+int wait_sleep_slice_ms = TACHYON_SLEEP_SLICE_MS;
+
+/* membarrier registration of this process (pid 0: not tried yet). Kept per
+ * pid: a fork()ed child is a process of its own and registers again. */
+static _Atomic int membarrier_pid;
+static _Atomic int membarrier_ok;
+
+int wait_membarrier_ready(void)
+{
+    int pid = (int)getpid();
+    if (atomic_load_explicit(&membarrier_pid, memory_order_acquire) == pid)
+        return atomic_load_explicit(&membarrier_ok, memory_order_relaxed);
+    int ok = 0;
+#ifdef SYS_membarrier
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    ok = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) && (cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+#endif
+    atomic_store_explicit(&membarrier_ok, ok, memory_order_relaxed);
+    atomic_store_explicit(&membarrier_pid, pid, memory_order_release);
+    return ok;
+}
+
 /* How often a call that finds nothing to do (an empty or full ring) checks
  * that the peer is still there: a system call, so not on every call. */
 #define LIVENESS_CHECK_NS (10 * 1000000LL)
-
-int64_t wait_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t wait_now_ms(void)
-{
-    return wait_now_ns() / 1000000;
-}
-
-/* A few ns through the vDSO, a few ms of resolution: for pacing only. */
-int64_t wait_now_coarse_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /*
  * Sleep until the producer publishes, up to timeout_ms. Returns SUCCESS when
@@ -55,12 +58,18 @@ tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
     if (local_flag_load(&bus->pure_spin))
         return TACHYON_SUCCESS; /* pure-spin consumers never sleep */
 
-    /* E: pairs with the producer's F. If head moved, do not sleep. */
-    if (announce_sleep_recheck_head(&hdr->consumer_sleeping, &hdr->head) != bus->rx.tail) {
+    /* E: pairs with the producer's F. If something came, do not sleep. A
+     * producer of ours that stores without a fence (it registered for
+     * membarrier) gets one from us here, before we look again. */
+    announce_sleep(&hdr->consumer_sleeping);
+    if (wait_membarrier_ready())
+        (void)membarrier_global_expedited();
+    if (ring_recheck_readable(bus)) {
         set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
         return TACHYON_SUCCESS;
     }
     struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    bus->rx.sleeps++;
     long rc = futex_wait(&hdr->consumer_sleeping, TACHYON_CONSUMER_SLEEPING, &ts);
     int err = rc == 0 ? 0 : errno;
     /* Back to 0 unless the producer already did (claim_sleeper) or the
@@ -78,8 +87,19 @@ static int peer_marked_disconnected(struct tachyon_bus *bus)
     return observe_state(&bus->hdr->state) == TACHYON_STATE_DISCONNECTED; /* G: pairs with mark_disconnected */
 }
 
+/* A peer of this project holds its byte of the segment file while it keeps
+ * the segment (shm.c): a released byte means it dropped the segment, even if
+ * its process lives on (after exec(), say). */
+static int peer_dropped_segment(struct tachyon_bus *bus)
+{
+    return (bus->peer_features & TACHYON_FEATURE_HOLD_LOCK) && bus->seg_fd >= 0 &&
+           shm_held_by_peer(bus->seg_fd, bus->peer_byte) == 0;
+}
+
 static int peer_process_ended(struct tachyon_bus *bus)
 {
+    if (peer_dropped_segment(bus))
+        return 1;
     if (bus->peer_pidfd >= 0) {
         struct pollfd p = {.fd = bus->peer_pidfd, .events = POLLIN};
         return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
@@ -93,7 +113,7 @@ static int peer_process_ended(struct tachyon_bus *bus)
  * Is the peer still there? It closed the bus when it marked the segment
  * disconnected (a clean destroy); it died when its process ended (pidfd
  * readable, or for kernels without pidfds kill(pid, 0) failing with ESRCH)
- * without doing so. The state word is read again after the process is seen
+ * or it let go of the segment (its held byte released) without doing so. The state word is read again after the process is seen
  * gone: a peer that destroyed the bus and then exited closed it.
  */
 int wait_peer_alive(struct tachyon_bus *bus)

@@ -58,6 +58,10 @@ _Static_assert(offsetof(tachyon_handshake_t, flags) == 28, "hs.flags");
 
 /* Feature bits. */
 #define TACHYON_FEATURE_LONE_MARKER (1u << 0) /* the consumer re-reads head after a skip marker */
+#define TACHYON_FEATURE_HOLD_LOCK (1u << 1)   /* holds its byte of the segment file while mapped */
+#define TACHYON_FEATURE_SLOT_STAMPS (1u << 2) /* its consumer reads a slot's readiness from its stamp */
+#define TACHYON_FEATURE_MEMBARRIER (1u << 3)  /* registered for membarrier; its consumer issues one before sleeping */
+#define TACHYON_FEATURE_EVENTFD (1u << 4)     /* sent an eventfd with its message: signal it when it waits on one */
 
 typedef struct {
     uint32_t magic;
@@ -75,6 +79,25 @@ _Static_assert(offsetof(tachyon_ext_msg_t, kind) == 8, "ext.kind");
 _Static_assert(offsetof(tachyon_ext_msg_t, features) == 12, "ext.features");
 _Static_assert(offsetof(tachyon_ext_msg_t, n_fds) == 16, "ext.n_fds");
 
+/* Extension: what one side counts, stored now and then into its own line of
+ * the segment so a tool can show it (tachyon-top). A plain v4 peer leaves
+ * its block zero. 64 bytes: the second half of that side's 128-byte line. */
+typedef struct {
+    _Atomic uint32_t pid;        /* the process that last wrote this block */
+    _Atomic uint32_t seq;        /* odd while being written */
+    _Atomic uint64_t messages;
+    _Atomic uint64_t bytes;
+    _Atomic uint64_t stalls;     /* producer: times the ring was full; consumer: futex sleeps */
+    _Atomic uint64_t wakes;      /* producer: sleeping consumers woken */
+    _Atomic uint64_t fill_max;   /* producer: most bytes it saw in the ring */
+    _Atomic uint64_t updated_ns; /* CLOCK_MONOTONIC when written */
+    _Atomic uint64_t active_ns;  /* CLOCK_MONOTONIC of the last message, as far as known */
+} tachyon_side_stats_t;
+
+_Static_assert(sizeof(tachyon_side_stats_t) == 64, "side stats are 64 bytes");
+_Static_assert(offsetof(tachyon_side_stats_t, messages) == 8, "stats.messages");
+_Static_assert(offsetof(tachyon_side_stats_t, active_ns) == 56, "stats.active_ns");
+
 /* 1.2 Segment header: each side's hot word on its own 128-byte line. */
 typedef struct {
     uint32_t magic;
@@ -83,13 +106,17 @@ typedef struct {
     uint32_t msg_alignment;
     _Atomic uint32_t state;
     _Atomic uint32_t ext_features;      /* extension: the features both sides agreed on (0: plain v4) */
-    uint8_t pad_state_[128 - 24];
+    _Atomic uint64_t stamp_salt;        /* extension: slot stamps are position ^ salt (0: no stamps) */
+    uint8_t pad_state_[128 - 32];
 
     _Atomic uint64_t head;              /* written by the producer only */
-    uint8_t pad_head_[128 - 8];
+    _Atomic uint32_t producer_waiting;  /* extension: 1 while the producer waits for room on its eventfd */
+    uint8_t pad_head_[64 - 12];
+    tachyon_side_stats_t producer_stats; /* extension, written by the producer only */
 
     _Atomic uint64_t tail;              /* written by the consumer only */
-    uint8_t pad_tail_[128 - 8];
+    uint8_t pad_tail_[64 - 8];
+    tachyon_side_stats_t consumer_stats; /* extension, written by the consumer only */
 
     _Atomic uint32_t consumer_sleeping; /* futex word, written by the consumer */
     uint8_t pad_sleep_[128 - 4];
@@ -108,8 +135,12 @@ _Static_assert(offsetof(tachyon_segment_header_t, capacity) == 8, "seg.capacity"
 _Static_assert(offsetof(tachyon_segment_header_t, msg_alignment) == 12, "seg.msg_alignment");
 _Static_assert(offsetof(tachyon_segment_header_t, state) == 16, "seg.state");
 _Static_assert(offsetof(tachyon_segment_header_t, ext_features) == 20, "seg.ext_features");
+_Static_assert(offsetof(tachyon_segment_header_t, stamp_salt) == 24, "seg.stamp_salt");
 _Static_assert(offsetof(tachyon_segment_header_t, head) == 128, "seg.head");
+_Static_assert(offsetof(tachyon_segment_header_t, producer_waiting) == 136, "seg.producer_waiting");
+_Static_assert(offsetof(tachyon_segment_header_t, producer_stats) == 192, "seg.producer_stats");
 _Static_assert(offsetof(tachyon_segment_header_t, tail) == 256, "seg.tail");
+_Static_assert(offsetof(tachyon_segment_header_t, consumer_stats) == 320, "seg.consumer_stats");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_sleeping) == 384, "seg.consumer_sleeping");
 _Static_assert(offsetof(tachyon_segment_header_t, producer_heartbeat) == 512, "seg.producer_heartbeat");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_heartbeat) == 640, "seg.consumer_heartbeat");
@@ -120,6 +151,8 @@ _Static_assert(sizeof(_Atomic uint32_t) == 4 && sizeof(_Atomic uint64_t) == 8,
 #define TACHYON_CONSUMER_AWAKE 0u
 #define TACHYON_CONSUMER_SLEEPING 1u
 #define TACHYON_CONSUMER_PURE_SPIN 2u
+#define TACHYON_CONSUMER_FD_WAIT 3u /* extension: waits on its eventfd (tachyon_bus_fd); a plain v4
+                                       producer ignores it, and the consumer's timer covers that */
 
 /* 1.3 Message header, at the start of every slot. */
 typedef struct {
@@ -127,8 +160,9 @@ typedef struct {
     _Atomic uint32_t type_id;
     _Atomic uint32_t reserved_size; /* whole slot, multiple of 64 */
     uint32_t pad_;
-    uint64_t correlation_id;
-    uint8_t pad_tail_[TACHYON_MSG_HEADER - 24];
+    _Atomic uint64_t correlation_id; /* request/reply: the call it belongs to; 0 on a plain bus */
+    _Atomic uint64_t stamp;          /* extension: position ^ salt, stored last: the slot is complete */
+    uint8_t pad_tail_[TACHYON_MSG_HEADER - 32];
 } tachyon_msg_header_t;
 
 _Static_assert(sizeof(tachyon_msg_header_t) == TACHYON_MSG_HEADER, "message header is 64 bytes");
@@ -136,6 +170,7 @@ _Static_assert(offsetof(tachyon_msg_header_t, size) == 0, "msg.size");
 _Static_assert(offsetof(tachyon_msg_header_t, type_id) == 4, "msg.type_id");
 _Static_assert(offsetof(tachyon_msg_header_t, reserved_size) == 8, "msg.reserved_size");
 _Static_assert(offsetof(tachyon_msg_header_t, correlation_id) == 16, "msg.correlation_id");
+_Static_assert(offsetof(tachyon_msg_header_t, stamp) == 24, "msg.stamp");
 
 /* The slot a payload of `payload` bytes needs; caller ensures no overflow. */
 static inline uint64_t tachyon_slot_size(uint64_t payload)

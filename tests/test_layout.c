@@ -129,7 +129,7 @@ static void test_extension_bytes(void)
     CHECK_EQ(offsetof(tachyon_segment_header_t, ext_features), 20);
 }
 
-/* A real segment after real traffic: every field where SPEC.md puts it. */
+/* A real segment after real traffic: every field where docs/protocol.md puts it. */
 static void test_segment_bytes(void)
 {
     tachyon_bus_t *lis, *con;
@@ -151,17 +151,26 @@ static void test_segment_bytes(void)
     CHECK_EQ(p - ((uint8_t *)con->hdr + 768), 64); /* offsets, not addresses: each side maps the segment itself */
     memcpy(p, "0123456789", 10);
     CHECK_ERR(tachyon_commit_tx(con, 10, TACHYON_TYPE_ID(3, 7)), TACHYON_SUCCESS);
-    CHECK_EQ(u64_at(seg, 128), 128); /* head: round_up(64 + 10, 64) */
     CHECK_EQ(u32_at(seg, 768 + 0), 10);
     CHECK_EQ(u32_at(seg, 768 + 4), 0x00030007u);
     CHECK_EQ(u32_at(seg, 768 + 8), 128);
     CHECK_EQ(u64_at(seg, 768 + 16), 0);
     CHECK(memcmp(seg + 768 + 64, "0123456789", 10) == 0);
+    /* Between two processes of this project: the slot's stamp (position 0 ^
+     * the segment's salt) says it is complete; head follows lazily. */
+    CHECK(u64_at(seg, 24) != 0 && (u64_at(seg, 24) & 63) == 63); /* the salt */
+    CHECK_EQ(u32_at(seg, 20) & ~TACHYON_FEATURE_MEMBARRIER, /* membarrier: where the kernel has it */
+             TACHYON_FEATURE_LONE_MARKER | TACHYON_FEATURE_HOLD_LOCK | TACHYON_FEATURE_SLOT_STAMPS |
+                 TACHYON_FEATURE_EVENTFD);
+    CHECK_EQ(u64_at(seg, 768 + 24), 0 ^ u64_at(seg, 24));
+    tachyon_flush(con);
+    CHECK_EQ(u64_at(seg, 128), 128); /* head: round_up(64 + 10, 64) */
 
     uint32_t type_id;
     size_t size;
     CHECK(tachyon_acquire_rx(lis, &type_id, &size) == seg + 768 + 64); /* lis maps seg */
     CHECK_ERR(tachyon_commit_rx(lis), TACHYON_SUCCESS);
+    CHECK(tachyon_acquire_rx(lis, &type_id, &size) == NULL); /* empty: the tail is given back */
     CHECK_EQ(u64_at(seg, 256), 128); /* tail */
 
     tachyon_bus_set_polling_mode(lis, 1);

@@ -208,12 +208,14 @@ static void test_largest_payload(void)
      * take it. A plain ABI v4 consumer cannot, so it is refused here. */
     struct tachyon_bus *p = prod;
     p->peer_features = 0;
+    ring_choose_publication(p);
     CHECK(tachyon_acquire_tx(prod, 960) == NULL);
     CHECK_EQ(tachyon_bus_last_error(prod), TACHYON_ERR_INVALID_SZ);
     CHECK(strstr(tachyon_error_message(TACHYON_ERR_INVALID_SZ), "lone wrap marker") != NULL);
     CHECK_EQ(p->tx.published, p->tx.committed); /* nothing half-done was published */
     /* With a consumer that reads lone markers, the marker is published alone. */
     p->peer_features = TACHYON_FEATURE_LONE_MARKER;
+    ring_choose_publication(p);
     CHECK(tachyon_acquire_tx(prod, 960) == NULL);
     CHECK_EQ(tachyon_bus_last_error(prod), TACHYON_ERR_FULL);
     CHECK(tachyon_acquire_rx(cons, NULL, NULL) == NULL); /* consumes the marker */

@@ -64,3 +64,15 @@ test-install: lib
 	$(CC) $$prefix/t.c $$flags -o $$prefix/t && LD_LIBRARY_PATH=$$prefix/lib $$prefix/t >/dev/null && \
 	echo "PASS make install PREFIX=... + pkg-config: compiled, linked and ran against the installed library" && \
 	rm -rf $$prefix
+
+# tachyon.h from C++: C linkage, noexcept, the published macros (g++ and
+# clang++, C++11 to C++20), linked against the C library and run.
+.PHONY: test-cxx
+TEST_TARGETS += test-cxx
+test-cxx: $(BUILD)/libtachyon.a
+	@mkdir -p $(BUILD)/cxx
+	@for cxx in g++ clang++; do for std in c++11 c++17 c++20; do \
+		$$cxx -std=$$std -Wall -Wextra -Werror -Iinclude tests/cxx/test_header.cpp $(BUILD)/libtachyon.a \
+			-lpthread -o $(BUILD)/cxx/test_header || exit 1; \
+		$(BUILD)/cxx/test_header >/dev/null || { echo "FAIL tachyon.h with $$cxx -std=$$std"; exit 1; }; \
+	done; echo "PASS tachyon.h from C++ with $$cxx (-std=c++11, c++17, c++20)"; done

@@ -40,7 +40,7 @@ static const char *error_name(tachyon_error_t err)
         "ERR_SEAL", "ERR_MAP", "ERR_INVALID_SZ", "ERR_FULL", "ERR_EMPTY", "ERR_NETWORK",
         "ERR_SYSTEM", "ERR_INTERRUPTED", "ERR_ABI_MISMATCH", "ERR_PEER_DEAD",
         "ERR_PERMISSION", "ERR_FATAL", "ERR_STATE", "ERR_TIMEOUT", "ERR_ADDR_IN_USE",
-        "ERR_NOT_SOCKET", "ERR_PATH_TOO_LONG", "ERR_PEER_CLOSED", "ERR_FORKED",
+        "ERR_NOT_SOCKET", "ERR_PATH_TOO_LONG", "ERR_PEER_CLOSED", "ERR_FORKED", "ERR_WRONG_REPLY",
     };
     size_t i = (size_t)err;
     return i < sizeof(names) / sizeof(names[0]) ? names[i] : "ERR_UNKNOWN";
@@ -254,6 +254,19 @@ int tpy_raise_code(tpy_state *st, tachyon_error_t code, tpy_op op, const char *s
     tpy_error e;
     tpy_error_capture(&e, code);
     return tpy_raise(st, &e, op, subject);
+}
+
+int tpy_raise_doing(tpy_state *st, tachyon_error_t code, const char *doing)
+{
+    tpy_error e;
+    tpy_error_capture(&e, code);
+    if (code == TACHYON_ERR_INTERRUPTED)
+        return tpy_raise(st, &e, TPY_OP_OTHER, NULL);
+    tpy_op op = strncmp(doing, "listen", 6) == 0    ? TPY_OP_LISTEN
+                : strncmp(doing, "connect", 7) == 0 ? TPY_OP_CONNECT
+                                                     : TPY_OP_OTHER;
+    PyObject *msg = format_message(code, op, doing, e.text);
+    return msg ? raise_with(st, code, msg) : -1;
 }
 
 int tpy_raise_text(tpy_state *st, tachyon_error_t code, tpy_op op, const char *fmt, ...)

@@ -133,6 +133,8 @@ typedef struct {
      * copy of a small payload. */
     MessageObject *free_messages[TPY_MESSAGE_FREELIST];
     int n_free_messages;
+    /* rpc.c's types (borrowed: the module's dict holds them). */
+    PyTypeObject *RpcBus_Type, *RpcTxGuard_Type, *RpcRxGuard_Type;
     /* Interned keyword names, compared by identity first. */
     PyObject *kw_size, *kw_type_id, *kw_timeout, *kw_data, *kw_max_msgs, *kw_record_size,
         *kw_path, *kw_socket_path, *kw_capacity, *kw_pack_into, *kw_spin_threshold,
@@ -322,6 +324,9 @@ static inline void tpy_error_note(tpy_error *e, tachyon_error_t code)
 }
 /* Capture and raise at once: the failing call was the last one. Returns -1. */
 int tpy_raise_code(tpy_state *st, tachyon_error_t code, tpy_op op, const char *subject);
+/* Capture and raise, the message starting with `doing` ("call", "listen on
+ * '/p'"): for callers that name their operation themselves. Returns -1. */
+int tpy_raise_doing(tpy_state *st, tachyon_error_t code, const char *doing);
 /* Raise an error of class `code` with our own sentence. Returns -1. */
 int tpy_raise_text(tpy_state *st, tachyon_error_t code, tpy_op op, const char *fmt, ...);
 /* The exception (not raised) a C error code becomes, with the library's text. */
@@ -433,5 +438,9 @@ int tpy_guard_check_export(GuardHeadObject *g, const char *what);
 int tpy_message_type_init(PyObject *module, tpy_state *st);
 void tpy_message_freelist_clear(tpy_state *st);
 PyObject *tpy_message_new(tpy_state *st, uint32_t type_id, const void *data, size_t size);
+
+/* ---- rpc.c ------------------------------------------------------------------- */
+/* TachyonRpcBus, RpcTxGuard and RpcRxGuard (request/reply). */
+int tpy_rpc_types_init(PyObject *module, tpy_state *st);
 
 #endif

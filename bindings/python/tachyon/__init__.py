@@ -14,7 +14,8 @@ listener creates it and hands it to exactly one connector::
 A drop-in for the published tachyon-ipc package (the same names, keywords and
 exception classes; see the README for where it deliberately behaves
 better). Everything is implemented in the C extension ``tachyon._tachyon``;
-this module re-exports it and gives Message its dataclass metadata. See
+this module re-exports it and gives Message its dataclass metadata; the
+request/reply conveniences (RpcBus, RpcDispatcher, ...) are in rpc.py. See
 ``__init__.pyi`` for the full surface.
 """
 import dataclasses as _dataclasses
@@ -30,6 +31,8 @@ from ._tachyon import (
     PeerClosedError,
     PeerDeadError,
     RingFullError,
+    RpcRxGuard,
+    RpcTxGuard,
     RxBatchGuard,
     RxGuard,
     RxMsgView,
@@ -39,6 +42,7 @@ from ._tachyon import (
     TachyonMemoryError,
     TachyonOSError,
     TachyonPermissionError,
+    TachyonRpcBus,
     TachyonStateError,
     TachyonTimeoutError,
     TachyonValueError,
@@ -47,6 +51,18 @@ from ._tachyon import (
     msg_type,
     route_id,
     strerror,
+)
+
+from .rpc import (
+    MSG_TYPE_ERROR,
+    RpcBus,
+    RpcDispatcher,
+    RpcEndpoint,
+    RpcError,
+    RpcHandlerError,
+    RpcNoHandlerError,
+    _decode_error,
+    tachyon_rpc,
 )
 
 __version__ = "0.1.0"
@@ -77,8 +93,7 @@ def _make_message_a_dataclass():
 _make_message_a_dataclass()
 
 __all__ = [
-    # The published package's names, in its order (its request/reply layer,
-    # TachyonRpcBus ... MSG_TYPE_ERROR, is not part of this package).
+    # The published package's names, in its order.
     "TachyonBus",
     "TachyonError",
     "PeerDeadError",
@@ -86,7 +101,15 @@ __all__ = [
     "RxGuard",
     "RxBatchGuard",
     "RxMsgView",
+    "TachyonRpcBus",
+    "RpcTxGuard",
+    "RpcRxGuard",
     "Bus",
+    "RpcBus",
+    "RpcDispatcher",
+    "RpcEndpoint",
+    "tachyon_rpc",
+    "MSG_TYPE_ERROR",
     "Message",
     "make_type_id",
     "msg_type",
@@ -100,6 +123,9 @@ __all__ = [
     "ClosedError",
     "PeerClosedError",
     "RingFullError",
+    "RpcError",
+    "RpcHandlerError",
+    "RpcNoHandlerError",
     "TachyonConnectionError",
     "TachyonMemoryError",
     "TachyonOSError",

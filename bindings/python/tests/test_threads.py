@@ -112,9 +112,12 @@ def test_close_while_both_threads_are_inside_the_library_never_crashes(sock_path
                 latencies.append(float(line.split()[1]))
     assert len(latencies) == 2 * SUBPROCESSES * TRIALS_EACH
     latencies.sort()
-    print("close -> ClosedError: median %.1f ms, max %.1f ms"
-          % (1e3 * latencies[len(latencies) // 2], 1e3 * latencies[-1]))
-    assert latencies[-1] < 2.0
+    median = latencies[len(latencies) // 2]
+    print("close -> ClosedError: median %.1f ms, max %.1f ms" % (1e3 * median, 1e3 * latencies[-1]))
+    # Within a wait slice (50 ms); on a loaded machine a thread may wait
+    # longer to be scheduled at all, so the bound on the slowest is loose.
+    assert median < 0.05
+    assert latencies[-1] < 10.0
 
 
 def fill(bus):
@@ -153,11 +156,11 @@ def test_close_ends_a_blocked_send_and_a_blocked_receive(sock_path):
     rx_bus, tx_bus = published_pair(sock_path, 4096)
     fill(tx_bus)  # nobody reads: the next send waits for room
     latency, text = close_under(tx_bus, lambda: tx_bus.send(b"y" * 100, 1, timeout=30))
-    assert latency < 2.0 and "closed by another thread" in text
+    assert latency < 10.0 and "closed by another thread" in text
     rx_bus.close()
     rx_bus, tx_bus = published_pair(sock_path, 4096)  # a producer that stays, sending nothing
     latency, text = close_under(rx_bus, lambda: rx_bus.recv(timeout=30))
-    assert latency < 2.0 and "closed by another thread" in text
+    assert latency < 10.0 and "closed by another thread" in text
     tx_bus.close()
 
 
@@ -169,10 +172,15 @@ def test_each_thread_sees_only_its_own_errors(sock_path):
     bus, peer = published_pair(sock_path, 4096)
     seen = {"tx": collections.Counter(), "rx": collections.Counter()}
     texts = {"tx": set(), "rx": set()}
-    stop = time.monotonic() + 1.5
+    enough = 20  # errors each side must have seen (both run until then)
+    give_up = time.monotonic() + 60
+
+    def running():
+        return (sum(seen["tx"].values()) < enough or sum(seen["rx"].values()) < enough) and \
+            time.monotonic() < give_up
 
     def producer():
-        while time.monotonic() < stop:
+        while running():
             try:
                 bus.send(b"p" * 200, 1, timeout=0.001)
             except tachyon.TachyonError as e:
@@ -181,7 +189,7 @@ def test_each_thread_sees_only_its_own_errors(sock_path):
                 time.sleep(0.001)
 
     def consumer():
-        while time.monotonic() < stop:
+        while running():
             try:
                 bus.recv(timeout=0.001)
             except tachyon.TachyonError as e:
@@ -193,7 +201,7 @@ def test_each_thread_sees_only_its_own_errors(sock_path):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(20)
+        t.join(120)
     bus.close()
     peer.close()
     assert set(seen["tx"]) == {"ERR_FULL"}, seen

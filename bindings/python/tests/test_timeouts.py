@@ -70,7 +70,7 @@ def check_overshoot(name, late):
     # 10 ms of our own plus one scheduling slice: the best of the tries must
     # show it even on a loaded machine; none may be far off.
     assert min(late) < 0.010 + 0.040, late
-    assert max(late) < 1.0, late
+    assert max(late) < 5.0, late
 
 
 @pytest.mark.parametrize("name", list(RECEIVES))

@@ -96,6 +96,8 @@ pub const TACHYON_ERR_PATH_TOO_LONG: tachyon_error_t = 22;
 pub const TACHYON_ERR_PEER_CLOSED: tachyon_error_t = 23;
 /// The handle belongs to the parent of this fork()ed process.
 pub const TACHYON_ERR_FORKED: tachyon_error_t = 24;
+/// Request/reply: the next reply answers another call.
+pub const TACHYON_ERR_WRONG_REPLY: tachyon_error_t = 25;
 
 pub const TACHYON_STATE_UNINITIALIZED: tachyon_state_t = 0;
 pub const TACHYON_STATE_INITIALIZING: tachyon_state_t = 1;
@@ -105,6 +107,14 @@ pub const TACHYON_STATE_DISCONNECTED: tachyon_state_t = 3;
 /// A corrupt header or counter was seen.
 pub const TACHYON_STATE_FATAL_ERROR: tachyon_state_t = 4;
 pub const TACHYON_STATE_UNKNOWN: tachyon_state_t = 5;
+
+/// [`tachyon_bus_fd_arm`]: wait for a message (or the peer's end, or fatal).
+pub const TACHYON_WAIT_RX: c_uint = 1;
+/// [`tachyon_bus_fd_arm`]: wait for room after the ring was full.
+pub const TACHYON_WAIT_TX: c_uint = 2;
+
+/// The largest `commits` [`tachyon_bus_set_publish_batch`] takes.
+pub const TACHYON_MAX_PUBLISH_BATCH: u32 = 4096;
 
 /// How many uids a listener's allowlist holds.
 pub const TACHYON_MAX_ALLOWED_UIDS: usize = 16;
@@ -136,6 +146,15 @@ pub struct tachyon_bus_t {
     _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
 }
 
+/// An opaque request/reply handle (`tachyon_rpc_bus_t`): two rings, one
+/// caller and one server. Only ever used behind a pointer.
+#[repr(C)]
+pub struct tachyon_rpc_bus_t {
+    _private: [u8; 0],
+    // Neither Send, Sync nor Unpin: the C object is not thread-safe.
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
 /// One received message in a batch (`tachyon_msg_view_t`, 32 bytes on 64-bit).
 /// `reserved_` is private to the library.
 #[repr(C)]
@@ -152,6 +171,60 @@ impl Default for tachyon_msg_view_t {
     fn default() -> Self {
         Self { ptr: core::ptr::null(), actual_size: 0, reserved_: 0, type_id: 0, padding_: 0 }
     }
+}
+
+/// What a bus has been doing, as seen from one handle (`tachyon_stats_t`);
+/// filled by [`tachyon_bus_stats`]. See `tachyon.h` for each field.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct tachyon_stats_t {
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub bytes_received: u64,
+    pub ring_full: u64,
+    pub sleeps: u64,
+    pub wakeups: u64,
+    pub capacity: u64,
+    pub fill_bytes: u64,
+    pub fill_max_bytes: u64,
+    pub lag_messages: u64,
+    pub idle_ns: u64,
+    pub peer_pid: i32,
+    pub peer_alive: i32,
+    pub features: u32,
+    pub state: u32,
+}
+
+/// One side's counters as a monitor reads them (`tachyon_side_info_t`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct tachyon_side_info_t {
+    pub pid: i32,
+    pub valid: i32,
+    pub messages: u64,
+    pub bytes: u64,
+    pub stalls: u64,
+    pub wakes: u64,
+    pub fill_max: u64,
+    pub updated_ns: u64,
+    pub active_ns: u64,
+}
+
+/// A segment read from the outside (`tachyon_segment_info_t`), by
+/// [`tachyon_segment_inspect`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct tachyon_segment_info_t {
+    pub version: u32,
+    pub state: u32,
+    pub capacity: u64,
+    pub head: u64,
+    pub tail: u64,
+    pub features: u32,
+    pub consumer_sleeping: u32,
+    pub producer: tachyon_side_info_t,
+    pub consumer: tachyon_side_info_t,
 }
 
 /// Listener options (`tachyon_listen_opts_t`); fill with [`tachyon_listen_opts_init`].
@@ -188,6 +261,18 @@ extern "C" {
     pub fn tachyon_bus_set_numa_node(bus: *const tachyon_bus_t, node_id: c_int) -> tachyon_error_t;
     /// Consumer side: `pure_spin != 0` means the consumer never sleeps.
     pub fn tachyon_bus_set_polling_mode(bus: *const tachyon_bus_t, pure_spin: c_int);
+    /// Read the segment behind a memfd descriptor from the outside (a monitor).
+    pub fn tachyon_segment_inspect(fd: c_int, out: *mut tachyon_segment_info_t) -> tachyon_error_t;
+    /// A descriptor for poll/select/epoll (owned by the handle); -1 on error.
+    pub fn tachyon_bus_fd(bus: *mut tachyon_bus_t) -> c_int;
+    /// Clear and arm the descriptor for [`TACHYON_WAIT_RX`] and/or
+    /// [`TACHYON_WAIT_TX`]: 1 ready now (do not wait), 0 armed, -1 error.
+    pub fn tachyon_bus_fd_arm(bus: *mut tachyon_bus_t, what: c_uint) -> c_int;
+    /// Fill `*out` with what the bus has been doing, as seen from this handle.
+    pub fn tachyon_bus_stats(bus: *mut tachyon_bus_t, out: *mut tachyon_stats_t) -> tachyon_error_t;
+    /// Producer side: store head every `commits` commits (1, the default:
+    /// every commit is visible at once); at most [`TACHYON_MAX_PUBLISH_BATCH`].
+    pub fn tachyon_bus_set_publish_batch(bus: *mut tachyon_bus_t, commits: u32) -> tachyon_error_t;
     /// Reserve a slot for up to `max_payload_size` bytes; its payload pointer
     /// (64-byte aligned) or NULL (see [`tachyon_bus_last_error`]). Non-blocking.
     pub fn tachyon_acquire_tx(bus: *mut tachyon_bus_t, max_payload_size: usize) -> *mut c_void;
@@ -317,4 +402,151 @@ extern "C" {
     pub fn tachyon_bus_capacity(bus: *const tachyon_bus_t) -> usize;
     /// The largest payload one message can carry.
     pub fn tachyon_bus_max_payload(bus: *const tachyon_bus_t) -> usize;
+
+    // ---- Request/reply (published: listen .. get_state) ------------------------
+    //
+    // The listener is the server (serve, commit_serve, reply, acquire_reply_tx,
+    // commit_reply, rollback_reply); the connector is the caller (call,
+    // acquire_tx, commit_call, rollback_call, wait, commit_rx, abandon). A
+    // handle refuses the other role's calls with `TACHYON_ERR_STATE`. Sending
+    // calls are one side, receiving calls the other: one thread at a time per
+    // side. Replies come in the order the calls were made.
+
+    /// Server: create the request ring (`cap_fwd` bytes) and the reply ring
+    /// (`cap_rev`), wait for one caller at `socket_path`. Blocks.
+    pub fn tachyon_rpc_listen(
+        socket_path: *const c_char,
+        cap_fwd: usize,
+        cap_rev: usize,
+        out: *mut *mut tachyon_rpc_bus_t,
+    ) -> tachyon_error_t;
+    /// Caller: connect to a request/reply listener, one attempt.
+    pub fn tachyon_rpc_connect(socket_path: *const c_char, out: *mut *mut tachyon_rpc_bus_t) -> tachyon_error_t;
+    /// Close this end and free the handle. NULL is a no-op.
+    pub fn tachyon_rpc_destroy(rpc: *mut tachyon_rpc_bus_t);
+    /// Caller: copy `size` bytes into a request, publish it, set `*out_cid`. Non-blocking.
+    pub fn tachyon_rpc_call(
+        rpc: *mut tachyon_rpc_bus_t,
+        payload: *const c_void,
+        size: usize,
+        msg_type: u32,
+        out_cid: *mut u64,
+    ) -> tachyon_error_t;
+    /// Caller: reserve a request slot (64-byte aligned); NULL when full or too large.
+    pub fn tachyon_rpc_acquire_tx(rpc: *mut tachyon_rpc_bus_t, max_size: usize) -> *mut c_void;
+    /// Caller: publish the acquired slot as a request; each attempt uses an id.
+    pub fn tachyon_rpc_commit_call(
+        rpc: *mut tachyon_rpc_bus_t,
+        actual_size: usize,
+        msg_type: u32,
+        out_cid: *mut u64,
+    ) -> tachyon_error_t;
+    /// Caller: give the acquired slot back unsent.
+    pub fn tachyon_rpc_rollback_call(rpc: *mut tachyon_rpc_bus_t);
+    /// Caller: wait for the reply to `cid` (0: the next one); valid until
+    /// [`tachyon_rpc_commit_rx`]. NULL: see [`tachyon_rpc_last_error`].
+    pub fn tachyon_rpc_wait(
+        rpc: *mut tachyon_rpc_bus_t,
+        cid: u64,
+        out_size: *mut usize,
+        out_msg_type: *mut u32,
+        spin: u32,
+    ) -> *const c_void;
+    /// Caller: release the reply the last wait returned.
+    pub fn tachyon_rpc_commit_rx(rpc: *mut tachyon_rpc_bus_t) -> tachyon_error_t;
+    /// Server: wait for the next request (outputs: id, type, size).
+    pub fn tachyon_rpc_serve(
+        rpc: *mut tachyon_rpc_bus_t,
+        out_cid: *mut u64,
+        out_msg_type: *mut u32,
+        out_size: *mut usize,
+        spin: u32,
+    ) -> *const c_void;
+    /// Server: release the request the last serve returned.
+    pub fn tachyon_rpc_commit_serve(rpc: *mut tachyon_rpc_bus_t) -> tachyon_error_t;
+    /// Server: copy `size` bytes into the reply to `cid` and publish it. Non-blocking.
+    pub fn tachyon_rpc_reply(
+        rpc: *mut tachyon_rpc_bus_t,
+        cid: u64,
+        payload: *const c_void,
+        size: usize,
+        msg_type: u32,
+    ) -> tachyon_error_t;
+    /// Server: reserve a reply slot.
+    pub fn tachyon_rpc_acquire_reply_tx(rpc: *mut tachyon_rpc_bus_t, max_size: usize) -> *mut c_void;
+    /// Server: publish the acquired slot as the reply to `cid` (0 refused, slot kept).
+    pub fn tachyon_rpc_commit_reply(
+        rpc: *mut tachyon_rpc_bus_t,
+        cid: u64,
+        actual_size: usize,
+        msg_type: u32,
+    ) -> tachyon_error_t;
+    /// Server: give the acquired reply slot back unsent.
+    pub fn tachyon_rpc_rollback_reply(rpc: *mut tachyon_rpc_bus_t);
+    /// `pure_spin != 0`: this side's waits never sleep.
+    pub fn tachyon_rpc_set_polling_mode(rpc: *const tachyon_rpc_bus_t, pure_spin: c_int);
+    /// FATAL_ERROR, DISCONNECTED, READY or UNKNOWN.
+    pub fn tachyon_rpc_get_state(rpc: *const tachyon_rpc_bus_t) -> tachyon_state_t;
+
+    // ---- Request/reply: additions of this project ------------------------------
+
+    /// [`tachyon_rpc_listen`] with listener options (`opts.capacity` ignored; NULL: defaults).
+    pub fn tachyon_rpc_listen_ex(
+        socket_path: *const c_char,
+        cap_fwd: usize,
+        cap_rev: usize,
+        opts: *const tachyon_listen_opts_t,
+        out: *mut *mut tachyon_rpc_bus_t,
+    ) -> tachyon_error_t;
+    /// Connect, retrying while nothing listens yet, for up to `timeout_ms` (< 0: forever).
+    pub fn tachyon_rpc_connect_timeout(
+        socket_path: *const c_char,
+        timeout_ms: c_int,
+        out: *mut *mut tachyon_rpc_bus_t,
+    ) -> tachyon_error_t;
+    /// [`tachyon_rpc_connect_timeout`] accepting only listeners of `allowed_uids`.
+    pub fn tachyon_rpc_connect_ex(
+        socket_path: *const c_char,
+        timeout_ms: c_int,
+        allowed_uids: *const uid_t,
+        n_allowed_uids: usize,
+        out: *mut *mut tachyon_rpc_bus_t,
+    ) -> tachyon_error_t;
+    /// [`tachyon_rpc_wait`] with a deadline (NULL with `TACHYON_ERR_TIMEOUT`).
+    pub fn tachyon_rpc_wait_timeout(
+        rpc: *mut tachyon_rpc_bus_t,
+        cid: u64,
+        out_size: *mut usize,
+        out_msg_type: *mut u32,
+        spin: u32,
+        timeout_ms: c_int,
+    ) -> *const c_void;
+    /// [`tachyon_rpc_serve`] with a deadline.
+    pub fn tachyon_rpc_serve_timeout(
+        rpc: *mut tachyon_rpc_bus_t,
+        out_cid: *mut u64,
+        out_msg_type: *mut u32,
+        out_size: *mut usize,
+        spin: u32,
+        timeout_ms: c_int,
+    ) -> *const c_void;
+    /// [`tachyon_rpc_acquire_tx`] waiting for room up to `timeout_ms` (< 0: forever).
+    pub fn tachyon_rpc_acquire_tx_timeout(rpc: *mut tachyon_rpc_bus_t, max_size: usize, timeout_ms: c_int)
+        -> *mut c_void;
+    /// [`tachyon_rpc_acquire_reply_tx`] waiting for room.
+    pub fn tachyon_rpc_acquire_reply_tx_timeout(
+        rpc: *mut tachyon_rpc_bus_t,
+        max_size: usize,
+        timeout_ms: c_int,
+    ) -> *mut c_void;
+    /// Caller: give up on call `cid`; its reply is dropped when it comes.
+    pub fn tachyon_rpc_abandon(rpc: *mut tachyon_rpc_bus_t, cid: u64) -> tachyon_error_t;
+    /// The error behind this thread's last failed call on the handle.
+    pub fn tachyon_rpc_last_error(rpc: *const tachyon_rpc_bus_t) -> tachyon_error_t;
+    /// 1 while the peer lives and has not destroyed its handle.
+    pub fn tachyon_rpc_peer_alive(rpc: *mut tachyon_rpc_bus_t) -> c_int;
+    /// The largest request payload.
+    pub fn tachyon_rpc_max_request(rpc: *const tachyon_rpc_bus_t) -> usize;
+    /// The largest reply payload.
+    pub fn tachyon_rpc_max_reply(rpc: *const tachyon_rpc_bus_t) -> usize;
 }

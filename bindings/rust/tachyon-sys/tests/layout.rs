@@ -30,9 +30,27 @@ fn check(expr: &str, rust: usize) {
 }
 
 #[test]
+fn segment_info_matches_c() {
+    check("sizeof(tachyon_side_info_t)", size_of::<tachyon_side_info_t>());
+    check("sizeof(tachyon_segment_info_t)", size_of::<tachyon_segment_info_t>());
+    check("offsetof(tachyon_segment_info_t, producer)", offset_of!(tachyon_segment_info_t, producer));
+    check("offsetof(tachyon_segment_info_t, consumer)", offset_of!(tachyon_segment_info_t, consumer));
+    check("offsetof(tachyon_side_info_t, active_ns)", offset_of!(tachyon_side_info_t, active_ns));
+}
+
+#[test]
+fn stats_matches_c() {
+    check("sizeof(tachyon_stats_t)", size_of::<tachyon_stats_t>());
+    check("offsetof(tachyon_stats_t, lag_messages)", offset_of!(tachyon_stats_t, lag_messages));
+    check("offsetof(tachyon_stats_t, idle_ns)", offset_of!(tachyon_stats_t, idle_ns));
+    check("offsetof(tachyon_stats_t, peer_pid)", offset_of!(tachyon_stats_t, peer_pid));
+    check("offsetof(tachyon_stats_t, state)", offset_of!(tachyon_stats_t, state));
+}
+
+#[test]
 fn msg_view_matches_c() {
     check("sizeof(tachyon_msg_view_t)", size_of::<tachyon_msg_view_t>());
-    assert_eq!(size_of::<tachyon_msg_view_t>(), 32, "SPEC.md section 2 says 32 bytes");
+    assert_eq!(size_of::<tachyon_msg_view_t>(), 32, "the published ABI says 32 bytes");
     check("offsetof(tachyon_msg_view_t, ptr)", offset_of!(tachyon_msg_view_t, ptr));
     check("offsetof(tachyon_msg_view_t, actual_size)", offset_of!(tachyon_msg_view_t, actual_size));
     check("offsetof(tachyon_msg_view_t, reserved_)", offset_of!(tachyon_msg_view_t, reserved_));
@@ -49,6 +67,9 @@ fn listen_opts_match_c() {
     check("offsetof(tachyon_listen_opts_t, n_allowed_uids)", offset_of!(tachyon_listen_opts_t, n_allowed_uids));
     check("offsetof(tachyon_listen_opts_t, allowed_uids)", offset_of!(tachyon_listen_opts_t, allowed_uids));
     check("sizeof(uid_t)", size_of::<uid_t>());
+    check("TACHYON_MAX_PUBLISH_BATCH", TACHYON_MAX_PUBLISH_BATCH as usize);
+    check("TACHYON_WAIT_RX", TACHYON_WAIT_RX as usize);
+    check("TACHYON_WAIT_TX", TACHYON_WAIT_TX as usize);
     check("TACHYON_MAX_ALLOWED_UIDS", TACHYON_MAX_ALLOWED_UIDS);
 }
 
@@ -82,6 +103,7 @@ fn enums_match_c() {
         ("TACHYON_ERR_PATH_TOO_LONG", TACHYON_ERR_PATH_TOO_LONG),
         ("TACHYON_ERR_PEER_CLOSED", TACHYON_ERR_PEER_CLOSED),
         ("TACHYON_ERR_FORKED", TACHYON_ERR_FORKED),
+        ("TACHYON_ERR_WRONG_REPLY", TACHYON_ERR_WRONG_REPLY),
         ("TACHYON_STATE_UNINITIALIZED", TACHYON_STATE_UNINITIALIZED),
         ("TACHYON_STATE_INITIALIZING", TACHYON_STATE_INITIALIZING),
         ("TACHYON_STATE_READY", TACHYON_STATE_READY),
@@ -163,6 +185,11 @@ fn every_declared_function_links() {
         tachyon_bus_set_numa_node as *const (),
         tachyon_bus_set_polling_mode as *const (),
         tachyon_error_message as *const (),
+        tachyon_bus_set_publish_batch as *const (),
+        tachyon_bus_stats as *const (),
+        tachyon_bus_fd as *const (),
+        tachyon_segment_inspect as *const (),
+        tachyon_bus_fd_arm as *const (),
         tachyon_acquire_tx as *const (),
         tachyon_commit_tx as *const (),
         tachyon_rollback_tx as *const (),
@@ -191,6 +218,35 @@ fn every_declared_function_links() {
         tachyon_peer_alive as *const (),
         tachyon_bus_capacity as *const (),
         tachyon_bus_max_payload as *const (),
+        tachyon_rpc_listen as *const (),
+        tachyon_rpc_connect as *const (),
+        tachyon_rpc_destroy as *const (),
+        tachyon_rpc_call as *const (),
+        tachyon_rpc_acquire_tx as *const (),
+        tachyon_rpc_commit_call as *const (),
+        tachyon_rpc_rollback_call as *const (),
+        tachyon_rpc_wait as *const (),
+        tachyon_rpc_commit_rx as *const (),
+        tachyon_rpc_serve as *const (),
+        tachyon_rpc_commit_serve as *const (),
+        tachyon_rpc_reply as *const (),
+        tachyon_rpc_acquire_reply_tx as *const (),
+        tachyon_rpc_commit_reply as *const (),
+        tachyon_rpc_rollback_reply as *const (),
+        tachyon_rpc_set_polling_mode as *const (),
+        tachyon_rpc_get_state as *const (),
+        tachyon_rpc_listen_ex as *const (),
+        tachyon_rpc_connect_timeout as *const (),
+        tachyon_rpc_connect_ex as *const (),
+        tachyon_rpc_wait_timeout as *const (),
+        tachyon_rpc_serve_timeout as *const (),
+        tachyon_rpc_acquire_tx_timeout as *const (),
+        tachyon_rpc_acquire_reply_tx_timeout as *const (),
+        tachyon_rpc_abandon as *const (),
+        tachyon_rpc_last_error as *const (),
+        tachyon_rpc_peer_alive as *const (),
+        tachyon_rpc_max_request as *const (),
+        tachyon_rpc_max_reply as *const (),
     ];
     assert!(addrs.iter().all(|a| !a.is_null()));
     if let Some(header) = bundled_header() {
@@ -216,4 +272,65 @@ fn strerror_names_peer_death() {
     // SAFETY: tachyon_strerror returns a static NUL-terminated string.
     let msg = unsafe { std::ffi::CStr::from_ptr(tachyon_strerror(TACHYON_ERR_PEER_DEAD)) };
     assert!(msg.to_str().unwrap().contains("peer"), "{msg:?}");
+}
+
+/// The request/reply declarations pass their arguments in the header's order:
+/// distinct capacities, ids, types and sizes go in through one call and must
+/// come out of the other side where the header says they do (serve's outputs
+/// are id, type, size; wait's size, type).
+#[test]
+fn rpc_declarations_pass_arguments_in_the_headers_order() {
+    use std::ptr;
+    use std::sync::mpsc;
+
+    let path = std::env::temp_dir().join(format!("tachyon-sys-rpc-{}.sock", std::process::id()));
+    let c_path = CString::new(path.to_str().unwrap()).unwrap();
+    let (tx, rx) = mpsc::channel::<usize>();
+    let listen_path = c_path.clone();
+    let server = std::thread::spawn(move || {
+        let mut rpc: *mut tachyon_rpc_bus_t = ptr::null_mut();
+        // SAFETY: the path is NUL-terminated, rpc a valid out-pointer.
+        let rc = unsafe { tachyon_rpc_listen(listen_path.as_ptr(), 1024, 2048, &mut rpc) };
+        assert_eq!(rc, TACHYON_SUCCESS);
+        let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
+        // SAFETY: rpc is live; the outputs are valid pointers; the request is
+        // read before commit_serve.
+        unsafe {
+            let req = tachyon_rpc_serve_timeout(rpc, &mut cid, &mut msg_type, &mut size, 100, 10_000);
+            assert!(!req.is_null());
+            assert_eq!((cid, msg_type, size), (1, 7, 3));
+            assert_eq!(std::slice::from_raw_parts(req as *const u8, size), b"abc");
+            assert_eq!(tachyon_rpc_commit_serve(rpc), TACHYON_SUCCESS);
+            assert_eq!(tachyon_rpc_reply(rpc, cid, b"hello".as_ptr().cast(), 5, 9), TACHYON_SUCCESS);
+            tx.send(tachyon_rpc_max_reply(rpc)).unwrap();
+            // Wait for the caller to close, then close.
+            let gone = tachyon_rpc_serve_timeout(rpc, &mut cid, &mut msg_type, &mut size, 100, 10_000);
+            assert!(gone.is_null());
+            assert_eq!(tachyon_rpc_last_error(rpc), TACHYON_ERR_PEER_CLOSED);
+            tachyon_rpc_destroy(rpc);
+        }
+    });
+    let mut rpc: *mut tachyon_rpc_bus_t = ptr::null_mut();
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(tachyon_rpc_connect_timeout(c_path.as_ptr(), 10_000, &mut rpc), TACHYON_SUCCESS);
+        assert_eq!(tachyon_rpc_max_request(rpc), 1024 - 64); // cap_fwd is the request ring
+        assert_eq!(tachyon_rpc_max_reply(rpc), 2048 - 64);
+        assert_eq!(tachyon_rpc_get_state(rpc), TACHYON_STATE_READY);
+        let mut cid = 0u64;
+        assert_eq!(tachyon_rpc_call(rpc, b"abc".as_ptr().cast(), 3, 7, &mut cid), TACHYON_SUCCESS);
+        assert_eq!(cid, 1);
+        let (mut size, mut msg_type) = (0usize, 0u32);
+        let reply = tachyon_rpc_wait_timeout(rpc, cid, &mut size, &mut msg_type, 100, 10_000);
+        assert!(!reply.is_null());
+        assert_eq!((size, msg_type), (5, 9));
+        assert_eq!(std::slice::from_raw_parts(reply as *const u8, size), b"hello");
+        assert_eq!(tachyon_rpc_commit_rx(rpc), TACHYON_SUCCESS);
+        assert_eq!(rx.recv().unwrap(), 2048 - 64);
+        // A wait for a call never made: nothing comes, and the code says so.
+        assert!(tachyon_rpc_wait_timeout(rpc, 0, &mut size, &mut msg_type, 0, 0).is_null());
+        assert_eq!(tachyon_rpc_last_error(rpc), TACHYON_ERR_TIMEOUT);
+        tachyon_rpc_destroy(rpc);
+    }
+    server.join().unwrap();
 }

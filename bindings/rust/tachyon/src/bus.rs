@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tachyon_sys as sys;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rx::{Batch, RxGuard};
 use crate::tx::TxGuard;
 
@@ -41,7 +41,7 @@ pub enum State {
 }
 
 impl State {
-    fn from_raw(raw: sys::tachyon_state_t) -> State {
+    pub(crate) fn from_raw(raw: sys::tachyon_state_t) -> State {
         match raw {
             sys::TACHYON_STATE_UNINITIALIZED => State::Uninitialized,
             sys::TACHYON_STATE_INITIALIZING => State::Initializing,
@@ -56,7 +56,7 @@ impl State {
 /// Options for [`Bus::listen_with`].
 #[derive(Debug, Clone)]
 pub struct ListenOptions {
-    raw: sys::tachyon_listen_opts_t,
+    pub(crate) raw: sys::tachyon_listen_opts_t,
 }
 
 impl ListenOptions {
@@ -72,7 +72,7 @@ impl ListenOptions {
         ListenOptions { raw }
     }
 
-    /// Give up with [`Error::Timeout`] when no allowed peer came in time.
+    /// Give up with [`ErrorKind::Timeout`] when no allowed peer came in time.
     pub fn timeout(mut self, timeout: Duration) -> ListenOptions {
         self.raw.timeout_ms = duration_to_ms(Some(timeout));
         self
@@ -86,7 +86,7 @@ impl ListenOptions {
     }
 
     /// Keep waiting after refusing a peer of another user, instead of failing
-    /// with [`Error::Permission`].
+    /// with [`ErrorKind::Permission`].
     pub fn keep_waiting(mut self, keep: bool) -> ListenOptions {
         self.raw.keep_waiting = keep as i32;
         self
@@ -96,11 +96,23 @@ impl ListenOptions {
 /// One end of a Tachyon bus.
 ///
 /// Dropping it closes this end: the peer reads what was committed, then sees
-/// [`Error::PeerDead`].
+/// [`ErrorKind::PeerClosed`].
 ///
 /// Guards borrow the bus mutably, so at most one message is held at a time
 /// and the C library's call order (acquire, then commit) is enforced by the
 /// compiler.
+///
+/// # Threads
+///
+/// The C library lets one producer thread (the sending calls) and one
+/// consumer thread (the receiving calls) work on a bus at the same time, but
+/// never two threads on the same side: the ring is single-producer,
+/// single-consumer. Every method here takes `&mut self` or reads only, so a
+/// `Bus` is used by one thread at a time, and it is `Send` (move it to the
+/// thread that uses it) but not `Sync` (it cannot be shared: two threads on
+/// one side would break the ring). Each method says which side it belongs
+/// to. Errors are read in the calling thread right after the failing call
+/// (the C library keeps them per thread), which `&mut self` also guarantees.
 #[derive(Debug)]
 pub struct Bus {
     raw: NonNull<sys::tachyon_bus_t>,
@@ -113,8 +125,10 @@ pub struct Bus {
 // the C object has no locks (NonNull already makes it !Sync).
 unsafe impl Send for Bus {}
 
-fn c_path(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidPath)
+pub(crate) fn c_path(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        Error::new(ErrorKind::InvalidPath, format!("the socket path {:?} contains a NUL byte", path))
+    })
 }
 
 /// Milliseconds for the C library; `None` means forever (-1). Saturates.
@@ -128,7 +142,7 @@ pub(crate) fn duration_to_ms(timeout: Option<Duration>) -> i32 {
 impl Bus {
     fn from_out(code: sys::tachyon_error_t, out: *mut sys::tachyon_bus_t) -> Result<Bus> {
         Error::check(code)?;
-        let raw = NonNull::new(out).ok_or(Error::NullPointer)?;
+        let raw = NonNull::new(out).ok_or_else(|| Error::from(ErrorKind::NullPointer))?;
         Ok(Bus { raw, spin: DEFAULT_SPIN, batch_views: Vec::new() })
     }
 
@@ -171,12 +185,15 @@ impl Bus {
     }
 
     /// [`Bus::connect_timeout`], accepting only a listener run by one of
-    /// `uids` (at most 16); any other is refused with [`Error::Permission`].
+    /// `uids` (at most 16); any other is refused with [`ErrorKind::Permission`].
     /// By default (the other connect calls) the listener must run as our own
     /// user or root.
     pub fn connect_allowing(path: impl AsRef<Path>, timeout: Option<Duration>, uids: &[u32]) -> Result<Bus> {
         if uids.len() > sys::TACHYON_MAX_ALLOWED_UIDS {
-            return Err(Error::InvalidSize);
+            return Err(Error::new(
+                ErrorKind::InvalidSize,
+                format!("{} uids given; at most {} are allowed", uids.len(), sys::TACHYON_MAX_ALLOWED_UIDS),
+            ));
         }
         let path = c_path(path.as_ref())?;
         let mut out = ptr::null_mut();
@@ -194,14 +211,16 @@ impl Bus {
         self.raw.as_ptr()
     }
 
+    /// The error behind this thread's last failed call on the bus, with its
+    /// detail; call it right after that call.
     pub(crate) fn last_error(&self) -> Error {
         // SAFETY: self.raw is a live bus.
         let code = unsafe { sys::tachyon_bus_last_error(self.raw.as_ptr()) };
         // A NULL result with no error recorded would be a library bug; call it a state error.
-        Error::from_code(code).unwrap_or(Error::State)
+        Error::from_code(code).unwrap_or_else(|| ErrorKind::State.into())
     }
 
-    /// How many times blocking receives poll before they sleep.
+    /// How many times blocking receives poll before they sleep. Consumer side.
     pub fn set_spin(&mut self, spins: u32) {
         self.spin = spins;
     }
@@ -209,14 +228,15 @@ impl Bus {
     // ---- producer -----------------------------------------------------------
 
     /// Copy `data` into the ring as one message and publish it. Non-blocking:
-    /// [`Error::Full`] when the consumer has not made room.
+    /// [`ErrorKind::Full`] when the consumer has not made room. Producer side.
     pub fn send(&mut self, data: &[u8], type_id: u32) -> Result<()> {
         // SAFETY: data is valid for data.len() bytes; the bus is live and ours.
         Error::check(unsafe { sys::tachyon_send(self.raw.as_ptr(), data.as_ptr().cast(), data.len(), type_id) })
     }
 
     /// [`Bus::send`], waiting for room up to `timeout` (`None`: forever).
-    /// [`Error::PeerDead`] if the consumer goes away meanwhile.
+    /// [`ErrorKind::PeerDead`] / [`ErrorKind::PeerClosed`] if the consumer goes
+    /// away meanwhile. Producer side.
     pub fn send_blocking(&mut self, data: &[u8], type_id: u32, timeout: Option<Duration>) -> Result<()> {
         let mut tx = self.acquire_tx(data.len(), timeout)?;
         tx.write(data)?;
@@ -226,10 +246,13 @@ impl Bus {
 
     /// Send `records` as messages of `record_size` bytes each, all with
     /// `type_id`, and publish once. Returns how many went in: fewer than all
-    /// when the ring filled up. Non-blocking.
+    /// when the ring filled up. Non-blocking. Producer side.
     pub fn send_batch(&mut self, records: &[u8], record_size: usize, type_id: u32) -> Result<usize> {
         if record_size == 0 || records.len() % record_size != 0 {
-            return Err(Error::InvalidSize);
+            return Err(Error::new(
+                ErrorKind::InvalidSize,
+                format!("{} bytes are not a whole number of {record_size}-byte records", records.len()),
+            ));
         }
         let count = records.len() / record_size;
         // SAFETY: records holds count * record_size readable bytes.
@@ -242,13 +265,13 @@ impl Bus {
         // Partial: a full ring is not an error; any other error surfaces
         // now if nothing went in, else on the next call.
         match self.last_error() {
-            Error::Full => Ok(sent),
+            err if err.kind() == ErrorKind::Full => Ok(sent),
             _ if sent > 0 => Ok(sent),
             err => Err(err),
         }
     }
 
-    /// Reserve a slot for up to `max_size` bytes without waiting.
+    /// Reserve a slot for up to `max_size` bytes without waiting. Producer side.
     pub fn try_acquire_tx(&mut self, max_size: usize) -> Result<TxGuard<'_>> {
         // SAFETY: the bus is live; `&mut self` means no other slot is held.
         let ptr = unsafe { sys::tachyon_acquire_tx(self.raw.as_ptr(), max_size) };
@@ -259,7 +282,7 @@ impl Bus {
     }
 
     /// Reserve a slot for up to `max_size` bytes, waiting for room up to
-    /// `timeout` (`None`: forever).
+    /// `timeout` (`None`: forever). Producer side.
     pub fn acquire_tx(&mut self, max_size: usize, timeout: Option<Duration>) -> Result<TxGuard<'_>> {
         let ms = duration_to_ms(timeout);
         // SAFETY: the bus is live; `&mut self` means no other slot is held.
@@ -272,6 +295,7 @@ impl Bus {
 
     /// Publish everything committed and wake a sleeping consumer. Commits
     /// already publish; this exists for symmetry with the C and Python APIs.
+    /// Producer side.
     pub fn flush(&mut self) {
         // SAFETY: the bus is live.
         unsafe { sys::tachyon_flush(self.raw.as_ptr()) }
@@ -280,13 +304,14 @@ impl Bus {
     // ---- consumer -----------------------------------------------------------
 
     /// The next message if one is there now; `Ok(None)` when the ring is empty.
+    /// Consumer side.
     pub fn try_recv(&mut self) -> Result<Option<RxGuard<'_>>> {
         let (mut type_id, mut size) = (0u32, 0usize);
         // SAFETY: the bus is live; `&mut self` means no other slot is held.
         let ptr = unsafe { sys::tachyon_acquire_rx(self.raw.as_ptr(), &mut type_id, &mut size) };
         if ptr.is_null() {
             return match self.last_error() {
-                Error::Empty => Ok(None),
+                err if err.kind() == ErrorKind::Empty => Ok(None),
                 err => Err(err),
             };
         }
@@ -295,14 +320,16 @@ impl Bus {
         Ok(Some(unsafe { RxGuard::new(self, ptr.cast(), size, type_id) }))
     }
 
-    /// Wait for the next message. [`Error::PeerDead`] once the producer is
-    /// gone and everything it committed has been read; [`Error::Interrupted`]
-    /// when a signal handler ran.
+    /// Wait for the next message. [`ErrorKind::PeerClosed`] (a clean close) or
+    /// [`ErrorKind::PeerDead`] (a crash) once the producer is gone and
+    /// everything it committed has been read; [`ErrorKind::Interrupted`]
+    /// when a signal handler ran. Consumer side.
     pub fn recv(&mut self) -> Result<RxGuard<'_>> {
         self.recv_deadline(-1)
     }
 
-    /// [`Bus::recv`] with a deadline: [`Error::Timeout`] when it passes.
+    /// [`Bus::recv`] with a deadline: [`ErrorKind::Timeout`] when it passes.
+    /// Consumer side.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<RxGuard<'_>> {
         self.recv_deadline(duration_to_ms(Some(timeout)))
     }
@@ -322,7 +349,7 @@ impl Bus {
 
     /// Wait (up to `timeout`, `None`: forever) for at least one message, then
     /// take up to `max_msgs` that are there. Released together when the batch
-    /// is dropped.
+    /// is dropped. Consumer side.
     pub fn drain_batch(&mut self, max_msgs: usize, timeout: Option<Duration>) -> Result<Batch<'_>> {
         self.prepare_views(max_msgs)?;
         let ms = duration_to_ms(timeout);
@@ -338,14 +365,14 @@ impl Bus {
     }
 
     /// Take up to `max_msgs` messages that are there now, without waiting; the
-    /// batch may be empty.
+    /// batch may be empty. Consumer side.
     pub fn try_recv_batch(&mut self, max_msgs: usize) -> Result<Batch<'_>> {
         self.prepare_views(max_msgs)?;
         // SAFETY: as in drain_batch.
         let n = unsafe { sys::tachyon_acquire_rx_batch(self.raw.as_ptr(), self.batch_views.as_mut_ptr(), max_msgs) };
         if n == 0 {
             return match self.last_error() {
-                Error::Empty => Ok(Batch::new(self, 0)),
+                err if err.kind() == ErrorKind::Empty => Ok(Batch::new(self, 0)),
                 err => Err(err),
             };
         }
@@ -354,7 +381,7 @@ impl Bus {
 
     fn prepare_views(&mut self, max_msgs: usize) -> Result<()> {
         if max_msgs == 0 {
-            return Err(Error::InvalidSize);
+            return Err(Error::new(ErrorKind::InvalidSize, "a batch of 0 messages: max_msgs must be at least 1"));
         }
         if self.batch_views.len() < max_msgs {
             self.batch_views.resize(max_msgs, sys::tachyon_msg_view_t::default());
@@ -368,19 +395,20 @@ impl Bus {
 
     // ---- state --------------------------------------------------------------
 
-    /// Consumer side: spin then sleep (default), or never sleep.
+    /// Spin then sleep (default), or never sleep. Consumer side.
     pub fn set_polling_mode(&mut self, mode: PollingMode) {
         // SAFETY: the bus is live.
         unsafe { sys::tachyon_bus_set_polling_mode(self.raw.as_ptr(), (mode == PollingMode::PureSpin) as i32) }
     }
 
     /// Ready, Disconnected (peer gone), FatalError (corrupt segment), ...
+    /// Either side.
     pub fn state(&self) -> State {
         // SAFETY: the bus is live.
         State::from_raw(unsafe { sys::tachyon_get_state(self.raw.as_ptr()) })
     }
 
-    /// Whether the peer process is alive and has not closed the bus.
+    /// Whether the peer process is alive and has not closed the bus. Either side.
     pub fn peer_alive(&mut self) -> bool {
         // SAFETY: the bus is live.
         unsafe { sys::tachyon_peer_alive(self.raw.as_ptr()) != 0 }
@@ -396,6 +424,73 @@ impl Bus {
     pub fn max_payload(&self) -> usize {
         // SAFETY: the bus is live.
         unsafe { sys::tachyon_bus_max_payload(self.raw.as_ptr()) }
+    }
+
+    /// What the bus has been doing, as seen from this handle: messages and
+    /// bytes each way, times the ring was full, sleeps and wake-ups, fill now
+    /// and at its highest, consumer lag, the peer's pid and liveness, idle
+    /// time. Also stores this handle's counters where `tachyon-top` reads
+    /// them. Takes `&mut self`: it reads both sides' private counters.
+    pub fn stats(&mut self) -> Result<Stats> {
+        let mut raw = sys::tachyon_stats_t::default();
+        // SAFETY: the bus is live and `raw` is a valid, writable struct.
+        Error::check(unsafe { sys::tachyon_bus_stats(self.raw.as_ptr(), &mut raw) })?;
+        Ok(Stats::from_raw(&raw))
+    }
+}
+
+/// What a bus has been doing, as seen from one handle ([`Bus::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages this handle committed (producer side) and their payload bytes.
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    /// Messages this handle released (consumer side) and their payload bytes.
+    pub messages_received: u64,
+    pub bytes_received: u64,
+    /// Times a send or acquire found no room.
+    pub ring_full: u64,
+    /// Times this consumer slept on the futex.
+    pub sleeps: u64,
+    /// Times this producer woke a sleeping consumer.
+    pub wakeups: u64,
+    /// Ring size, bytes in it now (committed, not yet given back), the most
+    /// this producer has seen in it.
+    pub capacity: u64,
+    pub fill_bytes: u64,
+    pub fill_max_bytes: u64,
+    /// Consumer: messages the producer counted that this handle has not received.
+    pub lag_messages: u64,
+    /// Since this handle last sent or received (zero: active since the previous call).
+    pub idle: Duration,
+    /// The other process, and whether it is still there.
+    pub peer_pid: i32,
+    pub peer_alive: bool,
+    /// Extension features agreed with the peer (0: a plain ABI v4 peer).
+    pub features: u32,
+    pub state: State,
+}
+
+impl Stats {
+    fn from_raw(r: &sys::tachyon_stats_t) -> Stats {
+        Stats {
+            messages_sent: r.messages_sent,
+            bytes_sent: r.bytes_sent,
+            messages_received: r.messages_received,
+            bytes_received: r.bytes_received,
+            ring_full: r.ring_full,
+            sleeps: r.sleeps,
+            wakeups: r.wakeups,
+            capacity: r.capacity,
+            fill_bytes: r.fill_bytes,
+            fill_max_bytes: r.fill_max_bytes,
+            lag_messages: r.lag_messages,
+            idle: Duration::from_nanos(r.idle_ns),
+            peer_pid: r.peer_pid,
+            peer_alive: r.peer_alive != 0,
+            features: r.features,
+            state: State::from_raw(r.state as sys::tachyon_state_t),
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! is released on drop), or in batches with [`Batch`].
 //!
 //! ```no_run
-//! use tachyon::Bus;
+//! use tachyon::{Bus, ErrorKind};
 //!
 //! # fn main() -> tachyon::Result<()> {
 //! // Consumer: owns the socket, blocks until the producer connects.
@@ -19,8 +19,9 @@
 //! loop {
 //!     match bus.recv() {
 //!         Ok(msg) => println!("type {} with {} bytes", msg.type_id(), msg.data().len()),
-//!         Err(tachyon::Error::PeerDead) => break, // producer gone, all read
-//!         Err(e) => return Err(e),
+//!         // The producer closed the bus (or, PeerDead, died) and all was read.
+//!         Err(e) if matches!(e.kind(), ErrorKind::PeerClosed | ErrorKind::PeerDead) => break,
+//!         Err(e) => return Err(e), // Display says what went wrong, with the C library's detail
 //!     }
 //! }
 //! # Ok(())
@@ -43,20 +44,42 @@
 //! # }
 //! ```
 //!
-//! A [`Bus`] is `Send` (move it to the thread that uses it) but not `Sync`:
+//! Request/reply (a client calls, a server answers, over two rings) is in
+//! [`RpcClient`] and [`RpcServer`]; see the [`rpc`] module.
+//!
+//! Errors are [`Error`]s: a kind to match on ([`Error::kind`], an
+//! [`ErrorKind`]) and the C library's sentence about what went wrong (the
+//! path and the system's reason, the peer's pid), which Display and Debug
+//! print.
+//!
+//! # Threads
+//!
+//! The C library lets one producer thread and one consumer thread use a bus
+//! at the same time, never two threads on one side (the ring is
+//! single-producer, single-consumer). This crate's handles take `&mut self`
+//! for every call, so each is used by one thread at a time: a [`Bus`] (and
+//! an [`RpcClient`] or [`RpcServer`]) is `Send` (move it to the thread that
+//! uses it) but not `Sync`:
 //!
 //! ```compile_fail
 //! fn shared_between_threads<T: Sync>() {}
 //! shared_between_threads::<tachyon::Bus>();
 //! ```
+//!
+//! ```compile_fail
+//! fn shared_between_threads<T: Sync>() {}
+//! shared_between_threads::<tachyon::RpcClient>();
+//! ```
 
 mod bus;
 mod error;
+pub mod rpc;
 mod rx;
 mod tx;
 
-pub use bus::{Bus, ListenOptions, PollingMode, State};
-pub use error::{Error, Result};
+pub use bus::{Bus, ListenOptions, PollingMode, State, Stats};
+pub use error::{Error, ErrorKind, Result};
+pub use rpc::{Reply, Request, RpcClient, RpcServer, MSG_TYPE_ERROR};
 pub use rx::{Batch, BatchIter, Message, RxGuard};
 pub use tx::TxGuard;
 

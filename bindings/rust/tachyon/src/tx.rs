@@ -5,7 +5,7 @@ use std::ptr::NonNull;
 use tachyon_sys as sys;
 
 use crate::bus::Bus;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// A slot reserved in the ring, written in place.
 ///
@@ -40,7 +40,10 @@ impl<'a> TxGuard<'a> {
     /// Copy `data` to the start of the slot and set the length to match.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         if data.len() > self.reserved {
-            return Err(Error::InvalidSize);
+            return Err(Error::new(
+                ErrorKind::InvalidSize,
+                format!("{} bytes do not fit the {}-byte slot reserved", data.len(), self.reserved),
+            ));
         }
         self.buf()[..data.len()].copy_from_slice(data);
         self.len = data.len();

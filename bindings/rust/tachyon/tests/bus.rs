@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{pair, unique_socket};
-use tachyon::{Bus, Error, ListenOptions, PollingMode, State};
+use tachyon::{Bus, Error, ErrorKind, ListenOptions, PollingMode, State};
 
 const SHORT: Duration = Duration::from_millis(200);
 
@@ -37,7 +37,7 @@ fn stream_numbers(mut rx: Bus, mut tx: Bus, n: u64) {
                 assert_eq!(got, expected);
                 expected += 1;
             }
-            Err(Error::PeerClosed) => break,
+            Err(e) if e.kind() == ErrorKind::PeerClosed => break,
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
@@ -111,8 +111,8 @@ fn full_ring_is_reported_not_blocked_on() {
     let (_rx, mut tx) = pair("full", 256);
     tx.send(&[0; 64], 1).unwrap();
     tx.send(&[0; 64], 1).unwrap();
-    assert_eq!(tx.send(&[0; 64], 1), Err(Error::Full));
-    assert_eq!(tx.acquire_tx(64, Some(Duration::from_millis(30))).err(), Some(Error::Timeout));
+    assert_eq!(tx.send(&[0; 64], 1).unwrap_err().kind(), ErrorKind::Full);
+    assert_eq!(tx.acquire_tx(64, Some(Duration::from_millis(30))).err().map(|e| e.kind()), Some(ErrorKind::Timeout));
 }
 
 #[test]
@@ -150,8 +150,8 @@ fn batch_get_and_explicit_commit() {
 #[test]
 fn receiving_times_out_on_an_empty_ring() {
     let (mut rx, _tx) = pair("timeout", 4096);
-    assert_eq!(rx.recv_timeout(Duration::from_millis(20)).err(), Some(Error::Timeout));
-    assert_eq!(rx.drain_batch(4, Some(Duration::from_millis(20))).err(), Some(Error::Timeout));
+    assert_eq!(rx.recv_timeout(Duration::from_millis(20)).err().map(|e| e.kind()), Some(ErrorKind::Timeout));
+    assert_eq!(rx.drain_batch(4, Some(Duration::from_millis(20))).err().map(|e| e.kind()), Some(ErrorKind::Timeout));
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn a_closed_producer_is_peer_closed_after_its_last_message() {
     tx.send(b"last words", 1).unwrap();
     drop(tx);
     assert_eq!(rx.recv_timeout(SHORT).unwrap().data(), b"last words");
-    assert_eq!(rx.recv().err(), Some(Error::PeerClosed));
+    assert_eq!(rx.recv().err().map(|e| e.kind()), Some(ErrorKind::PeerClosed));
     assert_eq!(rx.state(), State::Disconnected);
     assert!(!rx.peer_alive());
 }
@@ -171,7 +171,7 @@ fn a_closed_consumer_is_peer_closed_for_a_waiting_producer() {
     tx.send(&[0; 64], 1).unwrap();
     tx.send(&[0; 64], 1).unwrap();
     drop(rx);
-    assert_eq!(tx.acquire_tx(64, Some(Duration::from_secs(5))).err(), Some(Error::PeerClosed));
+    assert_eq!(tx.acquire_tx(64, Some(Duration::from_secs(5))).err().map(|e| e.kind()), Some(ErrorKind::PeerClosed));
 }
 
 #[test]
@@ -179,28 +179,28 @@ fn sizes_are_checked() {
     let (mut rx, mut tx) = pair("sizes", 4096);
     assert_eq!(tx.capacity(), 4096);
     assert_eq!(tx.max_payload(), 4096 - 64);
-    assert_eq!(tx.try_acquire_tx(4096).err(), Some(Error::InvalidSize));
+    assert_eq!(tx.try_acquire_tx(4096).err().map(|e| e.kind()), Some(ErrorKind::InvalidSize));
     let mut slot = tx.try_acquire_tx(4).unwrap();
-    assert_eq!(slot.write(b"too long"), Err(Error::InvalidSize));
+    assert_eq!(slot.write(b"too long").unwrap_err().kind(), ErrorKind::InvalidSize);
     slot.rollback().unwrap();
-    assert_eq!(tx.send_batch(b"abc", 2, 1), Err(Error::InvalidSize));
-    assert_eq!(rx.drain_batch(0, None).err(), Some(Error::InvalidSize));
+    assert_eq!(tx.send_batch(b"abc", 2, 1).unwrap_err().kind(), ErrorKind::InvalidSize);
+    assert_eq!(rx.drain_batch(0, None).err().map(|e| e.kind()), Some(ErrorKind::InvalidSize));
 }
 
 #[test]
 fn listen_refuses_bad_capacities_and_paths() {
     let path = unique_socket("badcap");
-    assert_eq!(Bus::listen(&path, 1000).err(), Some(Error::InvalidSize));
-    assert_eq!(Bus::listen("/tmp/nul\0path", 4096).err(), Some(Error::InvalidPath));
+    assert_eq!(Bus::listen(&path, 1000).err().map(|e| e.kind()), Some(ErrorKind::InvalidSize));
+    assert_eq!(Bus::listen("/tmp/nul\0path", 4096).err().map(|e| e.kind()), Some(ErrorKind::InvalidPath));
     let long = format!("/tmp/{}", "x".repeat(200));
-    assert_eq!(Bus::listen(long, 4096).err(), Some(Error::PathTooLong));
+    assert_eq!(Bus::listen(long, 4096).err().map(|e| e.kind()), Some(ErrorKind::PathTooLong));
 }
 
 #[test]
 fn listen_never_removes_a_file_that_is_not_a_socket() {
     let path = unique_socket("notsock");
     std::fs::write(&path, b"precious").unwrap();
-    assert_eq!(Bus::listen(&path, 4096).err(), Some(Error::NotSocket));
+    assert_eq!(Bus::listen(&path, 4096).err().map(|e| e.kind()), Some(ErrorKind::NotSocket));
     assert_eq!(std::fs::read(&path).unwrap(), b"precious");
     std::fs::remove_file(&path).unwrap();
 }
@@ -209,9 +209,9 @@ fn listen_never_removes_a_file_that_is_not_a_socket() {
 fn listen_and_connect_time_out_alone() {
     let path = unique_socket("alone");
     let opts = ListenOptions::new(4096).timeout(Duration::from_millis(50));
-    assert_eq!(Bus::listen_with(&path, &opts).err(), Some(Error::Timeout));
-    let err = Bus::connect_timeout(&path, Some(Duration::from_millis(50))).err();
-    assert!(matches!(err, Some(Error::Timeout) | Some(Error::Network)), "{err:?}");
+    assert_eq!(Bus::listen_with(&path, &opts).err().map(|e| e.kind()), Some(ErrorKind::Timeout));
+    let err = Bus::connect_timeout(&path, Some(Duration::from_millis(50))).err().map(|e| e.kind());
+    assert!(matches!(err, Some(ErrorKind::Timeout) | Some(ErrorKind::Network)), "{err:?}");
     assert!(Bus::connect(&path).is_err());
 }
 
@@ -232,10 +232,35 @@ fn bus_is_send() {
 
 #[test]
 fn errors_are_std_errors_with_messages() {
-    let err: Box<dyn std::error::Error> = Box::new(Error::PeerDead);
+    let err: Box<dyn std::error::Error> = Box::new(Error::from(ErrorKind::PeerDead));
     assert!(err.to_string().contains("peer"));
-    let io: std::io::Error = Error::Timeout.into();
+    let io: std::io::Error = Error::from(ErrorKind::Timeout).into();
     assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+}
+
+#[test]
+fn errors_carry_the_c_librarys_detail() {
+    // What `?` in main prints (Debug) and what Display shows: the path and
+    // the reason, not only the kind.
+    let path = unique_socket("nobody");
+    let err = Bus::connect(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network);
+    let shown = err.to_string();
+    assert!(shown.contains(path.to_str().unwrap()) && shown.contains("no such file"), "{shown}");
+    let debug = format!("{err:?}");
+    assert!(debug.contains("Network") && debug.contains(path.to_str().unwrap()), "{debug}");
+
+    let file = unique_socket("regular");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Bus::listen(&file, 4096).unwrap_err();
+    assert!(err.message().contains(file.to_str().unwrap()) && err.message().contains("not a socket"), "{err}");
+    std::fs::remove_file(&file).unwrap();
+
+    let (_rx, mut tx) = pair("detail", 4096);
+    let mut slot = tx.try_acquire_tx(4).unwrap();
+    let err = slot.write(b"too long").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidSize);
+    assert!(err.message().contains("8 bytes"), "{err}");
 }
 
 fn my_uid() -> u32 {
@@ -251,7 +276,7 @@ fn connect_allowing_checks_the_listeners_user() {
     let listener = std::thread::spawn(move || Bus::listen_with(&listen_path, &opts));
     let stranger = my_uid().wrapping_add(4242);
     let refused = Bus::connect_allowing(&path, Some(Duration::from_secs(10)), &[stranger]);
-    assert_eq!(refused.err(), Some(Error::Permission));
+    assert_eq!(refused.err().map(|e| e.kind()), Some(ErrorKind::Permission));
     drop(listener.join().unwrap());
 
     let path = unique_socket("allow2");
@@ -261,5 +286,26 @@ fn connect_allowing_checks_the_listeners_user() {
     let mut rx = listener.join().unwrap().unwrap();
     tx.send(b"ok", 1).unwrap();
     assert_eq!(rx.recv_timeout(SHORT).unwrap().data(), b"ok");
-    assert_eq!(Bus::connect_allowing(&path, None, &[0; 17]).err(), Some(Error::InvalidSize));
+    assert_eq!(Bus::connect_allowing(&path, None, &[0; 17]).err().map(|e| e.kind()), Some(ErrorKind::InvalidSize));
+}
+
+#[test]
+fn stats_count_a_known_stream_exactly() {
+    let (mut rx, mut tx) = pair("stats", 1 << 16);
+    for i in 0..100u32 {
+        tx.send(&vec![7u8; (i % 5) as usize * 10], 1).unwrap();
+    }
+    let sent: u64 = (0..100u64).map(|i| (i % 5) * 10).sum();
+    let mut got = 0u64;
+    for _ in 0..60 {
+        got += rx.recv().unwrap().data().len() as u64;
+    }
+    let p = tx.stats().unwrap();
+    assert_eq!((p.messages_sent, p.bytes_sent, p.messages_received), (100, sent, 0));
+    assert_eq!(p.capacity, 1 << 16);
+    assert!(p.peer_alive && p.peer_pid == std::process::id() as i32);
+    let c = rx.stats().unwrap();
+    assert_eq!((c.messages_received, c.bytes_received), (60, got));
+    assert_eq!(c.lag_messages, 40);
+    assert_eq!(c.state, State::Ready);
 }
