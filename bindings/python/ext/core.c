@@ -421,7 +421,15 @@ static int check_consumer_alive(TachyonBusObject *self, tpy_op op)
     self->next_liveness_ms = now + TPY_TX_LIVENESS_MS;
     if (tachyon_peer_alive(self->bus))
         return 0;
-    return tpy_raise_code(self->st, tachyon_bus_last_error(self->bus), op, NULL);
+    tpy_error e;
+    tpy_error_capture(&e, tachyon_bus_last_error(self->bus));
+    /* What the consumer left unread, as the library says when a full ring
+     * finds the consumer gone (its liveness answer does not say). */
+    tachyon_stats_t stats;
+    if (tachyon_bus_stats(self->bus, &stats) == TACHYON_SUCCESS && stats.fill_bytes > 0)
+        return tpy_raise_text(self->st, e.code, op, "%s; %llu bytes of messages it had not read are lost",
+                              e.text, (unsigned long long)stats.fill_bytes);
+    return tpy_raise(self->st, &e, op, NULL);
 }
 
 static int size_error(TachyonBusObject *self, Py_ssize_t size, tpy_op op)
