@@ -15,7 +15,7 @@
  * waits takes effect when that wait's slice ends.
  *
  * Errors are read in the thread that got them, right after the failing call
- * (the C library keeps them per thread), and raised through tpy_set_error.
+ * (the C library keeps them per thread), and raised through tpy_raise_doing.
  */
 #include <math.h>
 #include <string.h>
@@ -197,7 +197,7 @@ static int spin_arg(PyObject *obj, uint32_t *out)
 /* Raise the C library's error `err` (just returned to this thread). */
 static void raise_rpc_error(RpcBusObject *self, tachyon_error_t err, const char *doing)
 {
-    tpy_set_error(self->st, err, doing);
+    tpy_raise_doing(self->st, err, doing);
 }
 
 /* ---- TachyonRpcBus: lifecycle ------------------------------------------------- */
