@@ -446,7 +446,7 @@ TACHYON_API size_t tachyon_bus_max_payload(const tachyon_bus_t *bus) TACHYON_NOE
  * receiving calls (wait, commit_rx, abandon; serve, commit_serve) the other;
  * one thread at a time may use each side, as on a plain bus. The others may
  * be called from any thread, except that tachyon_rpc_destroy must not race
- * with any call on the handle.
+ * with a call on the same reference (see tachyon_rpc_ref).
  *
  * The peer's end: a wait or serve returns NULL with ERR_PEER_CLOSED (the peer
  * destroyed its handle) or ERR_PEER_DEAD (its process ended without doing so)
@@ -469,10 +469,15 @@ TACHYON_API tachyon_error_t tachyon_rpc_listen(const char *socket_path, size_t c
  * A plain bus listener there gives ERR_ABI_MISMATCH. */
 TACHYON_API tachyon_error_t tachyon_rpc_connect(const char *socket_path, tachyon_rpc_bus_t **out) TACHYON_NOEXCEPT;
 
-/* Close this end (the peer's waits end with ERR_PEER_CLOSED once it has read
- * what was sent) and free the handle. Every pointer from it becomes invalid.
- * NULL is a no-op. */
+/* Drop one reference; the last one closes this end (the peer's waits end
+ * with ERR_PEER_CLOSED once it has read what was sent) and frees the handle.
+ * Every pointer from it becomes invalid then. NULL is a no-op. */
 TACHYON_API void tachyon_rpc_destroy(tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/* Take one more reference (this project's addition): a thread that calls
+ * into the handle while another may destroy it holds its own, and the rings
+ * stay mapped until the last reference is dropped. */
+TACHYON_API void tachyon_rpc_ref(tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
 
 /* Caller: copy `size` bytes (0 allowed) into a request of `msg_type`, publish
  * it and set *out_cid to its correlation id. Non-blocking: ERR_FULL when the

@@ -35,6 +35,7 @@
 #define RPC_DETAIL_BYTES 320
 
 struct tachyon_rpc_bus {
+    _Atomic int refs;    /* tachyon_rpc_ref / tachyon_rpc_destroy */
     tachyon_bus_t *fwd;  /* requests: the caller produces, the server consumes */
     tachyon_bus_t *rev;  /* replies: the server produces, the caller consumes */
     int serves;          /* made by listen: serves requests; else makes calls */
@@ -147,6 +148,7 @@ static tachyon_rpc_bus_t *rpc_alloc(int serves)
 {
     tachyon_rpc_bus_t *rpc = calloc(1, sizeof(*rpc));
     if (rpc) {
+        rpc->refs = 1;
         rpc->serves = serves;
         local_counter_store(&rpc->next_cid, 1);
     }
@@ -297,9 +299,15 @@ tachyon_error_t tachyon_rpc_connect(const char *socket_path, tachyon_rpc_bus_t *
     return tachyon_rpc_connect_ex(socket_path, 0, NULL, 0, out);
 }
 
+void tachyon_rpc_ref(tachyon_rpc_bus_t *rpc)
+{
+    if (rpc)
+        local_ref_get(&rpc->refs);
+}
+
 void tachyon_rpc_destroy(tachyon_rpc_bus_t *rpc)
 {
-    if (!rpc)
+    if (!rpc || !local_ref_put(&rpc->refs))
         return;
     /* Each marks its segment disconnected and wakes the peer sleeping on it. */
     tachyon_bus_destroy(rpc->fwd);

@@ -304,6 +304,8 @@ static tachyon_error_t bind_listener(const char *path, const struct sockaddr_un 
 /* Bind `path` (removing a stale socket file left there) and listen. */
 tachyon_error_t sock_listen(const char *path, const tachyon_listen_opts_t *opts, int *out_lfd)
 {
+    if (!path || !opts)
+        return TACHYON_ERR_NULL_PTR;
     struct sockaddr_un addr;
     tachyon_error_t err = fill_sockaddr(path, &addr);
     if (err != TACHYON_SUCCESS)

@@ -12,7 +12,10 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 CORE_SRC = os.path.join(ROOT, "src")
 CORE_INC = os.path.join(ROOT, "include")
 CORE_FILES = sorted(f for f in os.listdir(CORE_SRC) if f.endswith(".c")) if os.path.isdir(CORE_SRC) else []
-EXT_FILES = ["module.c", "bus.c", "guardmeth.c", "txguard.c", "rxguard.c", "batch.c", "message.c", "rpc.c"]
+EXT_FILES = [
+    "module.c", "errors.c", "core.c", "bus.c", "guardmeth.c", "txguard.c", "rxguard.c", "batch.c",
+    "dlpack.c", "message.c", "rpc.c",
+]
 
 if not os.path.isfile(os.path.join(CORE_INC, "tachyon.h")):
     sys.exit(

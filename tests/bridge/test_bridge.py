@@ -281,7 +281,7 @@ def test_out_side_refuses_messages_above_the_servers_max_payload(run):
         nonlocal bout
         bout = run.bridge("out", "out", "--listen", run.sock("src"), "--nats", server.url)
         bout.wait_for(lambda t: "NATS connected" in t and "waiting for the bus producer" in t, "listening")
-        bus = await asyncio.to_thread(tachyon.Bus.connect, run.sock("src"))
+        bus = await asyncio.to_thread(tachyon.Bus.connect, run.sock("src"), timeout=10)
         with bus:
             bus.send(b"a" * 100, type_id=7)
             bus.send(b"b" * 5000, type_id=7)  # over max_payload

@@ -1,22 +1,22 @@
 /*
- * batch.c - Batch (drain_batch): up to max_msgs received messages read in
- * place, and BatchItem, one of them (a read-only buffer with type_id and
- * actual_size). The whole batch is released to the producer when its
- * with-block exits; as for RxGuard, not while a view of any item is alive.
+ * batch.c - RxBatchGuard (drain_batch): up to max_msgs received messages read
+ * in place, and RxMsgView, one of them (a read-only buffer, a DLPack tensor,
+ * typed views, type_id and actual_size). The whole batch is released to the
+ * producer when its with-block exits; as for RxGuard, not while a view or
+ * tensor of any item is alive: the release then waits for the last one.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "ext.h"
 
-#define MAX_BATCH 65536
-
 static void batch_let_go(BatchObject *b)
 {
-    BusObject *bus = b->bus;
+    TachyonBusObject *bus = b->bus;
     b->bus = NULL;
     b->hold = TPY_IDLE;
     if (bus) {
+        bus->exports -= b->exports; /* views left alive in a fork()ed child */
         if (bus->rx_holder == (PyObject *)b)
             bus->rx_holder = NULL;
         Py_DECREF(bus);
@@ -35,90 +35,118 @@ void tpy_batch_bus_closing(BatchObject *b)
     batch_let_go(b);
 }
 
-PyObject *tpy_bus_drain_batch(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+void tpy_batch_finish_orphan(BatchObject *b)
+{
+    batch_commit(b);
+}
+
+/* drain_batch(max_msgs=1024, spin_threshold=10000, *, timeout=None): the
+ * published positional order, on Bus and TachyonBus alike. */
+PyObject *tpy_bus_drain_batch(TachyonBusObject *self, PyObject *const *args, Py_ssize_t nargs,
                               PyObject *kwnames)
 {
     tpy_state *st = self->st;
-    PyObject *names[] = {st->kw_max_msgs, st->kw_timeout};
-    PyObject *a[2];
-    int64_t timeout_ms;
+    PyObject *names[] = {st->kw_max_msgs, st->kw_spin_threshold, st->kw_timeout};
+    PyObject *a[3];
+    int64_t timeout_ns;
     Py_ssize_t max = 1024;
-    if (tpy_parse_args(args, nargs, kwnames, names, 2, 2, 0, "drain_batch", a) < 0 ||
-        tpy_timeout_ms(a[1], &timeout_ms) < 0)
+    uint32_t spins = TPY_DEFAULT_SPIN_THRESHOLD;
+    if (tpy_parse_args(args, nargs, kwnames, names, 2, 3, 0, "drain_batch", a) < 0 ||
+        (a[1] && tpy_spin_arg(a[1], &spins) < 0) || tpy_timeout_ns(a[2], &timeout_ns) < 0)
         return NULL;
     if (a[0]) {
         if (!PyLong_Check(a[0]) || PyBool_Check(a[0])) {
             PyErr_Format(PyExc_TypeError, "max_msgs must be an int, not %.100s", Py_TYPE(a[0])->tp_name);
             return NULL;
         }
-        max = PyLong_AsSsize_t(a[0]);
-        if (max == -1 && PyErr_Occurred())
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(a[0], &overflow);
+        if (v == -1 && PyErr_Occurred())
             return NULL;
-        if (max < 1 || max > MAX_BATCH) {
-            PyErr_Format(PyExc_ValueError, "max_msgs must be in [1, %d]", MAX_BATCH);
+        if (overflow < 0 || (!overflow && v <= 0)) {
+            PyErr_SetString(PyExc_ValueError, "max_msgs must be > 0");
             return NULL;
         }
+        max = overflow || v > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)v;
     }
-    if (!self->bus)
-        return tpy_closed_error(), NULL;
+    if (tpy_core_usable(self) < 0)
+        return NULL;
+    /* A ring never holds more than capacity / 64 messages: no need for more views. */
+    Py_ssize_t most = self->capacity / 64;
+    if (max > most)
+        max = most;
     BatchObject *b = PyObject_GC_New(BatchObject, st->Batch_Type);
     if (!b)
         return NULL;
     b->bound[0] = b->bound[1] = NULL;
     b->bus = NULL;
-    b->count = 0;
     b->hold = TPY_IDLE;
     b->exports = 0;
+    b->count = 0;
     b->views = PyMem_Malloc((size_t)max * sizeof(tachyon_msg_view_t));
     PyObject_GC_Track(b);
     if (!b->views) {
         Py_DECREF(b);
         return PyErr_NoMemory();
     }
-    size_t n = tpy_bus_wait_batch(self, b->views, (size_t)max, timeout_ms);
+    size_t n = tpy_bus_wait_batch(self, b->views, (size_t)max, timeout_ns, spins);
     if (n == 0) {
         Py_DECREF(b);
         return NULL;
     }
     b->count = (Py_ssize_t)n;
-    b->bus = (BusObject *)Py_NewRef(self);
+    b->bus = (TachyonBusObject *)Py_NewRef(self);
     b->hold = TPY_ACTIVE;
     self->rx_holder = (PyObject *)b;
     return (PyObject *)b;
 }
 
-static PyObject *batch_finished_error(BatchObject *b)
+static PyObject *batch_released_error(BatchObject *b)
 {
-    if (b->hold == TPY_ORPHANED)
+    if (b->hold == TPY_ORPHANED) {
         PyErr_SetString(PyExc_BufferError,
-                        "this batch's release was refused: a memoryview of one of its items is alive");
-    else
-        PyErr_SetString(PyExc_ValueError,
+                        "this batch's release was refused: a memoryview or tensor of one of its "
+                        "messages is alive");
+    } else {
+        tpy_state *st = PyType_GetModuleState(Py_TYPE(b));
+        PyErr_SetString(st->ClosedError,
                         "this batch was released (its with-block ended or its bus closed); copy "
                         "what you need inside the block");
+    }
     return NULL;
 }
 
 static PyObject *batch_enter(PyObject *self, PyObject *unused)
 {
-    BatchObject *b = (BatchObject *)self;
-    if (b->hold != TPY_ACTIVE)
-        return batch_finished_error(b);
-    return Py_NewRef(b);
+    return Py_NewRef(self);
 }
 
+/* Release every message in one batch commit; with a view or tensor alive,
+ * when the last one goes (BufferError on a clean exit). A second exit does
+ * nothing, as published, unless a view is still alive. */
 static PyObject *batch_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     BatchObject *b = (BatchObject *)self;
-    if (b->hold != TPY_ACTIVE)
-        return batch_finished_error(b);
+    int clean = nargs < 1 || args[0] == Py_None;
+    if (b->hold != TPY_ACTIVE) {
+        if (b->hold == TPY_ORPHANED && clean)
+            return batch_released_error(b);
+        Py_RETURN_FALSE;
+    }
+    if (b->bus->fork_gen != tpy_fork_generation) {
+        /* A fork()ed child: nothing there is mapped; the messages are
+         * its parent's to release, views or not. */
+        tpy_state *st = b->bus->st;
+        batch_let_go(b);
+        return tpy_raise_code(st, TACHYON_ERR_FORKED, TPY_OP_RELEASE, NULL), NULL;
+    }
     if (b->exports > 0) {
         b->hold = TPY_ORPHANED;
-        if (nargs >= 1 && args[0] != Py_None)
+        if (!clean)
             Py_RETURN_FALSE;
         PyErr_SetString(PyExc_BufferError,
-                        "a memoryview of a batch item is still alive at the end of the batch's "
-                        "with-block; the batch is released when every such view is");
+                        "a memoryview or tensor of a batch's message is still alive at the end of "
+                        "the batch's with-block; the batch is released when the last one is");
         return NULL;
     }
     batch_commit(b);
@@ -146,7 +174,7 @@ static PyObject *batch_item(BatchObject *b, Py_ssize_t i)
         return NULL;
     }
     if (b->hold != TPY_ACTIVE)
-        return batch_finished_error(b);
+        return batch_released_error(b);
     tpy_state *st = b->bus->st;
     BatchItemObject *it = PyObject_New(BatchItemObject, st->BatchItem_Type);
     if (!it)
@@ -212,8 +240,8 @@ static PyGetSetDef batch_getset[] = {
 };
 
 static PyType_Slot batch_slots[] = {
-    {Py_tp_doc, "Messages received in place by Bus.drain_batch: len(batch), batch[i] (a "
-                "BatchItem), iteration. Released at the with-exit."},
+    {Py_tp_doc, "Messages received in place by drain_batch: len(batch), batch[i] (an "
+                "RxMsgView), iteration. Released at the with-exit."},
     {Py_tp_new, tpy_no_new},
     {Py_tp_dealloc, batch_dealloc},
     {Py_tp_traverse, batch_traverse},
@@ -226,47 +254,66 @@ static PyType_Slot batch_slots[] = {
 };
 
 static PyType_Spec batch_spec = {
-    .name = "tachyon.Batch",
+    .name = "tachyon.RxBatchGuard",
     .basicsize = sizeof(BatchObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .slots = batch_slots,
 };
 
-/* ---- BatchItem ------------------------------------------------------------ */
+/* ---- RxMsgView ------------------------------------------------------------ */
+
+static const tachyon_msg_view_t *item_view(BatchItemObject *it)
+{
+    return &it->batch->views[it->index];
+}
 
 static int item_getbuffer(BatchItemObject *it, Py_buffer *view, int flags)
 {
     BatchObject *b = it->batch;
-    if (b->hold != TPY_ACTIVE) {
+    if (tpy_guard_check_export((GuardHeadObject *)b, "batch") < 0) {
         view->obj = NULL;
-        PyErr_SetString(PyExc_BufferError,
-                        "this batch was released; take memoryview(item) inside its with-block");
         return -1;
     }
-    const tachyon_msg_view_t *v = &b->views[it->index];
+    const tachyon_msg_view_t *v = item_view(it);
     if (PyBuffer_FillInfo(view, (PyObject *)it, (void *)v->ptr, (Py_ssize_t)v->actual_size, 1,
                           flags) < 0)
         return -1;
-    b->exports++;
-    b->bus->exports++;
+    tpy_guard_export((GuardHeadObject *)b);
     return 0;
 }
 
 static void item_releasebuffer(BatchItemObject *it, Py_buffer *view)
 {
-    BatchObject *b = it->batch;
-    b->exports--;
-    b->bus->exports--;
-    if (b->exports == 0 && b->hold == TPY_ORPHANED)
-        batch_commit(b);
+    tpy_guard_unexport((GuardHeadObject *)it->batch);
+}
+
+/* A tensor or typed view must not outlive the batch unnoticed: it counts
+ * on the batch, so leaving the batch's block waits for it. */
+static PyObject *item_dlpack(BatchItemObject *it, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames)
+{
+    const tachyon_msg_view_t *v = item_view(it);
+    return tpy_dlpack_export((GuardHeadObject *)it->batch, v->ptr, (Py_ssize_t)v->actual_size, args,
+                             nargs, kwnames);
+}
+
+static PyObject *item_view_method(BatchItemObject *it, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames)
+{
+    const tachyon_msg_view_t *v = item_view(it);
+    return tpy_array_view_new((GuardHeadObject *)it->batch, v->ptr, (Py_ssize_t)v->actual_size, args,
+                              nargs, kwnames);
 }
 
 static PyObject *item_get_data(BatchItemObject *it, void *c)
 {
     BatchObject *b = it->batch;
     if (b->hold == TPY_IDLE)
-        return batch_finished_error(b);
-    return PyBytes_FromStringAndSize(b->views[it->index].ptr, (Py_ssize_t)b->views[it->index].actual_size);
+        return batch_released_error(b);
+    if (b->bus->fork_gen != tpy_fork_generation)
+        return tpy_raise_code(b->bus->st, TACHYON_ERR_FORKED, TPY_OP_OTHER, NULL), NULL;
+    const tachyon_msg_view_t *v = item_view(it);
+    return PyBytes_FromStringAndSize(v->ptr, (Py_ssize_t)v->actual_size);
 }
 
 static Py_ssize_t item_len(BatchItemObject *it)
@@ -276,7 +323,7 @@ static Py_ssize_t item_len(BatchItemObject *it)
 
 static PyObject *item_repr(BatchItemObject *it)
 {
-    return PyUnicode_FromFormat("<tachyon.BatchItem type_id=%R actual_size=%R>", it->type_id_obj,
+    return PyUnicode_FromFormat("<tachyon.RxMsgView type_id=%R actual_size=%R>", it->type_id_obj,
                                 it->size_obj);
 }
 
@@ -289,6 +336,20 @@ static void item_dealloc(BatchItemObject *it)
     PyObject_Free(it);
     Py_DECREF(tp);
 }
+
+#define FASTKW (METH_FASTCALL | METH_KEYWORDS)
+#define CAST_FN(f) (PyCFunction)(void (*)(void))(f)
+
+static PyMethodDef item_methods[] = {
+    {"__dlpack__", CAST_FN(item_dlpack), FASTKW,
+     "__dlpack__(stream=None, *, max_version=None, dl_device=None, copy=None)\n\nThe payload as "
+     "a read-only uint8 DLPack tensor, zero-copy. The batch stays held until the tensor is gone."},
+    {"__dlpack_device__", tpy_dlpack_device, METH_NOARGS, "(1, 0): the CPU."},
+    {"view", CAST_FN(item_view_method), FASTKW,
+     "view(format='B', shape=None, *, offset=0) -> ArrayView\n\nThe payload as a typed, read-only "
+     "array, zero-copy (see RxGuard.view)."},
+    {NULL, NULL, 0, NULL},
+};
 
 static PyMemberDef item_members[] = {
     {"type_id", T_OBJECT_EX, offsetof(BatchItemObject, type_id_obj), READONLY, "The message's type_id."},
@@ -304,10 +365,12 @@ static PyGetSetDef item_getset[] = {
 };
 
 static PyType_Slot item_slots[] = {
-    {Py_tp_doc, "One message of a Batch: a read-only buffer, type_id, actual_size, data."},
+    {Py_tp_doc, "One message of an RxBatchGuard: a read-only buffer, a DLPack tensor, typed "
+                "views (view()), type_id, actual_size, data."},
     {Py_tp_new, tpy_no_new},
     {Py_tp_dealloc, item_dealloc},
     {Py_tp_repr, item_repr},
+    {Py_tp_methods, item_methods},
     {Py_tp_members, item_members},
     {Py_tp_getset, item_getset},
     {Py_sq_length, item_len},
@@ -317,7 +380,7 @@ static PyType_Slot item_slots[] = {
 };
 
 static PyType_Spec item_spec = {
-    .name = "tachyon.BatchItem",
+    .name = "tachyon.RxMsgView",
     .basicsize = sizeof(BatchItemObject),
     .flags = Py_TPFLAGS_DEFAULT,
     .slots = item_slots,
@@ -328,10 +391,10 @@ int tpy_batch_type_init(PyObject *module, tpy_state *st)
     st->Batch_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &batch_spec, NULL);
     if (!st->Batch_Type ||
         tpy_install_guard_methods(st, st->Batch_Type, batch_enter_exit) < 0 ||
-        PyModule_AddObjectRef(module, "Batch", (PyObject *)st->Batch_Type) < 0)
+        PyModule_AddObjectRef(module, "RxBatchGuard", (PyObject *)st->Batch_Type) < 0)
         return -1;
     st->BatchItem_Type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &item_spec, NULL);
     if (!st->BatchItem_Type)
         return -1;
-    return PyModule_AddObjectRef(module, "BatchItem", (PyObject *)st->BatchItem_Type);
+    return PyModule_AddObjectRef(module, "RxMsgView", (PyObject *)st->BatchItem_Type);
 }

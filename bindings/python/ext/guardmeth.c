@@ -13,6 +13,10 @@
  * A bound method holds a strong reference to its guard and the guard one to
  * the method: a cycle, left to the garbage collector, which only matters
  * when the bus that pools the guard goes away.
+ *
+ * Also here: the export count every guard keeps (memoryviews, typed views
+ * and DLPack tensors of its memory alike), and what the last export's
+ * release does to a guard whose with-block already ended.
  */
 #include "ext.h"
 
@@ -122,4 +126,38 @@ void tpy_guard_clear_bound(PyObject *guard)
     GuardHeadObject *g = (GuardHeadObject *)guard;
     Py_CLEAR(g->bound[0]);
     Py_CLEAR(g->bound[1]);
+}
+
+/* ---- Exports (memoryviews and tensors) of a guard's memory -------------------- */
+
+void tpy_guard_unexport(GuardHeadObject *g)
+{
+    g->exports--;
+    if (g->bus)
+        g->bus->exports--;
+    if (g->exports > 0 || g->hold != TPY_ORPHANED)
+        return;
+    /* The last view of a guard whose with-block already ended: now the slot
+     * can be finished (a send rolled back, a receive released). */
+    tpy_state *st = g->bus->st;
+    if (Py_IS_TYPE(g, st->TxGuard_Type))
+        tpy_txguard_finish_orphan((TxGuardObject *)g);
+    else if (Py_IS_TYPE(g, st->RxGuard_Type))
+        tpy_rxguard_finish_orphan((RxGuardObject *)g);
+    else
+        tpy_batch_finish_orphan((BatchObject *)g);
+}
+
+int tpy_guard_check_export(GuardHeadObject *g, const char *what)
+{
+    if (g->hold != TPY_ACTIVE) {
+        PyErr_Format(PyExc_BufferError,
+                     "this %s was released (its with-block ended or its bus closed); take views "
+                     "of it inside the block",
+                     what);
+        return -1;
+    }
+    if (g->bus->fork_gen != tpy_fork_generation)
+        return tpy_raise_code(g->bus->st, TACHYON_ERR_FORKED, TPY_OP_OTHER, NULL);
+    return 0;
 }

@@ -15,7 +15,7 @@
  * waits takes effect when that wait's slice ends.
  *
  * Errors are read in the thread that got them, right after the failing call
- * (the C library keeps them per thread), and raised through tpy_set_error.
+ * (the C library keeps them per thread), and raised through tpy_raise_doing.
  */
 #include <math.h>
 #include <string.h>
@@ -197,7 +197,7 @@ static int spin_arg(PyObject *obj, uint32_t *out)
 /* Raise the C library's error `err` (just returned to this thread). */
 static void raise_rpc_error(RpcBusObject *self, tachyon_error_t err, const char *doing)
 {
-    tpy_set_error(self->st, err, doing);
+    tpy_raise_doing(self->st, err, doing);
 }
 
 /* ---- TachyonRpcBus: lifecycle ------------------------------------------------- */
@@ -482,12 +482,14 @@ static void *acquire_slot(RpcBusObject *self, Py_ssize_t size, int64_t timeout_m
         void *p;
         tachyon_error_t err = TACHYON_SUCCESS;
         self->tx_waiting = 1;
+        tachyon_rpc_ref(rpc); /* mapped until we are out, whoever destroys meanwhile */
         Py_BEGIN_ALLOW_THREADS
         p = acquire(rpc, (size_t)size, slice);
         if (!p)
             err = tachyon_rpc_last_error(rpc);
         Py_END_ALLOW_THREADS
         self->tx_waiting = 0;
+        tachyon_rpc_destroy(rpc); /* our reference; the handle's own is still there */
         if (self->closing) {
             if (p)
                 self->serves ? tachyon_rpc_rollback_reply(rpc) : tachyon_rpc_rollback_call(rpc);
@@ -856,6 +858,7 @@ static PyObject *receive(RpcBusObject *self, int serving, uint64_t cid, uint32_t
         size_t size = 0;
         tachyon_error_t err = TACHYON_SUCCESS;
         self->rx_waiting = 1;
+        tachyon_rpc_ref(rpc); /* mapped until we are out, whoever destroys meanwhile */
         Py_BEGIN_ALLOW_THREADS
         if (serving)
             p = tachyon_rpc_serve_timeout(rpc, &got_cid, &msg_type, &size, spin, slice);
@@ -865,6 +868,7 @@ static PyObject *receive(RpcBusObject *self, int serving, uint64_t cid, uint32_t
             err = tachyon_rpc_last_error(rpc);
         Py_END_ALLOW_THREADS
         self->rx_waiting = 0;
+        tachyon_rpc_destroy(rpc); /* our reference; the handle's own is still there */
         if (self->closing) {
             if (p)
                 serving ? tachyon_rpc_commit_serve(rpc) : tachyon_rpc_commit_rx(rpc);

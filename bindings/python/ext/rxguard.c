@@ -1,18 +1,20 @@
 /*
- * rxguard.c - RxGuard, one received message read in place (recv_zero_copy).
+ * rxguard.c - RxGuard, one received message read in place (Bus.recv_zero_copy,
+ * TachyonBus.acquire_rx).
  *
- * The guard exports the message as a read-only buffer. The message is
- * released to the producer when the with-block exits (cleanly or not: it was
- * delivered either way, and keeping it would hand the same message out
- * again). Releasing it while a memoryview is alive would let the producer
- * overwrite what the view shows, so a clean exit then raises BufferError and
- * the release waits for the view to go. Guards are pooled like TxGuard.
+ * The guard exports the message as a read-only buffer, as a DLPack tensor
+ * (__dlpack__) and as typed views (view()). The message is released to the
+ * producer when the with-block exits (cleanly or not: it was delivered either
+ * way, and keeping it would hand the same message out again). Releasing it
+ * while a memoryview or tensor is alive would let the producer overwrite
+ * what that view shows, so a clean exit then raises BufferError and the
+ * release waits for the last export to go. Guards are pooled like TxGuard.
  */
 #include <string.h>
 
 #include "ext.h"
 
-static RxGuardObject *take_rx_guard(BusObject *bus)
+static RxGuardObject *take_rx_guard(TachyonBusObject *bus)
 {
     int free_slot = -1;
     for (int i = 0; i < TPY_GUARD_POOL; i++) {
@@ -29,11 +31,11 @@ static RxGuardObject *take_rx_guard(BusObject *bus)
         return NULL;
     g->bound[0] = g->bound[1] = NULL;
     g->bus = NULL;
+    g->hold = TPY_IDLE;
+    g->exports = 0;
     g->ptr = NULL;
     g->size = 0;
     g->type_id_obj = g->size_obj = NULL;
-    g->hold = TPY_IDLE;
-    g->exports = 0;
     PyObject_GC_Track(g);
     if (free_slot >= 0)
         bus->rx_pool[free_slot] = (RxGuardObject *)Py_NewRef(g);
@@ -42,11 +44,12 @@ static RxGuardObject *take_rx_guard(BusObject *bus)
 
 static void guard_let_go(RxGuardObject *g)
 {
-    BusObject *bus = g->bus;
+    TachyonBusObject *bus = g->bus;
     g->bus = NULL;
     g->ptr = NULL;
     g->hold = TPY_IDLE;
     if (bus) {
+        bus->exports -= g->exports; /* views left alive in a fork()ed child */
         if (bus->rx_holder == (PyObject *)g)
             bus->rx_holder = NULL;
         Py_DECREF(bus);
@@ -67,20 +70,15 @@ void tpy_rxguard_bus_closing(RxGuardObject *g)
     guard_let_go(g);
 }
 
-PyObject *tpy_bus_recv_zero_copy(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
-                                 PyObject *kwnames)
+/* The last view of a message whose with-block already ended is gone. */
+void tpy_rxguard_finish_orphan(RxGuardObject *g)
 {
-    PyObject *names[] = {self->st->kw_timeout};
-    PyObject *a[1];
-    int64_t timeout_ms;
-    if (tpy_parse_args(args, nargs, kwnames, names, 1, 1, 0, "recv_zero_copy", a) < 0 ||
-        tpy_timeout_ms(a[0], &timeout_ms) < 0)
-        return NULL;
-    uint32_t type_id;
-    size_t size;
-    const void *p = tpy_bus_wait_rx(self, &type_id, &size, timeout_ms);
-    if (!p)
-        return NULL;
+    guard_commit(g);
+}
+
+/* Wrap a received message (not yet committed) in a guard. */
+static PyObject *hold_message(TachyonBusObject *self, const void *p, uint32_t type_id, size_t size)
+{
     RxGuardObject *g = take_rx_guard(self);
     PyObject *type_obj = g ? PyLong_FromUnsignedLong(type_id) : NULL;
     PyObject *size_obj = type_obj ? PyLong_FromSize_t(size) : NULL;
@@ -89,7 +87,7 @@ PyObject *tpy_bus_recv_zero_copy(BusObject *self, PyObject *const *args, Py_ssiz
         Py_XDECREF(g);
         return NULL; /* not committed: the message comes again */
     }
-    g->bus = (BusObject *)Py_NewRef(self);
+    g->bus = (TachyonBusObject *)Py_NewRef(self);
     g->ptr = p;
     g->size = (Py_ssize_t)size;
     Py_XSETREF(g->type_id_obj, type_obj);
@@ -99,39 +97,92 @@ PyObject *tpy_bus_recv_zero_copy(BusObject *self, PyObject *const *args, Py_ssiz
     return (PyObject *)g;
 }
 
-static PyObject *finished_error(RxGuardObject *g)
+PyObject *tpy_bus_recv_zero_copy(TachyonBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
 {
-    if (g->hold == TPY_ORPHANED)
+    PyObject *names[] = {self->st->kw_timeout};
+    PyObject *a[1];
+    int64_t timeout_ns;
+    if (tpy_parse_args(args, nargs, kwnames, names, 1, 1, 0, "recv_zero_copy", a) < 0 ||
+        tpy_timeout_ns(a[0], &timeout_ns) < 0)
+        return NULL;
+    uint32_t type_id;
+    size_t size;
+    const void *p = tpy_bus_wait_rx(self, &type_id, &size, timeout_ns, TPY_RX_SPINS_NOGIL);
+    if (!p)
+        return NULL;
+    return hold_message(self, p, type_id, size);
+}
+
+/* TachyonBus.acquire_rx(spin_threshold=10000, *, timeout=None). */
+PyObject *tpy_bus_acquire_rx_guard(TachyonBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames)
+{
+    PyObject *names[] = {self->st->kw_spin_threshold, self->st->kw_timeout};
+    PyObject *a[2];
+    int64_t timeout_ns;
+    uint32_t spins = TPY_DEFAULT_SPIN_THRESHOLD;
+    if (tpy_parse_args(args, nargs, kwnames, names, 1, 2, 0, "acquire_rx", a) < 0 ||
+        (a[0] && tpy_spin_arg(a[0], &spins) < 0) || tpy_timeout_ns(a[1], &timeout_ns) < 0)
+        return NULL;
+    uint32_t type_id;
+    size_t size;
+    const void *p = tpy_bus_wait_rx(self, &type_id, &size, timeout_ns, spins);
+    if (!p)
+        return NULL;
+    return hold_message(self, p, type_id, size);
+}
+
+static PyObject *released_error(RxGuardObject *g)
+{
+    if (g->hold == TPY_ORPHANED) {
         PyErr_SetString(PyExc_BufferError,
-                        "this message's release was refused: a memoryview of it is still alive");
-    else
-        PyErr_SetString(PyExc_ValueError,
+                        "this message's release was refused: a memoryview or tensor of it is "
+                        "still alive");
+    } else {
+        tpy_state *st = PyType_GetModuleState(Py_TYPE(g));
+        PyErr_SetString(st->ClosedError,
                         "this received message was released (its with-block ended or its bus "
                         "closed); copy what you need inside the block");
+    }
     return NULL;
 }
 
+/* As published: entering hands the guard back (the message is already held). */
 static PyObject *rxguard_enter(PyObject *self, PyObject *unused)
 {
-    RxGuardObject *g = (RxGuardObject *)self;
-    if (g->hold != TPY_ACTIVE)
-        return finished_error(g);
-    return Py_NewRef(g);
+    return Py_NewRef(self);
 }
 
+/*
+ * Release the message. With a view or tensor still alive the release waits
+ * for it (BufferError on a clean exit, so the mistake shows). A second exit
+ * does nothing, as published, unless a view is still alive.
+ */
 static PyObject *rxguard_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     RxGuardObject *g = (RxGuardObject *)self;
-    if (g->hold != TPY_ACTIVE)
-        return finished_error(g);
+    int clean = nargs < 1 || args[0] == Py_None;
+    if (g->hold != TPY_ACTIVE) {
+        if (g->hold == TPY_ORPHANED && clean)
+            return released_error(g);
+        Py_RETURN_FALSE;
+    }
+    if (g->bus->fork_gen != tpy_fork_generation) {
+        /* A fork()ed child: nothing there is mapped; the message is its
+         * parent's to release, views or not. */
+        tpy_state *st = g->bus->st;
+        guard_let_go(g);
+        return tpy_raise_code(st, TACHYON_ERR_FORKED, TPY_OP_RELEASE, NULL), NULL;
+    }
     if (g->exports > 0) {
         g->hold = TPY_ORPHANED;
-        if (nargs >= 1 && args[0] != Py_None)
+        if (!clean)
             Py_RETURN_FALSE; /* do not mask the exception in flight */
         PyErr_SetString(PyExc_BufferError,
-                        "a memoryview of the received message is still alive at the end of its "
-                        "with-block; the message is released when that view is; use 'with "
-                        "memoryview(rx) as mv:'");
+                        "a memoryview or tensor of the received message is still alive at the end "
+                        "of its with-block; the message is released when the last one is; use "
+                        "'with memoryview(rx) as mv:', or delete the array first");
         return NULL;
     }
     guard_commit(g);
@@ -149,32 +200,40 @@ static PyObject *rxguard_release(RxGuardObject *g, PyObject *unused)
 
 static int rxguard_getbuffer(RxGuardObject *g, Py_buffer *view, int flags)
 {
-    if (g->hold != TPY_ACTIVE) {
+    if (tpy_guard_check_export((GuardHeadObject *)g, "received message") < 0) {
         view->obj = NULL;
-        PyErr_SetString(PyExc_BufferError,
-                        "this received message was released; take memoryview(rx) inside its "
-                        "with-block");
         return -1;
     }
     if (PyBuffer_FillInfo(view, (PyObject *)g, (void *)g->ptr, g->size, 1, flags) < 0)
         return -1;
-    g->exports++;
-    g->bus->exports++;
+    tpy_guard_export((GuardHeadObject *)g);
     return 0;
 }
 
 static void rxguard_releasebuffer(RxGuardObject *g, Py_buffer *view)
 {
-    g->exports--;
-    g->bus->exports--;
-    if (g->exports == 0 && g->hold == TPY_ORPHANED)
-        guard_commit(g);
+    tpy_guard_unexport((GuardHeadObject *)g);
+}
+
+static PyObject *rxguard_dlpack(RxGuardObject *g, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
+{
+    return tpy_dlpack_export((GuardHeadObject *)g, g->ptr, g->size, args, nargs, kwnames);
+}
+
+static PyObject *rxguard_view(RxGuardObject *g, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames)
+{
+    return tpy_array_view_new((GuardHeadObject *)g, g->ptr, g->size, args, nargs, kwnames);
 }
 
 static PyObject *rxguard_get_data(RxGuardObject *g, void *c)
 {
     if (g->hold == TPY_IDLE)
-        return finished_error(g);
+        return released_error(g);
+    /* An orphaned message is still held: reading it is fine. */
+    if (g->bus->fork_gen != tpy_fork_generation)
+        return tpy_raise_code(g->bus->st, TACHYON_ERR_FORKED, TPY_OP_OTHER, NULL), NULL;
     return PyBytes_FromStringAndSize(g->ptr, g->size);
 }
 
@@ -186,14 +245,14 @@ static PyObject *rxguard_get_active(RxGuardObject *g, void *c)
 static PyObject *rxguard_get_route_id(RxGuardObject *g, void *c)
 {
     if (!g->type_id_obj)
-        return finished_error(g);
+        return released_error(g);
     return PyLong_FromLong(TACHYON_ROUTE_ID(PyLong_AsUnsignedLong(g->type_id_obj)));
 }
 
 static PyObject *rxguard_get_msg_type(RxGuardObject *g, void *c)
 {
     if (!g->type_id_obj)
-        return finished_error(g);
+        return released_error(g);
     return PyLong_FromLong(TACHYON_MSG_TYPE(PyLong_AsUnsignedLong(g->type_id_obj)));
 }
 
@@ -236,9 +295,22 @@ static PyMethodDef rxguard_enter_exit[] = {
     {"__exit__", (PyCFunction)(void (*)(void))rxguard_exit, METH_FASTCALL, NULL},
 };
 
+#define FASTKW (METH_FASTCALL | METH_KEYWORDS)
+#define CAST_FN(f) (PyCFunction)(void (*)(void))(f)
+
 static PyMethodDef rxguard_methods[] = {
     {"release", (PyCFunction)rxguard_release, METH_NOARGS,
      "Release the message to the producer now (what the with-exit does)."},
+    {"__dlpack__", CAST_FN(rxguard_dlpack), FASTKW,
+     "__dlpack__(stream=None, *, max_version=None, dl_device=None, copy=None)\n\nThe payload as "
+     "a read-only uint8 DLPack tensor, zero-copy (np.from_dlpack(rx), torch.from_dlpack(rx)). "
+     "The message stays held until the tensor is gone."},
+    {"__dlpack_device__", tpy_dlpack_device, METH_NOARGS, "(1, 0): the CPU."},
+    {"view", CAST_FN(rxguard_view), FASTKW,
+     "view(format='B', shape=None, *, offset=0) -> ArrayView\n\nThe payload as a typed, read-only "
+     "array, zero-copy: a struct format ('f', 'd', 'i', 'Q', ...) or a numpy dtype, and a shape "
+     "(one dimension may be -1). np.asarray(v), memoryview(v), np.from_dlpack(v) and "
+     "torch.from_dlpack(v) all see it."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -259,8 +331,9 @@ static PyGetSetDef rxguard_getset[] = {
 };
 
 static PyType_Slot rxguard_slots[] = {
-    {Py_tp_doc, "A received message in place, from Bus.recv_zero_copy: a read-only buffer "
-                "(memoryview(rx)), type_id and actual_size. Released at the with-exit."},
+    {Py_tp_doc, "A received message in place, from Bus.recv_zero_copy or TachyonBus.acquire_rx: "
+                "a read-only buffer (memoryview(rx)), a DLPack tensor, typed views (rx.view), "
+                "type_id and actual_size. Released at the with-exit."},
     {Py_tp_new, tpy_no_new},
     {Py_tp_dealloc, rxguard_dealloc},
     {Py_tp_traverse, rxguard_traverse},

@@ -1,6 +1,7 @@
 /*
- * txguard.c - TxGuard, a writable slot of the ring (send_zero_copy), and
- * send_packed, which packs a struct straight into a slot.
+ * txguard.c - TxGuard, a writable slot of the ring (Bus.send_zero_copy,
+ * TachyonBus.acquire_tx), and send_packed, which packs a struct straight into
+ * a slot.
  *
  * The guard exports the slot through the buffer protocol and counts its
  * exports: committing (or closing the bus) while a memoryview is alive would
@@ -23,12 +24,12 @@ static TxGuardObject *new_tx_guard(tpy_state *st)
         return NULL;
     g->bound[0] = g->bound[1] = NULL;
     g->bus = NULL;
+    g->hold = TPY_IDLE;
+    g->exports = 0;
     g->ptr = NULL;
     g->size = 0;
     g->actual_size = g->size_obj = NULL;
     g->type_id = 0;
-    g->hold = TPY_IDLE;
-    g->exports = 0;
     PyObject_GC_Track(g);
     return g;
 }
@@ -44,7 +45,7 @@ static inline int pooled_guard_free(TxGuardObject *g)
     return g->hold == TPY_IDLE && tpy_guard_unreferenced((PyObject *)g);
 }
 
-static TxGuardObject *take_tx_guard(BusObject *bus)
+static TxGuardObject *take_tx_guard(TachyonBusObject *bus)
 {
     int free_slot = -1;
     for (int i = 0; i < TPY_GUARD_POOL; i++) {
@@ -88,10 +89,10 @@ static inline void prefetch_next_slot(const char *payload, Py_ssize_t size)
     prefetch_for_write(next_header + 64);
 }
 
-static void guard_hold_slot(TxGuardObject *g, BusObject *bus, void *slot, Py_ssize_t size,
+static void guard_hold_slot(TxGuardObject *g, TachyonBusObject *bus, void *slot, Py_ssize_t size,
                             PyObject *size_obj, uint32_t type_id)
 {
-    g->bus = (BusObject *)Py_NewRef(bus);
+    g->bus = (TachyonBusObject *)Py_NewRef(bus);
     g->ptr = slot;
     g->size = size;
     /* Usually the same int object as for this guard's previous slot. */
@@ -111,30 +112,42 @@ static void guard_hold_slot(TxGuardObject *g, BusObject *bus, void *slot, Py_ssi
 /* The slot is committed or rolled back: let go of it and of the bus. */
 static void guard_let_go(TxGuardObject *g)
 {
-    BusObject *bus = g->bus;
+    TachyonBusObject *bus = g->bus;
     g->bus = NULL;
     g->ptr = NULL;
     g->hold = TPY_IDLE;
     if (bus) {
+        bus->exports -= g->exports; /* views left alive in a fork()ed child */
         if (bus->tx_holder == (PyObject *)g)
             bus->tx_holder = NULL;
         Py_DECREF(bus);
     }
 }
 
-/* The bus closes (or the guard was abandoned): roll the slot back. */
-void tpy_txguard_bus_closing(TxGuardObject *g)
+static void guard_rollback(TxGuardObject *g)
 {
     if (g->hold != TPY_IDLE && g->bus && g->bus->bus)
         tachyon_rollback_tx(g->bus->bus);
     guard_let_go(g);
 }
 
-static PyObject *send_zero_copy_general(BusObject *self, PyObject *const *args,
+/* The bus closes (or the guard was abandoned): roll the slot back. */
+void tpy_txguard_bus_closing(TxGuardObject *g)
+{
+    guard_rollback(g);
+}
+
+/* The last view of a slot whose commit was refused is gone: discard it. */
+void tpy_txguard_finish_orphan(TxGuardObject *g)
+{
+    guard_rollback(g);
+}
+
+static PyObject *send_zero_copy_general(TachyonBusObject *self, PyObject *const *args,
                                         Py_ssize_t nargs, PyObject *kwnames);
 
 /* An idle pooled guard, found without a call (borrowed), or NULL. */
-static inline TxGuardObject *idle_pooled_guard(BusObject *bus)
+static inline TxGuardObject *idle_pooled_guard(TachyonBusObject *bus)
 {
     for (int i = 0; i < TPY_GUARD_POOL; i++) {
         TxGuardObject *g = bus->tx_pool[i];
@@ -151,7 +164,7 @@ static inline TxGuardObject *idle_pooled_guard(BusObject *bus)
  * takes the straight path below; anything else, including every error, goes
  * the general way, which checks and explains everything.
  */
-PyObject *tpy_bus_send_zero_copy(BusObject *self, PyObject *const *args, Py_ssize_t nargs,
+PyObject *tpy_bus_send_zero_copy(TachyonBusObject *self, PyObject *const *args, Py_ssize_t nargs,
                                  PyObject *kwnames)
 {
     tpy_state *st = self->st;
@@ -174,13 +187,13 @@ PyObject *tpy_bus_send_zero_copy(BusObject *self, PyObject *const *args, Py_ssiz
     return send_zero_copy_general(self, args, nargs, kwnames);
 }
 
-static PyObject *send_zero_copy_general(BusObject *self, PyObject *const *args,
+static PyObject *send_zero_copy_general(TachyonBusObject *self, PyObject *const *args,
                                         Py_ssize_t nargs, PyObject *kwnames)
 {
     tpy_state *st = self->st;
     PyObject *a[3];
     uint32_t type_id = 0;
-    int64_t timeout_ms = -1;
+    int64_t timeout_ns = -1;
     if (nargs == 0 && kwnames && PyTuple_GET_SIZE(kwnames) == 2 &&
         PyTuple_GET_ITEM(kwnames, 0) == st->kw_size &&
         PyTuple_GET_ITEM(kwnames, 1) == st->kw_type_id) {
@@ -210,9 +223,9 @@ static PyObject *send_zero_copy_general(BusObject *self, PyObject *const *args,
     }
     if (a[1] && tpy_type_id(a[1], &type_id) < 0)
         return NULL;
-    if (a[2] && tpy_timeout_ms(a[2], &timeout_ms) < 0)
+    if (a[2] && tpy_timeout_ns(a[2], &timeout_ns) < 0)
         return NULL;
-    void *slot = tpy_bus_acquire_tx(self, size, timeout_ms);
+    void *slot = tpy_bus_acquire_tx(self, size, timeout_ns, TPY_OP_SEND);
     if (!slot)
         return NULL;
     TxGuardObject *g = take_tx_guard(self);
@@ -225,10 +238,47 @@ static PyObject *send_zero_copy_general(BusObject *self, PyObject *const *args,
     return (PyObject *)g;
 }
 
+/*
+ * TachyonBus.acquire_tx(max_payload_size): the published low-level acquire.
+ * It never waits (RingFullError when the ring is full). The guard's
+ * actual_size defaults to max_payload_size, as everywhere in this package.
+ */
+PyObject *tpy_bus_acquire_tx_guard(TachyonBusObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames)
+{
+    PyObject *names[] = {self->st->kw_max_payload_size};
+    PyObject *a[1];
+    if (tpy_parse_args(args, nargs, kwnames, names, 1, 1, 1, "acquire_tx", a) < 0)
+        return NULL;
+    if (!PyLong_Check(a[0]) || PyBool_Check(a[0])) {
+        PyErr_Format(PyExc_TypeError, "max_payload_size must be an int, not %.100s",
+                     Py_TYPE(a[0])->tp_name);
+        return NULL;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(a[0], &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    /* Out of any ring's range either way: say so below. */
+    Py_ssize_t size = overflow > 0 || v > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX
+                      : overflow < 0 || v < 0        ? -1
+                                                     : (Py_ssize_t)v;
+    void *slot = tpy_bus_acquire_tx(self, size, 0, TPY_OP_ACQUIRE_TX);
+    if (!slot)
+        return NULL;
+    TxGuardObject *g = take_tx_guard(self);
+    if (!g) {
+        tachyon_rollback_tx(self->bus);
+        return NULL;
+    }
+    guard_hold_slot(g, self, slot, size, a[0], 0);
+    return (PyObject *)g;
+}
+
 /* ---- send_packed ---------------------------------------------------------- */
 
 /* Remember `key` (a struct.Struct or a format) with its pack_into and size. */
-static int resolve_packer(BusObject *self, PyObject *key)
+static int resolve_packer(TachyonBusObject *self, PyObject *key)
 {
     PyObject *s;
     if (PyUnicode_Check(key) || PyBytes_Check(key))
@@ -264,7 +314,7 @@ static int resolve_packer(BusObject *self, PyObject *key)
 
 #define PACKED_STACK_ARGS 16
 
-PyObject *tpy_bus_send_packed(BusObject *self, PyObject *const *args, Py_ssize_t nargs)
+PyObject *tpy_bus_send_packed(TachyonBusObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs < 2) {
         PyErr_SetString(PyExc_TypeError, "send_packed(fmt, type_id, *values) needs fmt and type_id");
@@ -279,7 +329,7 @@ PyObject *tpy_bus_send_packed(BusObject *self, PyObject *const *args, Py_ssize_t
     Py_ssize_t size = self->packed_size;
     Py_ssize_t nvalues = nargs - 2;
 
-    void *slot = tpy_bus_acquire_tx(self, size, -1);
+    void *slot = tpy_bus_acquire_tx(self, size, -1, TPY_OP_SEND);
     if (!slot) {
         Py_DECREF(pack_into);
         return NULL;
@@ -335,7 +385,7 @@ PyObject *tpy_bus_send_packed(BusObject *self, PyObject *const *args, Py_ssize_t
     } else if (!res && g->hold == TPY_ACTIVE && g->exports == 0) {
         tpy_txguard_bus_closing(g); /* packing failed: roll back */
     } else if (res) {
-        PyErr_SetString(PyExc_ValueError, "the bus was closed while packing");
+        PyErr_SetString(self->st->ClosedError, "the bus was closed while packing");
     }
     Py_XDECREF(res);
     Py_DECREF(g);
@@ -344,24 +394,29 @@ PyObject *tpy_bus_send_packed(BusObject *self, PyObject *const *args, Py_ssize_t
 
 /* ---- The guard's methods -------------------------------------------------- */
 
-static PyObject *finished_error(TxGuardObject *g)
+static PyObject *closed_guard_error(PyObject *self)
 {
-    if (g->hold == TPY_ORPHANED)
-        PyErr_SetString(PyExc_BufferError,
-                        "this slot's commit was refused: a memoryview of it is still alive");
-    else
-        PyErr_SetString(PyExc_ValueError,
-                        "this send_zero_copy slot is finished (committed, rolled back, or its bus "
-                        "closed); use it only inside its with-block");
+    tpy_state *st = PyType_GetModuleState(Py_TYPE(self));
+    PyErr_SetString(st ? st->ClosedError : PyExc_RuntimeError,
+                    "this send_zero_copy slot is finished (committed, rolled back, or its bus "
+                    "closed); use it only inside its with-block");
     return NULL;
 }
 
+static PyObject *finished_error(TxGuardObject *g)
+{
+    if (g->hold != TPY_ORPHANED)
+        return closed_guard_error((PyObject *)g);
+    PyErr_SetString(PyExc_BufferError,
+                    "this slot's commit was refused: a memoryview of it is still alive");
+    return NULL;
+}
+
+/* As published: acquisition happened when the guard was made; entering it
+ * only hands it back. */
 static PyObject *txguard_enter(PyObject *self, PyObject *unused)
 {
-    TxGuardObject *g = (TxGuardObject *)self;
-    if (g->hold != TPY_ACTIVE)
-        return finished_error(g);
-    return Py_NewRef(g);
+    return Py_NewRef(self);
 }
 
 /* actual_size as a byte count, checked against the slot; -1 with an exception. */
@@ -381,20 +436,37 @@ static Py_ssize_t resolve_actual_size(TxGuardObject *g)
         n = -1;
     }
     if (n < 0 || n > g->size) {
-        PyErr_Format(PyExc_ValueError,
-                     "actual_size %R is outside the slot: it must be in [0, %zd], the size given "
-                     "to send_zero_copy; the message was not sent", v, g->size);
+        tpy_raise_text(g->bus->st, TACHYON_ERR_INVALID_SZ, TPY_OP_COMMIT,
+                       "actual_size %R is outside the slot: it must be in [0, %zd], the size "
+                       "acquired; the message was not sent",
+                       v, g->size);
         return -1;
     }
     return n;
 }
 
+/*
+ * A clean exit commits actual_size bytes (and publishes them); an exception
+ * rolls back. A live memoryview of the slot refuses the commit (BufferError)
+ * and keeps the slot reserved until it goes, then rolls back: the consumer
+ * never reads bytes someone may still be writing. A second exit does nothing,
+ * as published, unless a view is still alive.
+ */
 static PyObject *txguard_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     TxGuardObject *g = (TxGuardObject *)self;
-    if (g->hold != TPY_ACTIVE)
-        return finished_error(g);
     int clean = nargs < 1 || args[0] == Py_None;
+    if (g->hold != TPY_ACTIVE) {
+        if (g->hold == TPY_ORPHANED && clean)
+            return finished_error(g);
+        Py_RETURN_FALSE;
+    }
+    if (g->bus->fork_gen != tpy_fork_generation) {
+        /* A fork()ed child: nothing there is mapped; the slot is the parent's. */
+        tpy_state *st = g->bus->st;
+        guard_let_go(g);
+        return tpy_raise_code(st, TACHYON_ERR_FORKED, TPY_OP_COMMIT, NULL), NULL;
+    }
     if (g->exports > 0) {
         /* A view still points at the slot: keep the slot ours (nothing else
          * may reuse it) until the view goes, then roll it back. */
@@ -407,24 +479,23 @@ static PyObject *txguard_exit(PyObject *self, PyObject *const *args, Py_ssize_t 
                         "released inside the block");
         return NULL;
     }
-    BusObject *bus = g->bus;
+    TachyonBusObject *bus = g->bus;
     if (!clean) {
-        tachyon_rollback_tx(bus->bus);
-        guard_let_go(g);
+        guard_rollback(g);
         Py_RETURN_FALSE;
     }
     Py_ssize_t actual = resolve_actual_size(g);
     if (actual < 0) {
-        tachyon_rollback_tx(bus->bus);
-        guard_let_go(g);
+        guard_rollback(g);
         return NULL;
     }
     tachyon_error_t err = tachyon_commit_tx(bus->bus, (size_t)actual, g->type_id);
     if (err != TACHYON_SUCCESS) {
-        tachyon_rollback_tx(bus->bus);
+        tpy_error e;
+        tpy_error_capture(&e, err); /* before the rollback, a call of its own */
         tpy_state *st = bus->st;
-        guard_let_go(g);
-        tpy_set_error(st, err, "commit");
+        guard_rollback(g);
+        tpy_raise(st, &e, TPY_OP_COMMIT, NULL);
         return NULL;
     }
     guard_let_go(g);
@@ -433,6 +504,8 @@ static PyObject *txguard_exit(PyObject *self, PyObject *const *args, Py_ssize_t 
 
 static PyObject *txguard_commit(TxGuardObject *g, PyObject *unused)
 {
+    if (g->hold == TPY_IDLE)
+        return closed_guard_error((PyObject *)g);
     PyObject *none_args[3] = {Py_None, Py_None, Py_None};
     PyObject *r = txguard_exit((PyObject *)g, none_args, 3);
     if (!r)
@@ -444,24 +517,20 @@ static PyObject *txguard_commit(TxGuardObject *g, PyObject *unused)
 static PyObject *txguard_rollback(TxGuardObject *g, PyObject *unused)
 {
     if (g->hold != TPY_ACTIVE)
-        return finished_error(g);
+        return g->hold == TPY_IDLE ? closed_guard_error((PyObject *)g) : finished_error(g);
     if (g->exports > 0) {
         g->hold = TPY_ORPHANED;
         Py_RETURN_NONE;
     }
-    tachyon_rollback_tx(g->bus->bus);
-    guard_let_go(g);
+    guard_rollback(g);
     Py_RETURN_NONE;
 }
 
 static int txguard_getbuffer(TxGuardObject *g, Py_buffer *view, int flags)
 {
-    if (g->hold != TPY_ACTIVE) {
+    if (g->hold != TPY_ACTIVE || g->bus->fork_gen != tpy_fork_generation) {
         view->obj = NULL;
-        PyErr_SetString(PyExc_BufferError,
-                        "this send_zero_copy slot is finished; take memoryview(tx) inside its "
-                        "with-block");
-        return -1;
+        return tpy_guard_check_export((GuardHeadObject *)g, "send_zero_copy slot");
     }
     /* PyBuffer_FillInfo, minus the checks a writable byte buffer never fails. */
     view->obj = Py_NewRef(g);
@@ -475,19 +544,13 @@ static int txguard_getbuffer(TxGuardObject *g, Py_buffer *view, int flags)
     view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? &view->itemsize : NULL;
     view->suboffsets = NULL;
     view->internal = NULL;
-    g->exports++;
-    g->bus->exports++;
+    tpy_guard_export((GuardHeadObject *)g);
     return 0;
 }
 
 static void txguard_releasebuffer(TxGuardObject *g, Py_buffer *view)
 {
-    g->exports--;
-    g->bus->exports--;
-    if (g->exports == 0 && g->hold == TPY_ORPHANED) {
-        tachyon_rollback_tx(g->bus->bus);
-        guard_let_go(g);
-    }
+    tpy_guard_unexport((GuardHeadObject *)g);
 }
 
 static PyObject *txguard_get_type_id(TxGuardObject *g, void *c)
@@ -499,7 +562,7 @@ static int txguard_set_type_id(TxGuardObject *g, PyObject *value, void *c)
 {
     uint32_t t;
     if (!value) {
-        PyErr_SetString(PyExc_AttributeError, "type_id cannot be deleted");
+        PyErr_SetString(PyExc_TypeError, "type_id cannot be deleted");
         return -1;
     }
     if (tpy_type_id(value, &t) < 0)
@@ -579,9 +642,9 @@ static PyGetSetDef txguard_getset[] = {
 };
 
 static PyType_Slot txguard_slots[] = {
-    {Py_tp_doc, "A writable slot in the ring, from Bus.send_zero_copy. Write through "
-                "memoryview(tx) inside the with-block; a clean exit commits actual_size bytes, "
-                "an exception rolls back."},
+    {Py_tp_doc, "A writable slot in the ring, from Bus.send_zero_copy or TachyonBus.acquire_tx. "
+                "Write through memoryview(tx) inside the with-block; a clean exit commits "
+                "actual_size bytes (default: the size acquired), an exception rolls back."},
     {Py_tp_new, tpy_no_new},
     {Py_tp_dealloc, txguard_dealloc},
     {Py_tp_traverse, txguard_traverse},

@@ -11,22 +11,41 @@ listener creates it and hands it to exactly one connector::
     with tachyon.Bus.connect("/tmp/demo.sock") as bus:           # producer
         bus.send(b"hello", type_id=1)
 
-Everything is implemented in the C extension ``tachyon._tachyon``; this
-module only re-exports it. See ``__init__.pyi`` for the full surface.
+A drop-in for the published tachyon-ipc package (the same names, keywords and
+exception classes; see the README for where it deliberately behaves
+better). Everything is implemented in the C extension ``tachyon._tachyon``;
+this module re-exports it and gives Message its dataclass metadata; the
+request/reply conveniences (RpcBus, RpcDispatcher, ...) are in rpc.py. See
+``__init__.pyi`` for the full surface.
 """
+import dataclasses as _dataclasses
+
+from . import _tachyon, bus, message, type_id
 from ._tachyon import (
     ABI_VERSION,
     DEFAULT_CAPACITY,
-    Batch,
-    BatchItem,
+    ArrayView,
     Bus,
+    ClosedError,
     Message,
     PeerClosedError,
     PeerDeadError,
     RingFullError,
+    RpcRxGuard,
+    RpcTxGuard,
+    RxBatchGuard,
     RxGuard,
+    RxMsgView,
+    TachyonBus,
+    TachyonConnectionError,
     TachyonError,
+    TachyonMemoryError,
+    TachyonOSError,
+    TachyonPermissionError,
+    TachyonRpcBus,
+    TachyonStateError,
     TachyonTimeoutError,
+    TachyonValueError,
     TxGuard,
     make_type_id,
     msg_type,
@@ -34,7 +53,6 @@ from ._tachyon import (
     strerror,
 )
 
-from ._tachyon import RpcRxGuard, RpcTxGuard, TachyonRpcBus
 from .rpc import (
     MSG_TYPE_ERROR,
     RpcBus,
@@ -49,34 +67,71 @@ from .rpc import (
 
 __version__ = "0.1.0"
 
+# The names of this package's first version.
+Batch = RxBatchGuard
+BatchItem = RxMsgView
+
+
+@_dataclasses.dataclass
+class _MessageFields:
+    type_id: int
+    size: int
+    data: "bytes | memoryview"
+
+
+def _make_message_a_dataclass():
+    """Give the C type Message what @dataclass(slots=True) gives the published
+    one, so that dataclasses.fields/asdict/astuple/replace/is_dataclass and
+    pattern matching treat it the same."""
+    Message.__dataclass_fields__ = _MessageFields.__dataclass_fields__
+    Message.__dataclass_params__ = _MessageFields.__dataclass_params__
+    Message.__annotations__ = dict(_MessageFields.__annotations__)
+    Message.__match_args__ = ("type_id", "size", "data")
+    Message.__slots__ = ("type_id", "size", "data")
+
+
+_make_message_a_dataclass()
+
 __all__ = [
-    "ABI_VERSION",
-    "DEFAULT_CAPACITY",
-    "Batch",
-    "BatchItem",
-    "Bus",
-    "Message",
-    "PeerClosedError",
-    "PeerDeadError",
-    "RingFullError",
-    "RxGuard",
+    # The published package's names, in its order.
+    "TachyonBus",
     "TachyonError",
-    "TachyonTimeoutError",
+    "PeerDeadError",
     "TxGuard",
-    "make_type_id",
-    "msg_type",
-    "route_id",
-    "strerror",
-    # request/reply
+    "RxGuard",
+    "RxBatchGuard",
+    "RxMsgView",
     "TachyonRpcBus",
     "RpcTxGuard",
     "RpcRxGuard",
+    "Bus",
     "RpcBus",
     "RpcDispatcher",
     "RpcEndpoint",
+    "tachyon_rpc",
+    "MSG_TYPE_ERROR",
+    "Message",
+    "make_type_id",
+    "msg_type",
+    "route_id",
+    # This package's additions.
+    "ABI_VERSION",
+    "DEFAULT_CAPACITY",
+    "ArrayView",
+    "Batch",
+    "BatchItem",
+    "ClosedError",
+    "PeerClosedError",
+    "RingFullError",
     "RpcError",
     "RpcHandlerError",
     "RpcNoHandlerError",
-    "tachyon_rpc",
-    "MSG_TYPE_ERROR",
+    "TachyonConnectionError",
+    "TachyonMemoryError",
+    "TachyonOSError",
+    "TachyonPermissionError",
+    "TachyonStateError",
+    "TachyonTimeoutError",
+    "TachyonValueError",
+    "strerror",
 ]

@@ -1,4 +1,5 @@
-"""Shared fixtures: a short socket path, and peers in real child processes.
+"""Shared fixtures: a short socket path, peers in real child processes, and
+a listener/connector pair in this process.
 
 Children are forked (multiprocessing's "fork" context) so they start in a few
 milliseconds and can run any function of the test module. A child never
@@ -9,6 +10,8 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
+import time
 
 import pytest
 
@@ -82,3 +85,46 @@ def peers():
 
 def listen(path, capacity=1 << 16, timeout=10):
     return tachyon.Bus.listen(path, capacity, timeout=timeout)
+
+
+def published_pair(path, capacity=1 << 16):
+    """(listener, connector) in this process, opened the way the published
+    package's own tests do it: the listener in a thread, the connector in a
+    loop that retries on ConnectionError until the listener is up."""
+    got = {}
+
+    def run_listener():
+        try:
+            got["bus"] = tachyon.Bus.listen(socket_path=path, capacity=capacity)
+        except BaseException as e:  # reported below
+            got["error"] = e
+
+    t = threading.Thread(target=run_listener)
+    t.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            connector = tachyon.Bus.connect(socket_path=path)
+            break
+        except ConnectionError:
+            if time.monotonic() > deadline or "error" in got:
+                t.join(10)
+                raise
+            time.sleep(0.005)
+    t.join(10)
+    if "error" in got:
+        connector.close()
+        raise got["error"]
+    return got["bus"], connector
+
+
+@pytest.fixture
+def pair(sock_path):
+    """A listener and a connector in this process; both closed afterwards."""
+    buses = published_pair(sock_path)
+    yield buses
+    for b in buses:
+        try:
+            b.close()
+        except BufferError:
+            pass

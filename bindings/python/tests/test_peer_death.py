@@ -124,7 +124,7 @@ def test_kill_consumer_mid_stream(sock_path):
 
 def test_clean_close_is_peer_dead_after_the_last_message(sock_path):
     def producer(path, conn):
-        with tachyon.Bus.connect(path) as bus:
+        with tachyon.Bus.connect(path, timeout=10) as bus:
             for i in range(1000):
                 bus.send(SEQ.pack(i), 1)
             conn.recv()  # the consumer is attached and reading
@@ -141,6 +141,78 @@ def test_clean_close_is_peer_dead_after_the_last_message(sock_path):
                 while True:
                     rest.append(SEQ.unpack(bus.recv(timeout=10).data)[0])
         assert SEQ.unpack(first.data)[0] == 0 and rest == list(range(1, 1000))
+    finally:
+        p.join(10)
+        p.kill()
+
+
+POLL_ROUNDS = 20
+
+
+def poll_once(bus, poll, seqs):
+    """One non-blocking receive (timeout=0); the sequence numbers it got."""
+    try:
+        if poll == "recv":
+            seqs.append(SEQ.unpack(bus.recv(timeout=0).data)[0])
+        else:
+            with bus.drain_batch(timeout=0) as batch:
+                seqs.extend(SEQ.unpack_from(item)[0] for item in batch)
+    except tachyon.TachyonTimeoutError:
+        pass  # nothing yet
+
+
+@pytest.mark.parametrize("poll", ["recv", "drain_batch"])
+def test_polling_consumer_sees_a_killed_producer(sock_path, poll):
+    """recv(timeout=0) / drain_batch(timeout=0) in a loop: after kill -9 of
+    the producer, every message it committed, then PeerDeadError (not
+    PeerClosedError) within 250 ms."""
+    rng = random.Random(3)
+    counter = mmap.mmap(-1, 8)
+    detect = []
+    for rnd in range(POLL_ROUNDS):
+        SEQ.pack_into(counter, 0, 0)
+        pid = fork_child(producer_forever, sock_path, counter)
+        try:
+            with listen(sock_path, 1 << 14) as bus:
+                stop_after = rng.randrange(1, 20_000)
+                seqs = []
+                killed_at = None
+                with pytest.raises(tachyon.PeerDeadError) as ei:
+                    while True:
+                        poll_once(bus, poll, seqs)
+                        if killed_at is None and len(seqs) >= stop_after:
+                            os.kill(pid, signal.SIGKILL)
+                            killed_at = time.monotonic()
+                detect.append(time.monotonic() - killed_at)
+                assert not isinstance(ei.value, tachyon.PeerClosedError)
+                assert ei.value.code_name == "ERR_PEER_DEAD" and "pid %d" % pid in str(ei.value)
+                assert seqs == list(range(len(seqs))), "round %d: gap or duplicate" % rnd
+                committed = SEQ.unpack_from(counter)[0]
+                assert committed <= len(seqs) <= committed + 1, (rnd, committed, len(seqs))
+        finally:
+            kill_and_reap(pid)
+    print("%s detection: median %.1f ms, max %.1f ms"
+          % (poll, 1e3 * sorted(detect)[len(detect) // 2], 1e3 * max(detect)))
+    assert max(detect) < DETECT_LIMIT, sorted(detect)[-5:]
+
+
+@pytest.mark.parametrize("poll", ["recv", "drain_batch"])
+def test_polling_consumer_sees_a_clean_close(sock_path, poll):
+    def producer(path, conn):
+        with tachyon.Bus.connect(path, timeout=10) as bus:
+            for i in range(5000):
+                bus.send(SEQ.pack(i), 1)
+
+    conn, child_conn = FORK.Pipe()
+    p = FORK.Process(target=producer, args=(sock_path, child_conn))
+    p.start()
+    try:
+        with listen(sock_path) as bus:
+            seqs = []
+            with pytest.raises(tachyon.PeerClosedError, match="closed the bus"):
+                while True:
+                    poll_once(bus, poll, seqs)
+        assert seqs == list(range(5000))
     finally:
         p.join(10)
         p.kill()

@@ -17,7 +17,7 @@ def produce(path, conn, n, size=32, close_after=True):
     """Producer child: n messages, payload = seq (8 bytes) padded to size,
     type_id = seq % 7 + 1; then wait for the parent's word and close."""
     pad = b"\xab" * (size - 8)
-    with tachyon.Bus.connect(path) as bus:
+    with tachyon.Bus.connect(path, timeout=10) as bus:
         for i in range(n):
             bus.send(SEQ.pack(i) + pad, i % 7 + 1)
         conn.send("sent")

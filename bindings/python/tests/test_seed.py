@@ -18,7 +18,7 @@ def price_of(i):
 
 def seed_producer(path, conn, n):
     # The seed's loop; only the values are made checkable (quantity = i).
-    with tachyon.Bus.connect(path) as bus:
+    with tachyon.Bus.connect(path, timeout=10) as bus:
         symbol = b"BTCUSDT\0"
         for i in range(n):
             tick_type = 1 if i % 2 == 0 else 2  # BID / ASK

@@ -67,8 +67,15 @@ def sigint_later(pid, delay, sent_at):
     return t
 
 
-def read_line(child, prefix):
-    line = child.stdout.readline()
+def read_line(child, prefix, timeout=60):
+    # A child that stays silent fails the test instead of hanging the suite
+    # (read in a thread: lines the pipe's buffer already holds count too).
+    got = []
+    reader = threading.Thread(target=lambda: got.append(child.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert got, "the child printed nothing for %d s (expected %r)" % (timeout, prefix)
+    line = got[0]
     assert line.startswith(prefix), "expected %r from the child, got %r" % (prefix, line)
     return line.split()
 
@@ -181,6 +188,72 @@ def test_keyboard_interrupt_during_blocking_send(sock_path):
                     bus.recv(timeout=5)
                     got += 1
             assert got == 4096 // 128
+        assert child.wait(10) == 0
+    finally:
+        child.kill()
+
+
+BLOCKED_CALL = r"""
+import sys, threading, time, tachyon
+path, what = sys.argv[1], sys.argv[2]
+
+def open_pair():
+    got = {}
+    t = threading.Thread(target=lambda: got.update(bus=tachyon.Bus.listen(path, 4096)))
+    t.start()
+    peer = tachyon.Bus.connect(path, timeout=10)
+    t.join()
+    return got["bus"], peer
+
+def fill(bus):
+    while True:
+        try:
+            bus.send(b"x" * 100, 1, timeout=0)
+        except tachyon.RingFullError:
+            return
+
+CALLS = {
+    "recv": lambda rx, tx: rx.recv(),
+    "recv_zero_copy": lambda rx, tx: rx.recv_zero_copy(),
+    "drain_batch": lambda rx, tx: rx.drain_batch(),
+    "iteration": lambda rx, tx: next(iter(rx)),
+    "_bus.acquire_rx": lambda rx, tx: rx._bus.acquire_rx(),
+    "_bus.drain_batch": lambda rx, tx: rx._bus.drain_batch(16, 0),
+    "send": lambda rx, tx: tx.send(b"y" * 100, 1),
+    "send_zero_copy": lambda rx, tx: tx.send_zero_copy(100, 1),
+    "send_batch": lambda rx, tx: tx.send_batch(b"y" * 1000, 100),
+    "connect": lambda rx, tx: tachyon.Bus.connect(path + ".none", timeout=None),
+    "_bus.connect": lambda rx, tx: tachyon.TachyonBus().connect(path + ".none", timeout=None),
+    "listen": lambda rx, tx: tachyon.Bus.listen(path + ".new", 4096),
+    "_bus.listen": lambda rx, tx: tachyon.TachyonBus().listen(path + ".new", 4096),
+}
+rx, tx = open_pair()
+if what.startswith("send"):
+    fill(tx)
+print("ready", flush=True)
+try:
+    CALLS[what](rx, tx)
+    print("returned", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)
+"""
+
+EVERY_BLOCKING_CALL = [
+    "recv", "recv_zero_copy", "drain_batch", "iteration", "_bus.acquire_rx", "_bus.drain_batch",
+    "send", "send_zero_copy", "send_batch", "connect", "_bus.connect", "listen", "_bus.listen",
+]
+
+
+@pytest.mark.parametrize("what", EVERY_BLOCKING_CALL)
+def test_keyboard_interrupt_ends_every_blocking_call(sock_path, what):
+    child = start_child(BLOCKED_CALL, sock_path, what)
+    try:
+        read_line(child, "ready")
+        time.sleep(0.3)  # let it reach the blocking wait
+        sent_at = []
+        sigint_later(child.pid, 0.0, sent_at).join()
+        words = read_line(child, "interrupted")
+        assert float(words[1]) - sent_at[0] < LATENCY_LIMIT
         assert child.wait(10) == 0
     finally:
         child.kill()

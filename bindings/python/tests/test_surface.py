@@ -37,6 +37,9 @@ def test_stub_matches_the_extension():
             top[node.name] = node
         elif isinstance(node, ast.AnnAssign):
             top[node.target.id] = node
+        elif isinstance(node, ast.Assign):  # an alias: Batch = RxBatchGuard
+            for target in node.targets:
+                top[target.id] = node
     public = set(tachyon.__all__)
     assert public <= set(top), public - set(top)
     for name, node in top.items():

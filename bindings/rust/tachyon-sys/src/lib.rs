@@ -422,8 +422,10 @@ extern "C" {
     ) -> tachyon_error_t;
     /// Caller: connect to a request/reply listener, one attempt.
     pub fn tachyon_rpc_connect(socket_path: *const c_char, out: *mut *mut tachyon_rpc_bus_t) -> tachyon_error_t;
-    /// Close this end and free the handle. NULL is a no-op.
+    /// Drop one reference; the last closes this end and frees the handle. NULL is a no-op.
     pub fn tachyon_rpc_destroy(rpc: *mut tachyon_rpc_bus_t);
+    /// Take one more reference on the handle.
+    pub fn tachyon_rpc_ref(rpc: *mut tachyon_rpc_bus_t);
     /// Caller: copy `size` bytes into a request, publish it, set `*out_cid`. Non-blocking.
     pub fn tachyon_rpc_call(
         rpc: *mut tachyon_rpc_bus_t,

@@ -221,6 +221,7 @@ fn every_declared_function_links() {
         tachyon_rpc_listen as *const (),
         tachyon_rpc_connect as *const (),
         tachyon_rpc_destroy as *const (),
+        tachyon_rpc_ref as *const (),
         tachyon_rpc_call as *const (),
         tachyon_rpc_acquire_tx as *const (),
         tachyon_rpc_commit_call as *const (),
