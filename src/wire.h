@@ -1,6 +1,6 @@
 /*
  * wire.h - the bytes two processes share: handshake, segment header, message
- * header (ABI version 4, SPEC.md 1.1-1.3). Every offset is pinned by a
+ * header (ABI version 4, docs/protocol.md). Every offset is pinned by a
  * _Static_assert so a change of packing or a typo cannot pass the compiler.
  *
  * Nothing here is trusted when it comes from the peer: see validate_* in

@@ -241,7 +241,7 @@ pub struct tachyon_listen_opts_t {
 }
 
 extern "C" {
-    // ---- Published API (SPEC.md section 2) --------------------------------
+    // ---- Published API -------------------------------------------------------
 
     /// Create a segment with a ring of `capacity` bytes (a power of two, 64 B
     /// to 1 GiB), bind `socket_path`, wait for exactly one peer, hand it the

@@ -206,7 +206,7 @@ impl RpcClient {
             Ok(reply) => reply,
             Err(err) => {
                 // Nobody else knows the id: drop its reply when it comes.
-                // SAFETY: the handle is live (self is borrowed); cid was issued on it.
+                // SAFETY: the handle is live (self is borrowed); cid came from a call on it.
                 let _ = unsafe { sys::tachyon_rpc_abandon(raw, cid) };
                 return Err(err);
             }
