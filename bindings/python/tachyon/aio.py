@@ -31,6 +31,7 @@ producer side and the consumer side of one handle cannot wait in two loops
 asyncio itself is imported only when a coroutine of this module first runs.
 """
 import os
+import time
 import types
 
 from ._tachyon import (
@@ -66,15 +67,21 @@ def _yield_to_loop():
     yield
 
 
-def _deadline(loop, timeout):
-    """The loop-clock deadline of a timeout in seconds (None: none)."""
+def _deadline(timeout):
+    """The time.monotonic() deadline of a timeout in seconds (None: none).
+    Not the loop's clock: uvloop's counts whole milliseconds, and a timeout
+    must never end early."""
     if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError("timeout must be a number of seconds or None, not %s" % type(timeout).__name__)
     if not timeout >= 0:
         raise ValueError("timeout must be >= 0 seconds (or None to wait forever)")
-    return loop.time() + timeout
+    return time.monotonic() + timeout
+
+
+def _expired(deadline):
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _timeout_error(what, timeout):
@@ -197,8 +204,9 @@ def _watcher_of(bus, loop):
 
 
 async def _wait_ready(bus, side, deadline, attempt):
-    """Return once `side` of `bus` may be ready (True) or the deadline passed
-    (False). Takes nothing from the ring. `attempt` counts the caller's tries
+    """Return once `side` of `bus` may be ready (True) or its timer went off
+    (False; the caller compares with the deadline). Takes nothing from the
+    ring. `attempt` counts the caller's tries
     that found nothing after being told to look: from the second on, the
     loop runs a round first, so a readiness the call cannot use (another
     side's, a message not yet complete) never spins the loop."""
@@ -214,11 +222,11 @@ async def _wait_ready(bus, side, deadline, attempt):
             return await fut
         finally:
             w.forget(fut)
-    delay = deadline - loop.time()
+    delay = deadline - time.monotonic()
     if delay <= 0:
         w.forget(fut)
         return False
-    timer = loop.call_at(deadline, _expire, fut)
+    timer = loop.call_later(delay, _expire, fut)
     try:
         return await fut
     finally:
@@ -243,41 +251,37 @@ async def recv_async(self, timeout=None):
     loop. TachyonTimeoutError after `timeout` seconds (None: no limit);
     PeerClosedError / PeerDeadError once the producer is gone and every
     message it committed was read. Cancelling it loses nothing."""
+    deadline = _deadline(timeout)
     msg = _try_recv(self)
     if msg is not None:
         return msg
-    loop = _running_loop()
-    deadline = _deadline(loop, timeout)
     attempt = 0
     while True:
-        ready = await _wait_ready(self, WAIT_RX, deadline, attempt)
+        attempt += await _wait_ready(self, WAIT_RX, deadline, attempt)
         msg = _try_recv(self)
         if msg is not None:
             return msg
-        if not ready or (deadline is not None and loop.time() >= deadline):
+        if _expired(deadline):
             raise _timeout_error("receive", timeout)
-        attempt += 1
 
 
 async def drain_batch_async(self, max_msgs=1024, *, timeout=None):
     """Wait on the running event loop for at least one message, then hold up
     to `max_msgs` in place (an RxBatchGuard: use it in a with-block). As
     recv_async for timeouts, the peer's end and cancellation."""
+    deadline = _deadline(timeout)
     try:
         return self.drain_batch(max_msgs, timeout=0)
     except TachyonTimeoutError:
         pass
-    loop = _running_loop()
-    deadline = _deadline(loop, timeout)
     attempt = 0
     while True:
-        ready = await _wait_ready(self, WAIT_RX, deadline, attempt)
+        attempt += await _wait_ready(self, WAIT_RX, deadline, attempt)
         try:
             return self.drain_batch(max_msgs, timeout=0)
         except TachyonTimeoutError:
-            if not ready or (deadline is not None and loop.time() >= deadline):
+            if _expired(deadline):
                 raise _timeout_error("drain_batch", timeout) from None
-        attempt += 1
 
 
 async def send_async(self, data, type_id=0, *, timeout=None):
@@ -285,21 +289,19 @@ async def send_async(self, data, type_id=0, *, timeout=None):
     is full, wait on the running event loop for room. RingFullError after
     `timeout` seconds (None: no limit), PeerDeadError / PeerClosedError when
     the consumer is gone. A cancelled send has sent nothing."""
+    deadline = _deadline(timeout)
     try:
         return self.send(data, type_id, timeout=0)
     except RingFullError:
         pass
-    loop = _running_loop()
-    deadline = _deadline(loop, timeout)
     attempt = 0
     while True:
-        ready = await _wait_ready(self, WAIT_TX, deadline, attempt)
+        attempt += await _wait_ready(self, WAIT_TX, deadline, attempt)
         try:
             return self.send(data, type_id, timeout=0)
         except RingFullError:
-            if not ready or (deadline is not None and loop.time() >= deadline):
+            if _expired(deadline):
                 raise
-        attempt += 1
 
 
 class _AsyncMessages:

@@ -11,6 +11,12 @@ class BusStats:
     from the counters each side stores in the shared segment.
     """
 
+    __slots__ = (
+        "messages_sent", "bytes_sent", "messages_received", "bytes_received", "ring_full",
+        "sleeps", "wakeups", "capacity", "fill_bytes", "fill_max_bytes", "lag_messages", "idle",
+        "peer_pid", "peer_alive", "features", "state",
+    )
+
     messages_sent: int
     """Messages this handle committed (producer side)."""
     bytes_sent: int
@@ -43,6 +49,10 @@ class BusStats:
     """Extension features agreed with the peer (0: a plain ABI v4 peer)."""
     state: int
     """As Bus.state: 2 ready, 3 peer gone, 4 corrupt."""
+
+    def __reduce__(self):
+        # Frozen with __slots__: pickle and copy rebuild it through __init__.
+        return (type(self), tuple(getattr(self, name) for name in self.__slots__))
 
 
 def _stats(self):
