@@ -295,9 +295,7 @@ impl Bus {
 
     /// Reserve a slot for up to `max_size` bytes without waiting. Producer side.
     pub fn try_acquire_tx(&mut self, max_size: usize) -> Result<TxGuard<'_>> {
-        // SAFETY: the bus is live; `&mut self` means no other slot is held.
-        let ptr = unsafe { sys::tachyon_acquire_tx(self.raw.as_ptr(), max_size) };
-        match NonNull::new(ptr.cast::<u8>()) {
+        match self.try_acquire_tx_raw(max_size)? {
             Some(slot) => Ok(TxGuard::new(self, slot, max_size)),
             None => Err(self.last_error()),
         }
