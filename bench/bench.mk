@@ -28,3 +28,13 @@ bench-rpc: lib $(BUILD)/bench/rpc python-install
 	@mkdir -p $(BUILD)/bench
 	$(BUILD)/bench/rpc | tee $(BUILD)/bench/rpc_c.txt
 	timeout 900 $(PY) bench/python/rpc_bench.py --out $(BUILD)/bench/rpc_python.json | tee $(BUILD)/bench/rpc_python.txt
+
+# Event loops: asyncio (and uvloop) consumers of a bus against the blocking
+# consumer and an asyncio consumer of a Unix socket, in one run: one-way
+# latency at a fixed rate, throughput, idle CPU (bench/asyncio/bench.py).
+# Figures under build/bench/asyncio/.
+.PHONY: bench-asyncio
+BENCH_TARGETS += bench-asyncio
+
+bench-asyncio: lib python-install $(PY_PEER)
+	timeout 1800 $(PY) bench/asyncio/bench.py --peer $(abspath $(PY_PEER)) --out $(BUILD)/bench/asyncio

@@ -255,10 +255,15 @@ async def recv_async(self, timeout=None):
     msg = _try_recv(self)
     if msg is not None:
         return msg
+    return await _recv_after_empty(self, deadline, timeout)
+
+
+async def _recv_after_empty(bus, deadline, timeout):
+    """recv_async once a receive found the ring empty."""
     attempt = 0
     while True:
-        attempt += await _wait_ready(self, WAIT_RX, deadline, attempt)
-        msg = _try_recv(self)
+        attempt += await _wait_ready(bus, WAIT_RX, deadline, attempt)
+        msg = _try_recv(bus)
         if msg is not None:
             return msg
         if _expired(deadline):
@@ -322,7 +327,7 @@ class _AsyncMessages:
             msg = _try_recv(bus)
             if msg is not None:
                 return msg
-            return await recv_async(bus)
+            return await _recv_after_empty(bus, None, None)
         except PeerClosedError:
             raise StopAsyncIteration from None
 
