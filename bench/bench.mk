@@ -36,5 +36,5 @@ bench-rpc: lib $(BUILD)/bench/rpc python-install
 .PHONY: bench-asyncio
 BENCH_TARGETS += bench-asyncio
 
-bench-asyncio: lib python-install $(PY_PEER)
-	timeout 1800 $(PY) bench/asyncio/bench.py --peer $(abspath $(PY_PEER)) --out $(BUILD)/bench/asyncio
+bench-asyncio: lib python-install $(BUILD)/python/c_peer
+	timeout 1800 $(PY) bench/asyncio/bench.py --peer $(abspath $(BUILD)/python/c_peer) --out $(BUILD)/bench/asyncio

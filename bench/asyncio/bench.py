@@ -281,7 +281,9 @@ def child_main(argv):
             lat, cpu = run_loop(bus_latency_async(a.path, a.count), a.kind)
         else:
             lat, cpu = run_loop(socket_latency_async(a.path, a.count), a.kind)
-        out = {"received": len(lat), "lat_ns": sorted(lat), "cpu_us_per_msg": cpu / len(lat) * 1e6}
+        lat.sort()
+        out = {"received": len(lat), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "p999": pct(lat, 0.999),
+               "max": lat[-1] / 1e3, "cpu": cpu / len(lat) * 1e6}
     elif a.role == "throughput":
         batch = a.kind.endswith("batch") or "batch-" in a.kind
         if a.kind.startswith("bus-blocking"):
@@ -359,9 +361,7 @@ def latency_section(workdir, rounds, rate, count, report):
             out = finish(consumer, producer, "latency " + k)
             if out["received"] != count:
                 raise SystemExit("bench-asyncio: %s received %d of %d" % (k, out["received"], count))
-            lat = out["lat_ns"]
-            res[k].append({"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "p999": pct(lat, 0.999),
-                           "max": lat[-1] / 1e3, "cpu": out["cpu_us_per_msg"]})
+            res[k].append({q: out[q] for q in ("p50", "p99", "p999", "max", "cpu")})
     report("1. One-way latency at %d msg/s, %d messages a round, %d rounds (median of the rounds' "
            "percentiles, us); every message arrived, in order" % (rate, count, rounds))
     report("   %-34s %9s %9s %9s %9s %12s" % ("consumer", "p50", "p99", "p99.9", "max", "CPU us/msg"))
