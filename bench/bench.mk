@@ -35,3 +35,13 @@ bench-rpc: lib $(BUILD)/bench/rpc python-install
 	@mkdir -p $(BENCH_OUT)
 	$(BUILD)/bench/rpc | tee $(BENCH_OUT)/rpc_c.txt
 	timeout 900 $(PY) bench/python/rpc_bench.py --out $(BENCH_OUT)/rpc_python.json | tee $(BENCH_OUT)/rpc_python.txt
+
+# Event loops: asyncio (and uvloop) consumers of a bus against the blocking
+# consumer and an asyncio consumer of a Unix socket, in one run: one-way
+# latency at a fixed rate, throughput, idle CPU (bench/asyncio/bench.py).
+# Figures under build/bench/asyncio/.
+.PHONY: bench-asyncio
+BENCH_TARGETS += bench-asyncio
+
+bench-asyncio: lib python-install $(BUILD)/python/c_peer
+	timeout 1800 $(PY) bench/asyncio/bench.py --peer $(abspath $(BUILD)/python/c_peer) --out $(BENCH_OUT)/asyncio

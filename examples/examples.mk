@@ -34,3 +34,19 @@ test-rpc-example: rpc-example-service python-install
 
 demo-rpc: python-install | setup
 	@PYTHON=$(PY) bash $(RPC_EXAMPLE_DIR)/run_demo.sh
+
+# The asyncio example: one event loop consuming two buses and a timer
+# (examples/asyncio_consumer). `make demo-asyncio` runs it (DURATION seconds,
+# 10 by default); `make test-asyncio-example` runs it briefly on asyncio and uvloop.
+ASYNCIO_EXAMPLE_DIR := examples/asyncio_consumer
+DURATION ?= 10
+
+.PHONY: demo-asyncio test-asyncio-example
+
+TEST_TARGETS += test-asyncio-example
+
+demo-asyncio: python-install | setup
+	$(PY) $(ASYNCIO_EXAMPLE_DIR)/consumer.py --duration $(DURATION)
+
+test-asyncio-example: python-install
+	cd $(ASYNCIO_EXAMPLE_DIR) && timeout 300 $(PY) -m pytest -q -p no:cacheprovider test_example.py

@@ -16,6 +16,7 @@ EXT_FILES = [
     "module.c", "errors.c", "core.c", "bus.c", "guardmeth.c", "txguard.c", "rxguard.c", "batch.c",
     "dlpack.c", "message.c", "rpc.c",
 ]
+EXT_FILES += ["loop.c", "stats.c"]  # event loops (tachyon.aio) and Bus.stats()
 
 if not os.path.isfile(os.path.join(CORE_INC, "tachyon.h")):
     sys.exit(

@@ -13,10 +13,11 @@ rust-build:
 	cd $(RUST_DIR) && $(CARGO) build --quiet --release
 
 # Both crates: unit tests, the layout test against tachyon.h, the two-thread
-# and two-process tests, and the doc examples.
+# and two-process tests, the doc examples, and with every feature on (tokio:
+# AsyncBus and its tests).
 test-rust:
 	@command -v $(CARGO) >/dev/null || { echo "test-rust: cargo not found (install Rust with rustup)"; exit 1; }
-	cd $(RUST_DIR) && timeout 900 $(CARGO) test --quiet --workspace
+	cd $(RUST_DIR) && timeout 900 $(CARGO) test --quiet --workspace --all-features
 
 rust-doc:
 	cd $(RUST_DIR) && $(CARGO) doc --no-deps --quiet

@@ -202,6 +202,21 @@ static PyObject *bus_peer_alive(PyObject *self, PyObject *unused)
     return tpy_core_peer_alive(core_of(self));
 }
 
+static PyObject *bus_fileno(PyObject *self, PyObject *unused)
+{
+    return tpy_bus_fileno(core_of(self));
+}
+
+static PyObject *bus_arm(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return tpy_bus_arm(core_of(self), args, nargs);
+}
+
+static PyObject *bus_stats_tuple(PyObject *self, PyObject *unused)
+{
+    return tpy_bus_stats_tuple(core_of(self));
+}
+
 static PyObject *bus_iter(PyObject *self)
 {
     if (tpy_core_usable(core_of(self)) < 0)
@@ -327,6 +342,16 @@ static PyMethodDef bus_methods[] = {
      "set_numa_node(node_id)\n\nBind the shared memory to a NUMA node (mbind)."},
     {"peer_alive", (PyCFunction)bus_peer_alive, METH_NOARGS,
      "True while the peer process lives and has not closed the bus."},
+    {"fileno", (PyCFunction)bus_fileno, METH_NOARGS,
+     "fileno() -> int\n\nA descriptor for select/poll/epoll or an event loop: readable after "
+     "arm() once what it waits for may be there. Owned by the bus (closed with it), the same "
+     "on every call."},
+    {"arm", CAST_FN(bus_arm), METH_FASTCALL,
+     "arm(what=WAIT_RX) -> bool\n\nClear fileno() and arm it for a message (WAIT_RX), room "
+     "(WAIT_TX) or both. True: it is there already, do not wait; False: wait until fileno() is "
+     "readable, then try the non-blocking calls, and arm again when they find nothing."},
+    {"_stats", (PyCFunction)bus_stats_tuple, METH_NOARGS,
+     "The fields of stats() as a tuple."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -116,6 +116,7 @@ static int core_forked(TachyonBusObject *self)
  * holds its own), drop the reusable guards. */
 static void core_do_close(TachyonBusObject *self)
 {
+    tpy_core_tell_watcher(self); /* while its descriptor is still open */
     if (self->tx_holder)
         tpy_txguard_bus_closing((TxGuardObject *)self->tx_holder);
     if (self->rx_holder) {
@@ -1016,6 +1017,7 @@ static int core_traverse(TachyonBusObject *self, visitproc visit, void *arg)
     Py_VISIT(self->packed_key);
     Py_VISIT(self->packed_pack_into);
     Py_VISIT(self->last_size_obj);
+    Py_VISIT(self->watcher);
     for (int i = 0; i < TPY_GUARD_POOL; i++) {
         Py_VISIT(self->tx_pool[i]);
         Py_VISIT(self->rx_pool[i]);
@@ -1028,6 +1030,7 @@ static int core_clear(TachyonBusObject *self)
     Py_CLEAR(self->packed_key);
     Py_CLEAR(self->packed_pack_into);
     Py_CLEAR(self->last_size_obj);
+    Py_CLEAR(self->watcher);
     for (int i = 0; i < TPY_GUARD_POOL; i++) {
         Py_CLEAR(self->tx_pool[i]);
         Py_CLEAR(self->rx_pool[i]);
@@ -1088,6 +1091,9 @@ static PyMethodDef core_methods[] = {
 
 static PyMemberDef core_members[] = {
     {"__weaklistoffset__", T_PYSSIZET, offsetof(TachyonBusObject, weakrefs), READONLY, NULL},
+    {"_watcher", T_OBJECT, offsetof(TachyonBusObject, watcher), 0,
+     "The event loop's watcher of this bus's descriptor (tachyon.aio); its _bus_closing() is "
+     "called before the bus closes."},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -17,6 +17,8 @@
  *   dlpack.c     DLPack export and ArrayView (typed views) of received messages
  *   message.c    Message: a received message copied out (iteration, recv)
  *   guardmeth.c  __enter__/__exit__ of the guards without an allocation
+ *   loop.c       the event-loop descriptor (fileno, arm) and its watcher hook
+ *   stats.c      Bus._stats(): tachyon_bus_stats for tachyon.BusStats
  *
  * Lifetime rules.
  *  - An object that points into the ring (a guard, a batch) holds a strong
@@ -230,6 +232,9 @@ struct TachyonBusObject {
     PyObject *packed_key;
     PyObject *packed_pack_into;
     Py_ssize_t packed_size;
+    /* The event-loop layer's watcher of this handle's descriptor (loop.c):
+     * told before the handle closes. NULL when nothing watches. */
+    PyObject *watcher;
 };
 
 /* The high-level object: Bus._bus is its TachyonBus, which does the work. */
@@ -376,6 +381,13 @@ PyObject *tpy_core_set_numa_node(TachyonBusObject *self, PyObject *const *args, 
                                  PyObject *kwnames);
 PyObject *tpy_core_peer_alive(TachyonBusObject *self);
 PyObject *tpy_core_state(TachyonBusObject *self);
+
+/* ---- loop.c and stats.c: event loops and statistics --------------------------- */
+PyObject *tpy_bus_fileno(TachyonBusObject *self);
+PyObject *tpy_bus_arm(TachyonBusObject *self, PyObject *const *args, Py_ssize_t nargs);
+/* Tell the watcher (if any) that the handle is about to close, and drop it. */
+void tpy_core_tell_watcher(TachyonBusObject *self);
+PyObject *tpy_bus_stats_tuple(TachyonBusObject *self);
 
 /* ---- bus.c ------------------------------------------------------------------- */
 int tpy_bus_type_init(PyObject *module, tpy_state *st);

@@ -53,6 +53,10 @@ from ._tachyon import (
     strerror,
 )
 
+from . import aio as _aio, stats as _stats
+from .aio import WAIT_RX, WAIT_TX
+from .stats import BusStats
+
 from .rpc import (
     MSG_TYPE_ERROR,
     RpcBus,
@@ -91,6 +95,8 @@ def _make_message_a_dataclass():
 
 
 _make_message_a_dataclass()
+_aio.install(Bus)  # recv_async, drain_batch_async, send_async, async for
+_stats.install(Bus)  # stats()
 
 __all__ = [
     # The published package's names, in its order.
@@ -120,6 +126,7 @@ __all__ = [
     "ArrayView",
     "Batch",
     "BatchItem",
+    "BusStats",
     "ClosedError",
     "PeerClosedError",
     "RingFullError",
@@ -133,5 +140,7 @@ __all__ = [
     "TachyonStateError",
     "TachyonTimeoutError",
     "TachyonValueError",
+    "WAIT_RX",
+    "WAIT_TX",
     "strerror",
 ]

@@ -7,7 +7,9 @@ published tachyon-ipc package: its names, keywords and positional meanings.
 import dataclasses
 import os
 from types import TracebackType
-from typing import Any, ClassVar, Dict, Iterator, Literal, Optional, Sequence, Tuple, Type, Union
+from typing import (
+    Any, AsyncIterator, ClassVar, Dict, Iterator, Literal, Optional, Sequence, Tuple, Type, Union,
+)
 
 from typing_extensions import Buffer as _Buffer  # PEP 688 (typing.Buffer in 3.12)
 
@@ -17,6 +19,10 @@ _Shape = Union[None, int, Sequence[int]]
 
 ABI_VERSION: int
 DEFAULT_CAPACITY: int
+WAIT_RX: Literal[1]
+"""Bus.arm: wait for a message."""
+WAIT_TX: Literal[2]
+"""Bus.arm: wait for room (for the message the last send could not place)."""
 __version__: str
 
 # ---- Exceptions -----------------------------------------------------------------
@@ -275,10 +281,38 @@ class Bus:
     ) -> RxBatchGuard: ...
     def __iter__(self) -> Iterator[Message]: ...
     def __next__(self) -> Message: ...
-    # Settings
+    # Event loops (asyncio, uvloop): the running loop waits on fileno()
+    async def recv_async(self, timeout: _Timeout = None) -> Message: ...
+    async def drain_batch_async(self, max_msgs: int = 1024, *, timeout: _Timeout = None) -> RxBatchGuard: ...
+    async def send_async(self, data: _Buffer, type_id: int = 0, *, timeout: _Timeout = None) -> None: ...
+    def __aiter__(self) -> AsyncIterator[Message]: ...
+    def fileno(self) -> int: ...
+    def arm(self, what: int = 1) -> bool: ...
+    # Settings and state
     def set_polling_mode(self, pure_spin: int) -> None: ...
     def set_numa_node(self, node_id: int) -> None: ...
     def peer_alive(self) -> bool: ...
+    def stats(self) -> "BusStats": ...
+
+@dataclasses.dataclass(frozen=True)
+class BusStats:
+    """What a bus has been doing, as seen from one handle (Bus.stats())."""
+    messages_sent: int
+    bytes_sent: int
+    messages_received: int
+    bytes_received: int
+    ring_full: int
+    sleeps: int
+    wakeups: int
+    capacity: int
+    fill_bytes: int
+    fill_max_bytes: int
+    lag_messages: int
+    idle: float
+    peer_pid: int
+    peer_alive: bool
+    features: int
+    state: int
 
 def make_type_id(route: int, msg_type: int) -> int: ...
 def route_id(type_id: int) -> int: ...

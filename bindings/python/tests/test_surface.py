@@ -50,9 +50,9 @@ def test_stub_matches_the_extension():
             continue
         cls = getattr(tachyon, name)
         members = {
-            n.name if isinstance(n, ast.FunctionDef) else n.target.id
+            n.name if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) else n.target.id
             for n in node.body
-            if isinstance(n, (ast.FunctionDef, ast.AnnAssign))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.AnnAssign))
         }
         for m in members - {"__buffer__", "__iter__", "__getitem__"}:
             assert hasattr(cls, m), "stub says %s.%s exists" % (name, m)

@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::RawFd;
 use std::path::Path;
 use std::ptr::{self, NonNull};
 use std::time::Duration;
@@ -25,6 +26,27 @@ pub enum PollingMode {
     /// Never sleep: lowest latency, one core busy while waiting. The producer
     /// then skips its wake-up check.
     PureSpin,
+}
+
+/// What [`Bus::arm`] arms the event-loop descriptor for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A message (or the news that none will come: the peer's end, a corrupt ring).
+    Rx,
+    /// Room for the message the last failed send or acquire could not place.
+    Tx,
+    /// Either.
+    RxTx,
+}
+
+impl Wait {
+    fn raw(self) -> std::os::raw::c_uint {
+        match self {
+            Wait::Rx => sys::TACHYON_WAIT_RX,
+            Wait::Tx => sys::TACHYON_WAIT_TX,
+            Wait::RxTx => sys::TACHYON_WAIT_RX | sys::TACHYON_WAIT_TX,
+        }
+    }
 }
 
 /// The bus state as seen from this side.
@@ -273,9 +295,7 @@ impl Bus {
 
     /// Reserve a slot for up to `max_size` bytes without waiting. Producer side.
     pub fn try_acquire_tx(&mut self, max_size: usize) -> Result<TxGuard<'_>> {
-        // SAFETY: the bus is live; `&mut self` means no other slot is held.
-        let ptr = unsafe { sys::tachyon_acquire_tx(self.raw.as_ptr(), max_size) };
-        match NonNull::new(ptr.cast::<u8>()) {
+        match self.try_acquire_tx_raw(max_size)? {
             Some(slot) => Ok(TxGuard::new(self, slot, max_size)),
             None => Err(self.last_error()),
         }
@@ -306,6 +326,18 @@ impl Bus {
     /// The next message if one is there now; `Ok(None)` when the ring is empty.
     /// Consumer side.
     pub fn try_recv(&mut self) -> Result<Option<RxGuard<'_>>> {
+        Ok(match self.try_acquire_rx_raw()? {
+            // SAFETY: the slot the last acquire returned, `size` readable bytes,
+            // ours until committed; the guard commits it.
+            Some((ptr, size, type_id)) => Some(unsafe { RxGuard::new(self, ptr, size, type_id) }),
+            None => None,
+        })
+    }
+
+    /// tachyon_acquire_rx: the slot (payload, size, type id), acquired and not
+    /// yet committed, or `None` when the ring is empty. No borrow outlives the
+    /// call, so a loop may call it again (the event-loop waits do).
+    pub(crate) fn try_acquire_rx_raw(&mut self) -> Result<Option<(*const u8, usize, u32)>> {
         let (mut type_id, mut size) = (0u32, 0usize);
         // SAFETY: the bus is live; `&mut self` means no other slot is held.
         let ptr = unsafe { sys::tachyon_acquire_rx(self.raw.as_ptr(), &mut type_id, &mut size) };
@@ -315,9 +347,35 @@ impl Bus {
                 err => Err(err),
             };
         }
-        // SAFETY: the library returned a slot of `size` readable bytes that is
-        // ours until committed; the guard commits it.
-        Ok(Some(unsafe { RxGuard::new(self, ptr.cast(), size, type_id) }))
+        Ok(Some((ptr.cast(), size, type_id)))
+    }
+
+    /// tachyon_acquire_rx_batch into this bus's views: how many (0: empty).
+    pub(crate) fn try_acquire_batch_raw(&mut self, max_msgs: usize) -> Result<usize> {
+        self.prepare_views(max_msgs)?;
+        // SAFETY: batch_views has room for max_msgs views; the bus is live and
+        // `&mut self` means no slot is held.
+        let n = unsafe { sys::tachyon_acquire_rx_batch(self.raw.as_ptr(), self.batch_views.as_mut_ptr(), max_msgs) };
+        if n == 0 {
+            return match self.last_error() {
+                err if err.kind() == ErrorKind::Empty => Ok(0),
+                err => Err(err),
+            };
+        }
+        Ok(n.min(max_msgs))
+    }
+
+    /// tachyon_acquire_tx: a slot of `max_size` bytes, or `None` when full.
+    pub(crate) fn try_acquire_tx_raw(&mut self, max_size: usize) -> Result<Option<NonNull<u8>>> {
+        // SAFETY: the bus is live; `&mut self` means no other slot is held.
+        let ptr = unsafe { sys::tachyon_acquire_tx(self.raw.as_ptr(), max_size) };
+        match NonNull::new(ptr.cast::<u8>()) {
+            Some(slot) => Ok(Some(slot)),
+            None => match self.last_error() {
+                err if err.kind() == ErrorKind::Full => Ok(None),
+                err => Err(err),
+            },
+        }
     }
 
     /// Wait for the next message. [`ErrorKind::PeerClosed`] (a clean close) or
@@ -367,16 +425,8 @@ impl Bus {
     /// Take up to `max_msgs` messages that are there now, without waiting; the
     /// batch may be empty. Consumer side.
     pub fn try_recv_batch(&mut self, max_msgs: usize) -> Result<Batch<'_>> {
-        self.prepare_views(max_msgs)?;
-        // SAFETY: as in drain_batch.
-        let n = unsafe { sys::tachyon_acquire_rx_batch(self.raw.as_ptr(), self.batch_views.as_mut_ptr(), max_msgs) };
-        if n == 0 {
-            return match self.last_error() {
-                err if err.kind() == ErrorKind::Empty => Ok(Batch::new(self, 0)),
-                err => Err(err),
-            };
-        }
-        Ok(Batch::new(self, n.min(max_msgs)))
+        let n = self.try_acquire_batch_raw(max_msgs)?;
+        Ok(Batch::new(self, n))
     }
 
     fn prepare_views(&mut self, max_msgs: usize) -> Result<()> {
@@ -391,6 +441,37 @@ impl Bus {
 
     pub(crate) fn views(&self) -> &[sys::tachyon_msg_view_t] {
         &self.batch_views
+    }
+
+    // ---- event loops ----------------------------------------------------------
+
+    /// A descriptor for poll, select, epoll or an event loop (mio, tokio's
+    /// `AsyncFd`; with the `tokio` feature, [`crate::AsyncBus`] does it all).
+    /// Owned by the bus (closed when it is dropped: deregister it first) and
+    /// the same on every call. It turns readable after [`Bus::arm`] once what
+    /// was armed for may be there. Either side.
+    pub fn event_fd(&self) -> Result<RawFd> {
+        // SAFETY: the bus is live.
+        let fd = unsafe { sys::tachyon_bus_fd(self.raw.as_ptr()) };
+        if fd < 0 {
+            return Err(self.last_error());
+        }
+        Ok(fd)
+    }
+
+    /// Clear the event-loop descriptor and arm it for `what`. `Ok(true)`: it
+    /// is there already, do not wait (call the non-blocking calls:
+    /// [`Bus::try_recv`], [`Bus::try_recv_batch`], [`Bus::send`],
+    /// [`Bus::try_acquire_tx`]); `Ok(false)`: armed, wait until the
+    /// descriptor is readable, then call them, and arm again when they find
+    /// nothing. Level-triggered: the descriptor stays readable until the next
+    /// arm. Call it from the thread that works that side.
+    pub fn arm(&mut self, what: Wait) -> Result<bool> {
+        // SAFETY: the bus is live.
+        match unsafe { sys::tachyon_bus_fd_arm(self.raw.as_ptr(), what.raw()) } {
+            r if r < 0 => Err(self.last_error()),
+            r => Ok(r == 1),
+        }
     }
 
     // ---- state --------------------------------------------------------------

@@ -71,13 +71,17 @@
 //! shared_between_threads::<tachyon::RpcClient>();
 //! ```
 
+#[cfg(feature = "tokio")]
+mod async_bus;
 mod bus;
 mod error;
 pub mod rpc;
 mod rx;
 mod tx;
 
-pub use bus::{Bus, ListenOptions, PollingMode, State, Stats};
+#[cfg(feature = "tokio")]
+pub use async_bus::AsyncBus;
+pub use bus::{Bus, ListenOptions, PollingMode, State, Stats, Wait};
 pub use error::{Error, ErrorKind, Result};
 pub use rpc::{Reply, Request, RpcClient, RpcServer, MSG_TYPE_ERROR};
 pub use rx::{Batch, BatchIter, Message, RxGuard};
