@@ -145,10 +145,47 @@ static inline int claim_sleeper(_Atomic uint32_t *sleeping)
 }
 
 /* F2 against a consumer that issues membarrier before it sleeps (see E/F
- * above): the barrier comes from the consumer's side, so a plain load. */
+ * above): the barrier comes from the consumer's side. seq_cst (a plain load
+ * on x86) so that it also pairs with the consumer's look at the fencing
+ * acknowledgement (M below). */
 static inline uint32_t peek_sleeper_after_membarrier(_Atomic uint32_t *sleeping)
 {
-    return atomic_load_explicit(sleeping, memory_order_relaxed);
+    return atomic_load_explicit(sleeping, memory_order_seq_cst);
+}
+
+/*
+ *   M  the membarrier is skipped when the producer fences anyway: a consumer
+ *      that sleeps after nearly every message asks for per-stamp fences
+ *      (request_fencing); the producer, seeing the request, switches and
+ *      acknowledges (ack_fencing, seq_cst); a consumer about to sleep reads
+ *      the acknowledgement (observe_fencing_ack, seq_cst) after its E1 and
+ *      issues no membarrier when it says 1. Switching on, the producer fences
+ *      before it acknowledges, so every stamp after the acknowledgement is
+ *      fenced (pair E/F) and every stamp before it is visible to a consumer
+ *      that read it (the acknowledgement is a release, its read an acquire).
+ *      Switching off, the producer stores 0 before its first unfenced stamp;
+ *      a consumer that still read 1 did so before that store in the total
+ *      order, after its E1, so the producer's seq_cst look at the sleeper
+ *      word (F2) comes later in that order and sees the consumer's 1.
+ */
+static inline void request_fencing(_Atomic uint32_t *wants, uint32_t on)
+{
+    atomic_store_explicit(wants, on, memory_order_relaxed);
+}
+
+static inline uint32_t peek_fencing_request(_Atomic uint32_t *wants)
+{
+    return atomic_load_explicit(wants, memory_order_relaxed);
+}
+
+static inline void ack_fencing(_Atomic uint32_t *ack, uint32_t on)
+{
+    atomic_store_explicit(ack, on, memory_order_seq_cst); /* M: pairs with observe_fencing_ack */
+}
+
+static inline uint32_t observe_fencing_ack(_Atomic uint32_t *ack)
+{
+    return atomic_load_explicit(ack, memory_order_seq_cst); /* M: pairs with ack_fencing */
 }
 
 /* The producer (or a leaving peer) takes an event-loop waiter's 3 back to 0

@@ -65,6 +65,7 @@ struct tachyon_tx_state {
     uint64_t messages, bytes, full, wakes, fill_max;
     int64_t active_ns;      /* coarse time of a recent commit */
     uint64_t wait_need;     /* bytes the last acquire found no room for (event loops wait for them) */
+    uint32_t fencing;       /* every stamp is fenced now (the consumer asked: pair M) */
 };
 
 /* One message handed out by a batch receive: where the tail goes once it is
@@ -89,6 +90,9 @@ struct tachyon_rx_state {
     size_t batch_room;
     int64_t next_liveness_ns; /* nothing to read: when to check the producer again */
     int producer_stamps;    /* the producer is known to stamp slots: spinning reads head rarely */
+    uint64_t messages_at_sleep; /* rx.messages when it last went to sleep */
+    uint32_t sparse_sleeps; /* sleeps in a row after at most SPARSE_MESSAGES messages each */
+    uint32_t wants_fence;   /* what it last asked of the producer (pair M) */
     uint32_t pending_size;  /* payload bytes of a single receive (for the counters) */
     /* Counted here, stored into the segment's consumer block now and then. */
     uint64_t messages, bytes, sleeps;
@@ -253,6 +257,8 @@ TACHYON_HIDDEN extern int wait_sleep_slice_ms;
 /* 1 when this process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED
  * (registers on first use in each process). */
 TACHYON_HIDDEN int wait_membarrier_ready(void);
+/* Between a consumer's announcement and its recheck (pairs E/F and M). */
+TACHYON_HIDDEN void wait_fence_before_recheck(struct tachyon_bus *bus);
 TACHYON_HIDDEN tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms);
 TACHYON_HIDDEN int wait_peer_alive(struct tachyon_bus *bus);
 TACHYON_HIDDEN void wait_close_peer(struct tachyon_bus *bus);

@@ -160,8 +160,7 @@ static int rx_arm(tachyon_bus_t *bus)
 {
     tachyon_segment_header_t *hdr = bus->hdr;
     announce_fd_wait(&hdr->consumer_sleeping);
-    if (wait_membarrier_ready())
-        (void)membarrier_global_expedited();
+    wait_fence_before_recheck(bus);
     if (!ring_recheck_readable(bus))
         return 0;
     (void)claim_fd_waiter(&hdr->consumer_sleeping); /* we do not wait after all */

@@ -290,6 +290,19 @@ static inline void tx_store_lazy_head(struct tachyon_bus *bus)
     publish_head(&bus->hdr->head, bus->tx.committed); /* A: pairs with B */
 }
 
+/* The consumer asks for fenced stamps (it sleeps after nearly every
+ * message) or no longer does: switch, in the order pair M needs. */
+static void tx_switch_fencing(struct tachyon_bus *bus, uint32_t want)
+{
+    if (want) {
+        bus->tx.fencing = 1;                         /* fenced from the next stamp on, */
+        ack_fencing(&bus->hdr->producer_fencing, 1); /* then say so */
+    } else {
+        ack_fencing(&bus->hdr->producer_fencing, 0); /* say so first, */
+        bus->tx.fencing = 0;                         /* then stop fencing */
+    }
+}
+
 /*
  * Stamp the slot at `pos` complete (pair H). When the stamp is what tells the
  * consumer (PUBLISH_STAMPS) and it may sleep, this is also the producer's half
@@ -307,6 +320,11 @@ static inline void tx_stamp(struct tachyon_bus *bus, tachyon_msg_header_t *h, ui
         return;
     }
     if (bus->peer_features & TACHYON_FEATURE_MEMBARRIER) {
+        uint32_t want = peek_fencing_request(&hdr->consumer_wants_fence);
+        if (unlikely(want != bus->tx.fencing))
+            tx_switch_fencing(bus, want);
+    }
+    if ((bus->peer_features & TACHYON_FEATURE_MEMBARRIER) && !bus->tx.fencing) {
         publish_slot_stamp(&h->stamp, stamp); /* H, and F1 without a fence: pairs with E's membarrier */
         uint32_t word = peek_sleeper_after_membarrier(&hdr->consumer_sleeping); /* F2 */
         if (consumer_waits(word))

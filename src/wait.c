@@ -22,15 +22,16 @@
 
 int wait_sleep_slice_ms = TACHYON_SLEEP_SLICE_MS;
 
-/* membarrier registration of this process (pid 0: not tried yet). Kept per
- * pid: a fork()ed child is a process of its own and registers again. */
-static _Atomic int membarrier_pid;
+/* membarrier registration of this process, as of fork generation
+ * membarrier_generation - 1 (0: not tried yet): a fork()ed child is a
+ * process of its own and registers again. */
+static _Atomic unsigned membarrier_generation;
 static _Atomic int membarrier_ok;
 
 int wait_membarrier_ready(void)
 {
-    int pid = (int)getpid();
-    if (atomic_load_explicit(&membarrier_pid, memory_order_acquire) == pid)
+    unsigned generation = status_fork_generation() + 1;
+    if (atomic_load_explicit(&membarrier_generation, memory_order_acquire) == generation)
         return atomic_load_explicit(&membarrier_ok, memory_order_relaxed);
     int ok = 0;
 #ifdef SYS_membarrier
@@ -39,8 +40,51 @@ int wait_membarrier_ready(void)
          syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
 #endif
     atomic_store_explicit(&membarrier_ok, ok, memory_order_relaxed);
-    atomic_store_explicit(&membarrier_pid, pid, memory_order_release);
+    atomic_store_explicit(&membarrier_generation, generation, memory_order_release);
     return ok;
+}
+
+/*
+ * A consumer about to sleep or wait has announced it (E1); before it looks
+ * again (E2), a producer that stores stamps without a fence needs one from
+ * us: a membarrier, unless the producer says it fences every stamp now
+ * (pair M). The membarrier costs tens of microseconds on some machines, so a
+ * consumer that sleeps after nearly every message (a sparse stream) asks the
+ * producer to fence instead, and withdraws the request when the stream gets
+ * dense again (SPARSE_*).
+ */
+#define SPARSE_MESSAGES 2u /* at most this many messages between two sleeps: sparse */
+#define SPARSE_SLEEPS 8u   /* this many sparse sleeps in a row: ask for fences */
+#define DENSE_MESSAGES 64u /* this many between two sleeps: withdraw the request */
+
+static void note_sleep_pattern(struct tachyon_bus *bus)
+{
+#ifdef TACHYON_NO_STATS
+    (void)bus; /* no message count to judge by: never ask */
+    return;
+#endif
+    struct tachyon_rx_state *rx = &bus->rx;
+    uint64_t since = rx->messages - rx->messages_at_sleep;
+    rx->messages_at_sleep = rx->messages;
+    rx->sparse_sleeps = since <= SPARSE_MESSAGES ? rx->sparse_sleeps + 1 : 0;
+    uint32_t want = rx->wants_fence;
+    if (rx->sparse_sleeps >= SPARSE_SLEEPS)
+        want = 1;
+    else if (since >= DENSE_MESSAGES)
+        want = 0;
+    if (want != rx->wants_fence) {
+        rx->wants_fence = want;
+        request_fencing(&bus->hdr->consumer_wants_fence, want);
+    }
+}
+
+void wait_fence_before_recheck(struct tachyon_bus *bus)
+{
+    if (!(bus->peer_features & TACHYON_FEATURE_MEMBARRIER) || !wait_membarrier_ready())
+        return; /* a producer that is not fence-free (or we cannot help it) */
+    if (observe_fencing_ack(&bus->hdr->producer_fencing)) /* M: pairs with ack_fencing */
+        return;
+    (void)membarrier_global_expedited();
 }
 
 /* How often a call that finds nothing to do (an empty or full ring) checks
@@ -59,11 +103,11 @@ tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms)
         return TACHYON_SUCCESS; /* pure-spin consumers never sleep */
 
     /* E: pairs with the producer's F. If something came, do not sleep. A
-     * producer of ours that stores without a fence (it registered for
-     * membarrier) gets one from us here, before we look again. */
+     * producer of ours that stores without a fence gets one from us before
+     * we look again. */
+    note_sleep_pattern(bus);
     announce_sleep(&hdr->consumer_sleeping);
-    if (wait_membarrier_ready())
-        (void)membarrier_global_expedited();
+    wait_fence_before_recheck(bus);
     if (ring_recheck_readable(bus)) {
         set_sleeper_word(&hdr->consumer_sleeping, TACHYON_CONSUMER_AWAKE);
         return TACHYON_SUCCESS;

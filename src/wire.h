@@ -111,7 +111,9 @@ typedef struct {
 
     _Atomic uint64_t head;              /* written by the producer only */
     _Atomic uint32_t producer_waiting;  /* extension: 1 while the producer waits for room on its eventfd */
-    uint8_t pad_head_[64 - 12];
+    _Atomic uint32_t producer_fencing;  /* extension: 1 while the producer fences every stamp (the
+                                           consumer asked; it then sleeps without a membarrier) */
+    uint8_t pad_head_[64 - 16];
     tachyon_side_stats_t producer_stats; /* extension, written by the producer only */
 
     _Atomic uint64_t tail;              /* written by the consumer only */
@@ -119,7 +121,8 @@ typedef struct {
     tachyon_side_stats_t consumer_stats; /* extension, written by the consumer only */
 
     _Atomic uint32_t consumer_sleeping; /* futex word, written by the consumer */
-    uint8_t pad_sleep_[128 - 4];
+    _Atomic uint32_t consumer_wants_fence; /* extension: 1 asks the producer to fence every stamp */
+    uint8_t pad_sleep_[128 - 8];
 
     _Atomic uint64_t producer_heartbeat;
     uint8_t pad_phb_[128 - 8];
@@ -138,10 +141,12 @@ _Static_assert(offsetof(tachyon_segment_header_t, ext_features) == 20, "seg.ext_
 _Static_assert(offsetof(tachyon_segment_header_t, stamp_salt) == 24, "seg.stamp_salt");
 _Static_assert(offsetof(tachyon_segment_header_t, head) == 128, "seg.head");
 _Static_assert(offsetof(tachyon_segment_header_t, producer_waiting) == 136, "seg.producer_waiting");
+_Static_assert(offsetof(tachyon_segment_header_t, producer_fencing) == 140, "seg.producer_fencing");
 _Static_assert(offsetof(tachyon_segment_header_t, producer_stats) == 192, "seg.producer_stats");
 _Static_assert(offsetof(tachyon_segment_header_t, tail) == 256, "seg.tail");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_stats) == 320, "seg.consumer_stats");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_sleeping) == 384, "seg.consumer_sleeping");
+_Static_assert(offsetof(tachyon_segment_header_t, consumer_wants_fence) == 388, "seg.consumer_wants_fence");
 _Static_assert(offsetof(tachyon_segment_header_t, producer_heartbeat) == 512, "seg.producer_heartbeat");
 _Static_assert(offsetof(tachyon_segment_header_t, consumer_heartbeat) == 640, "seg.consumer_heartbeat");
 _Static_assert(sizeof(_Atomic uint32_t) == 4 && sizeof(_Atomic uint64_t) == 8,

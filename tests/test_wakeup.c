@@ -7,6 +7,10 @@
  * the consumer asleep with a message in the ring until its futex slice ends
  * (made 30 s here); the producer, which sends nothing more meanwhile, sees the
  * message unacknowledged for 10 s (far beyond scheduling noise) and counts it.
+ * Every BURST_EVERY messages a burst of BURST_LEN goes out back to back (the
+ * consumer reads it once it is all in the ring): the consumer, which sleeps after nearly every message otherwise, asks the
+ * producer to fence its stamps and withdraws the request in each burst, so
+ * the switch between the two wake-up protocols races with sleeps too.
  */
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -17,12 +21,21 @@
 
 #define SLEEP_SLICE_MS 30000
 #define LOST_AFTER_NS 10000000000ull
+#define BURST_EVERY 500
+#define BURST_LEN 100
 
 struct shared {
     _Atomic uint64_t acked; /* messages the consumer has received */
     _Atomic uint64_t lost;  /* messages not acknowledged within LOST_AFTER_NS */
     _Atomic uint64_t worst_ns;
+    _Atomic uint64_t burst_sent; /* messages sent when the last burst was in the ring */
 };
+
+/* Message i starts a burst of BURST_LEN. */
+static int is_burst_start(uint64_t i, uint64_t count)
+{
+    return i % BURST_EVERY == 0 && i + BURST_LEN <= count;
+}
 
 static void pause_ns(uint64_t ns)
 {
@@ -36,6 +49,13 @@ static int producer(const char *path, uint64_t count, struct shared *sh)
     if (tachyon_bus_connect_timeout(path, 10000, &bus) != TACHYON_SUCCESS)
         return 1;
     for (uint64_t i = 0; i < count; i++) {
+        if (is_burst_start(i, count)) { /* all but the burst's last message, back to back */
+            for (uint64_t end = i + BURST_LEN - 1; i < end; i++)
+                while (tachyon_send(bus, &i, sizeof(i), 1) != TACHYON_SUCCESS)
+                    if (tachyon_bus_last_error(bus) != TACHYON_ERR_FULL)
+                        return 1;
+            atomic_store(&sh->burst_sent, i);
+        }
         pause_ns(t_mix(i) % 300000);
         uint64_t sent = t_now_ns();
         if (tachyon_send(bus, &i, sizeof(i), 1) != TACHYON_SUCCESS)
@@ -71,8 +91,9 @@ int main(void)
         _exit(producer(path, count, sh));
 
     tachyon_bus_t *bus;
-    REQUIRE(tachyon_bus_listen(path, 4096, &bus) == TACHYON_SUCCESS);
-    uint64_t received = 0;
+    REQUIRE(tachyon_bus_listen(path, 1 << 16, &bus) == TACHYON_SUCCESS);
+    uint64_t received = 0, fencing_on = 0, fencing_off = 0;
+    uint32_t fencing = 0;
     for (;;) {
         uint32_t type_id;
         size_t size;
@@ -80,10 +101,18 @@ int main(void)
         if (!m)
             break;
         CHECK_EQ(*m, received);
+        if (is_burst_start(received, count)) /* read the burst only once it is all there: no */
+            while (atomic_load(&sh->burst_sent) < received + BURST_LEN - 1) /* sleep inside it */
+                pause_ns(10000);
         received++;
         tachyon_commit_rx(bus);
         atomic_store(&sh->acked, received);
+        uint32_t now = atomic_load(&bus->hdr->producer_fencing);
+        fencing_on += !fencing && now;
+        fencing_off += fencing && !now;
+        fencing = now;
     }
+    int fence_free = (bus->peer_features & TACHYON_FEATURE_MEMBARRIER) != 0;
     CHECK_EQ(tachyon_get_state(bus), TACHYON_STATE_DISCONNECTED);
     tachyon_bus_destroy(bus);
     int status;
@@ -93,7 +122,13 @@ int main(void)
            "%llu not received within %.0f ms\n",
            (unsigned long long)received, (unsigned long long)count, (double)atomic_load(&sh->worst_ns) / 1e6,
            (unsigned long long)atomic_load(&sh->lost), LOST_AFTER_NS / 1e6);
+    printf("wake-up: the producer fenced on request %llu times and stopped %llu times\n",
+           (unsigned long long)fencing_on, (unsigned long long)fencing_off);
     CHECK_EQ(received, count);
     CHECK_EQ(atomic_load(&sh->lost), 0);
+    if (fence_free && count >= 4 * BURST_EVERY) { /* the switch was exercised both ways */
+        CHECK(fencing_on >= 2);
+        CHECK(fencing_off >= 1);
+    }
     return t_result("test_wakeup");
 }
