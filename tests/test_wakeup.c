@@ -8,9 +8,10 @@
  * (made 30 s here); the producer, which sends nothing more meanwhile, sees the
  * message unacknowledged for 10 s (far beyond scheduling noise) and counts it.
  * Every BURST_EVERY messages a burst of BURST_LEN goes out back to back (the
- * consumer reads it once it is all in the ring): the consumer, which sleeps after nearly every message otherwise, asks the
- * producer to fence its stamps and withdraws the request in each burst, so
- * the switch between the two wake-up protocols races with sleeps too.
+ * consumer reads it once it is all in the ring). The consumer, which sleeps
+ * after nearly every message otherwise, asks the producer to fence its stamps
+ * and withdraws the request in each burst, so the switch between the two
+ * wake-up protocols races with sleeps too.
  */
 #include <stdatomic.h>
 #include <sys/mman.h>
