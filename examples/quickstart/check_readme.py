@@ -22,12 +22,16 @@ QUICKSTART = Path("examples/quickstart")
 FILES = [
     QUICKSTART / "c" / "consumer.c",
     QUICKSTART / "c" / "producer.c",
+    QUICKSTART / "c" / "epoll_consumer.c",
     QUICKSTART / "python" / "consumer.py",
     QUICKSTART / "python" / "producer.py",
     QUICKSTART / "python" / "rpc_server.py",
     QUICKSTART / "python" / "rpc_client.py",
+    QUICKSTART / "python" / "asyncio_consumer.py",
     QUICKSTART / "rust" / "Cargo.toml",
     QUICKSTART / "rust" / "src" / "main.rs",
+    QUICKSTART / "rust-tokio" / "Cargo.toml",
+    QUICKSTART / "rust-tokio" / "src" / "main.rs",
 ]
 CODE_LANGUAGES = {"c", "python", "rust"}  # always a quick-start file
 FILE_LANGUAGES = CODE_LANGUAGES | {"toml"}  # checked when a file line names them

@@ -8,9 +8,10 @@
 #   3. Python: the programs as they are, with the project's .venv Python;
 #   4. Rust: the cargo project copied to a directory outside the repository,
 #      its dependency pointed at bindings/rust/tachyon, built there;
-#   5. every consumer with every producer (3 x 3 pairs): a few messages, both
-#      exit 0, the consumer prints exactly what was sent and then sees the
-#      producer's clean close;
+#   5. every consumer (the three plain ones and the event-loop ones: C epoll,
+#      Python asyncio, Rust tokio) with every producer (6 x 3 pairs): a few
+#      messages, both exit 0, the consumer prints exactly what was sent and
+#      then sees the producer's clean close;
 #   6. the request/reply quick start (Python server and caller).
 # Everything is built and run in one temporary directory, removed at the end.
 #
@@ -52,7 +53,7 @@ if ! make -C "$ROOT" -s --no-print-directory install PREFIX="$prefix" > "$work/l
     fail "make install PREFIX=$prefix:"; sed 's/^/    /' "$work/log/install.txt"; c_ok=0
 fi
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
-for prog in consumer producer; do
+for prog in consumer producer epoll_consumer; do
     (( c_ok )) || break
     src=$QS/c/$prog.c
     # The line README gives, for a library installed under a prefix of one's own.
@@ -80,26 +81,37 @@ fi
 (( py_ok )) && pass "Python: $PY imports tachyon"
 
 # ---- 4. Rust, outside the repository ---------------------------------------------
-rs_ok=1
-project=$work/rust-project
-mkdir -p "$project"
-cp -r "$QS/rust/Cargo.toml" "$QS/rust/src" "$project/"
-[[ -f $QS/rust/Cargo.lock ]] && cp "$QS/rust/Cargo.lock" "$project/"
-# What README tells a user to do in their own project: the path of the crate.
-sed -i "s|path = \"../../../bindings/rust/tachyon\"|path = \"$ROOT/bindings/rust/tachyon\"|" "$project/Cargo.toml"
-if ! grep -q "path = \"$ROOT/bindings/rust/tachyon\"" "$project/Cargo.toml"; then
-    fail "Rust: Cargo.toml has no dependency line to point at $ROOT/bindings/rust/tachyon"; rs_ok=0
-elif ! (cd "$project" && "$CARGO" build --quiet) > "$work/log/cargo.txt" 2>&1; then
-    fail "Rust: cargo build in $project failed:"; tail -n 40 "$work/log/cargo.txt" | sed 's/^/    /'; rs_ok=0
-fi
-(( rs_ok )) && pass "Rust: the cargo project builds in a directory outside the repository"
+# Each cargo project (the plain one, the tokio one) copied out of the repository,
+# its dependency pointed at bindings/rust/tachyon as README tells a user to do.
+build_rust_project() { # NAME: examples/quickstart/NAME -> $work/NAME
+    local src=$QS/$1 project=$work/$1
+    mkdir -p "$project"
+    cp -r "$src/Cargo.toml" "$src/src" "$project/"
+    [[ -f $src/Cargo.lock ]] && cp "$src/Cargo.lock" "$project/"
+    sed -i "s|path = \"../../../bindings/rust/tachyon\"|path = \"$ROOT/bindings/rust/tachyon\"|" "$project/Cargo.toml"
+    if ! grep -q "path = \"$ROOT/bindings/rust/tachyon\"" "$project/Cargo.toml"; then
+        fail "Rust ($1): Cargo.toml has no dependency line to point at $ROOT/bindings/rust/tachyon"; return 1
+    elif ! (cd "$project" && "$CARGO" build --quiet) > "$work/log/cargo-$1.txt" 2>&1; then
+        fail "Rust ($1): cargo build in $project failed:"; tail -n 40 "$work/log/cargo-$1.txt" | sed 's/^/    /'
+        return 1
+    fi
+}
+rs_ok=0 rs_tokio_ok=0
+build_rust_project rust && rs_ok=1 &&
+    pass "Rust: the cargo project builds in a directory outside the repository"
+build_rust_project rust-tokio && rs_tokio_ok=1 &&
+    pass "Rust: the tokio cargo project builds in a directory outside the repository"
+project=$work/rust
 
 # ---- 5. every consumer with every producer ----------------------------------------
 consumer_cmd() {
     case $1 in
     c) echo "$work/bin/c-consumer" ;;
+    c-epoll) echo "$work/bin/c-epoll_consumer" ;;
     python) echo "$PY $QS/python/consumer.py" ;;
+    python-asyncio) echo "$PY $QS/python/asyncio_consumer.py" ;;
     rust) echo "$project/target/debug/tachyon-quickstart consumer" ;;
+    rust-tokio) echo "$work/rust-tokio/target/debug/tachyon-quickstart-tokio" ;;
     esac
 }
 producer_cmd() {
@@ -110,12 +122,17 @@ producer_cmd() {
     esac
 }
 ready() {
-    case $1 in c) (( c_ok )) ;; python) (( py_ok )) ;; rust) (( rs_ok )) ;; esac
+    case $1 in
+    c | c-epoll) (( c_ok )) ;;
+    python | python-asyncio) (( py_ok )) ;;
+    rust) (( rs_ok )) ;;
+    rust-tokio) (( rs_tokio_ok )) ;;
+    esac
 }
 
 expected_consumer=$(for i in 0 1 2 3 4; do echo "type 1: hello $i"; done
                     echo "received 5 messages; the producer closed the bus")
-for c in c python rust; do
+for c in c c-epoll python python-asyncio rust rust-tokio; do
     for p in c python rust; do
         ready "$c" && ready "$p" || continue
         sock=$work/sock/$c-$p.sock

@@ -89,6 +89,11 @@ impl AsyncBus {
     /// `AsyncFd::new` does).
     pub fn new(bus: Bus) -> Result<AsyncBus> {
         let fd = bus.event_fd()?;
+        // Newer tokio releases deprecate with_interest for descriptors whose
+        // owner may close them first; this one is owned by `bus`, which the
+        // AsyncBus holds and drops after `fd` (field order), so it outlives
+        // the registration.
+        #[allow(deprecated)]
         let fd = AsyncFd::with_interest(BusFd(fd), Interest::READABLE)
             .map_err(|e| io_error("registering the bus's descriptor with the tokio runtime", e))?;
         Ok(AsyncBus { fd, bus })
