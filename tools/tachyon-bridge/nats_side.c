@@ -68,6 +68,21 @@ static void on_closed(natsConnection *nc, void *closure)
         say("NATS connection closed: no server could be reached");
 }
 
+/* Mark the link refused: the server will not take our messages. */
+static void refuse(nats_link_t *l, natsStatus err, const char *text)
+{
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&l->fatal, &none, 2))
+        return; /* the first reason stays */
+    snprintf(l->fatal_text, sizeof l->fatal_text, "%s", text ? text : natsStatus_GetText(err));
+    atomic_store(&l->fatal, 1); /* the text is whole: readers may look (nats_link_refused) */
+}
+
+bool nats_link_refused(nats_link_t *l)
+{
+    return atomic_load(&l->fatal) == 1;
+}
+
 /* Errors the server or the library report asynchronously. A refused publish
  * (permissions) would lose messages silently, so it stops the bridge. */
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -79,10 +94,8 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
         atomic_store(&l->slow_consumer, 1);
         return; /* counted and reported by the caller's loop */
     }
-    if (err == NATS_NOT_PERMITTED || (text && strstr(text, "Permissions Violation"))) {
-        snprintf(l->fatal_text, sizeof l->fatal_text, "%s", text ? text : natsStatus_GetText(err));
-        atomic_store(&l->fatal, 1);
-    }
+    if (err == NATS_NOT_PERMITTED || (text && strstr(text, "Permissions Violation")))
+        refuse(l, err, text);
     say("NATS error: %s%s%s", natsStatus_GetText(err), text ? ": " : "", text ? text : "");
 }
 
@@ -169,9 +182,19 @@ int64_t nats_link_max_payload(nats_link_t *l)
     return natsConnection_GetMaxPayload(l->nc);
 }
 
+/* A successful flush confirms what was published before it, unless the
+ * server refused some of it: its -ERR comes before its PONG, and the library
+ * records it as the connection's last error before the flush returns, while
+ * the error callback (on_async_error) may run only later. */
 natsStatus nats_link_flush(nats_link_t *l, int timeout_ms)
 {
-    return natsConnection_FlushTimeout(l->nc, timeout_ms);
+    natsStatus s = natsConnection_FlushTimeout(l->nc, timeout_ms);
+    const char *text = NULL;
+    if (s == NATS_OK && natsConnection_GetLastError(l->nc, &text) == NATS_NOT_PERMITTED) {
+        refuse(l, NATS_NOT_PERMITTED, text);
+        return NATS_NOT_PERMITTED;
+    }
+    return s;
 }
 
 natsStatus nats_publish(nats_link_t *l, const char *subject, const void *data, size_t len,

@@ -21,7 +21,7 @@ typedef struct {
     jsCtx *js;
     natsStatistics *stats;     /* reused by nats_link_reconnects (main thread) */
     /* Set by the library's threads. */
-    atomic_int fatal;          /* the server refuses our messages: stop */
+    atomic_int fatal;          /* the server refuses our messages: stop (1; 2 while the text is written) */
     char fatal_text[256];
     atomic_int slow_consumer;  /* the client dropped incoming messages */
     atomic_int closing;        /* we are closing: connection events are expected */
@@ -35,6 +35,8 @@ bool nats_link_open(nats_link_t *l, const bridge_options_t *opts);
 void nats_link_close(nats_link_t *l);
 
 bool nats_link_up(nats_link_t *l);
+/* The server refused our messages; fatal_text says why. */
+bool nats_link_refused(nats_link_t *l);
 
 /* How many times the connection was re-established: a change means that
  * whatever was written before may not have reached the server, and that

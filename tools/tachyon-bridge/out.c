@@ -462,7 +462,7 @@ static void finish(out_t *out, const char *reason)
     out->end_seq = out->win.end_seq - 1;
     int64_t end_deadline = -1;
     while (!out->fatal && !window_empty(&out->win) && now_ns() < deadline && stop_requested() <= stops_before &&
-           !atomic_load(&out->link.fatal)) {
+           !nats_link_refused(&out->link)) {
         /* Only the end record left: its reader may have gone with the data. */
         if (out->win.base_seq == out->end_seq) {
             if (end_deadline < 0)
@@ -548,8 +548,8 @@ static int run(out_t *out)
     bool bus_failed = false;
     for (;;) {
         service(out);
-        if (out->fatal || atomic_load(&out->link.fatal)) {
-            if (atomic_load(&out->link.fatal))
+        if (out->fatal || nats_link_refused(&out->link)) {
+            if (nats_link_refused(&out->link))
                 say("the NATS server refuses our messages (%s): stopping", out->link.fatal_text);
             out->fatal = true;
             snprintf(reason, sizeof reason, "the bridge stopped: NATS refused its messages");
@@ -581,6 +581,10 @@ static int run(out_t *out)
     apply_confirmations(out);
 
     uint64_t unconfirmed = window_count(&out->win) - (out->end_seq && out->win.base_seq <= out->end_seq);
+    if (!out->fatal && nats_link_refused(&out->link)) {
+        say("the NATS server refused our messages (%s)", out->link.fatal_text);
+        out->fatal = true;
+    }
     print_counts(out, "done: ");
     if (unconfirmed)
         say("%" PRIu64 " messages taken from the bus were not confirmed by %s", unconfirmed,
