@@ -211,12 +211,14 @@ int main(void)
     printf("RESULT bench=throughput variant=ratio-default-over-head32 value=%.3f\n", m_ours / m_base);
     printf("RESULT bench=throughput variant=ratio-batch-over-per-message value=%.3f\n", m_batch / m_ours);
 
-    /* 3: large messages against memcpy of the same block size. */
-    static const size_t sizes[] = {4096, 16384, 65536};
-    printf("\nlarge messages, per-message default, medians of %d; memcpy on one core, same sizes:\n", runs);
+    /* 3: by size, large messages against memcpy of the same block size. */
+    static const size_t sizes[] = {64, 256, 1024, 4096, 16384, 65536};
+    printf("\nby size, per-message default, medians of %d; memcpy on one core, same sizes:\n", runs);
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         size_t size = sizes[i];
-        uint64_t n = bench_env_u64("BENCH_LARGE_BYTES", 2ull << 30) / size; /* 2 GiB of payload per run */
+        uint64_t n = bench_env_u64("BENCH_LARGE_BYTES", 2ull << 30) / size; /* 2 GiB of payload per run, */
+        if (n > count)
+            n = count; /* or the 32-byte count of messages */
         double v[MAX_RUNS];
         for (int r = 0; r < runs; r++)
             v[r] = run_once(size, PER_MESSAGE, n);

@@ -87,8 +87,13 @@ def throughput_plot(path, seed):
 def native_throughput_plot(path, rows):
     by_variant = {}
     for r in rows:
-        by_variant.setdefault(r.get("variant"), []).append(r)
+        if "msgs_per_s" in r:  # not the ratio lines
+            by_variant.setdefault(r.get("variant"), []).append(r)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    copies = sorted((r for r in rows if r.get("variant") == "memcpy"), key=lambda r: r.get("size", 0))
+    if copies:
+        a2.plot([r["size"] for r in copies], [r.get("gb_per_s", 0) for r in copies], "k--",
+                label="memcpy, one core")
     for name, rs in by_variant.items():
         rs = sorted(rs, key=lambda r: r.get("size", 0))
         sizes = [r.get("size", 0) for r in rs]
@@ -102,6 +107,7 @@ def native_throughput_plot(path, rows):
         ax.grid(True, which="both", alpha=0.3)
     a1.set_yscale("log")
     a1.legend(fontsize=7)
+    a2.legend(fontsize=7)
     fig.suptitle("C -> C streaming throughput by payload size (build/bench/throughput)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -138,6 +138,61 @@ def ratio_rows(seed, native):
     return rows
 
 
+TARGETS_HEADING = "## Targets"
+
+
+def target_rows(seed, native):
+    """(what, goal, measured, met) for the speed and latency targets the core is
+    held to, each from this run: throughput against the published library's
+    publication scheme (head every 32 commits, run by build/bench/throughput as
+    a mode of this library), batches against single messages, large messages
+    against memcpy, the round trip against the cache-line floor, the seed
+    job's latency and its Python loop against the loop's floor."""
+    rows = []
+    tp = native.get("throughput", {}).get("rows", []) if isinstance(native, dict) else []
+    ratios = {r.get("variant"): r.get("value") for r in tp if "value" in r}
+
+    def add(what, goal, value, ok, text):
+        rows.append((what, goal, text if value is not None else "not measured",
+                     "-" if value is None else ("yes" if ok else "**no**")))
+
+    v = ratios.get("ratio-default-over-head32")
+    add("C -> C 32 B streaming, per-message API: default / head every 32 commits", ">= 1.10x",
+        v, v is not None and v >= 1.10, f"{v:.2f}x" if v is not None else "")
+    v = ratios.get("ratio-batch-over-per-message")
+    add("send_batch + drain_batch / per-message, 32 B", ">= 1.50x", v, v is not None and v >= 1.5,
+        f"{v:.2f}x" if v is not None else "")
+    copies = {r.get("size"): r.get("gb_per_s") for r in tp if r.get("variant") == "memcpy"}
+    large = [(r["size"], r["gb_per_s"] / copies[r["size"]]) for r in tp
+             if r.get("variant") == "per-message,default" and copies.get(r.get("size"))
+             and 4096 <= r.get("size", 0) <= 65536]
+    worst = min((x for _, x in large), default=None)
+    add("4-64 KiB messages / memcpy bandwidth of one core", ">= 0.80 at each size", worst,
+        worst is not None and worst >= 0.8, ", ".join(f"{sz // 1024} KiB {x:.2f}" for sz, x in large))
+    pp = {r.get("variant"): r for r in native.get("pingpong", {}).get("rows", [])} \
+        if isinstance(native, dict) else {}
+    floor = pp.get("floor", {}).get("p50_ns")
+    for name in ("tachyon_spin", "tachyon_blocking"):
+        p50 = pp.get(name, {}).get("p50_ns")
+        x = p50 / floor if p50 and floor else None
+        add(f"C <-> C round trip p50 / cache-line floor ({name})", "<= 1.50x", x, x is not None and x <= 1.5,
+            f"{p50} / {floor} ns = {x:.2f}x" if x is not None else "")
+    m = by_name(seed)
+    c = m["tachyon-seed"]["median"].consumer if "tachyon-seed" in m else None
+    if c and c.get("p50_ns") is not None:
+        p50, p99 = c["p50_ns"] / 1000, c["p99_ns"] / 1000
+        add("seed job one-way latency at full rate (send_zero_copy)", "p50 <= 1 µs, p99 <= 5 µs", p50,
+            p50 <= 1 and p99 <= 5, f"p50 {p50:.2f} µs, p99 {p99:.2f} µs")
+    else:
+        add("seed job one-way latency at full rate (send_zero_copy)", "p50 <= 1 µs, p99 <= 5 µs", None, False, "")
+    mine = m["tachyon-seed"]["median"].producer.get("producer_rate") if "tachyon-seed" in m else None
+    base = m["floor"]["median"].producer.get("producer_rate") if "floor" in m else None
+    x = mine / base if mine and base else None
+    add("Python seed loop / its no-IPC floor", ">= 0.80x", x, x is not None and x >= 0.8,
+        f"{mps(mine)} / {mps(base)} M msg/s = {x:.2f}x" if x is not None else "")
+    return rows
+
+
 def ahead_row(m, mine, others, prod, cons):
     """Whether `mine` beat each of `others` on p50, p99 and throughput at once."""
     present = [o for o in others if o in m]
@@ -224,11 +279,16 @@ def native_tables(native):
         lines += [f"pingpong: {pp.get('skipped') or pp.get('error', 'no RESULT lines')}", ""]
     tp = native.get("throughput", {})
     if tp.get("rows"):
-        lines += ["Streaming C -> C (`build/bench/throughput`):", "",
-                  "| variant | payload B | M msg/s | GB/s |", "|---|--:|--:|--:|"]
+        copies = {r.get("size"): r.get("gb_per_s") for r in tp["rows"] if r.get("variant") == "memcpy"}
+        lines += ["Streaming C -> C (`build/bench/throughput`, medians):", "",
+                  "| variant | payload B | M msg/s | GB/s | / memcpy of one core |", "|---|--:|--:|--:|--:|"]
         for r in tp["rows"]:
+            if "msgs_per_s" not in r:
+                continue
+            mc = copies.get(r.get("size"))
+            of_memcpy = f"{r.get('gb_per_s', 0) / mc:.2f}" if mc else "-"
             lines.append(f"| {r.get('variant')} | {r.get('size')} | "
-                         f"{r.get('msgs_per_s', 0) / 1e6:.2f} | {r.get('gb_per_s', 0):.2f} |")
+                         f"{r.get('msgs_per_s', 0) / 1e6:.2f} | {r.get('gb_per_s', 0):.2f} | {of_memcpy} |")
         lines.append("")
     elif tp:
         lines += [f"throughput: {tp.get('skipped') or tp.get('error', 'no RESULT lines')}", ""]
@@ -320,6 +380,10 @@ def write_readme(path, machine, args, seed, pyrecv, native, plots):
     if plots:
         lines += ["![one-way latency by percentile](latency.png)", "",
                   "![producer throughput](throughput.png)", ""]
+    targets = target_rows(seed, native)
+    lines += [TARGETS_HEADING, "", "| target | goal | this run | met |", "|---|---|---|:-:|"]
+    lines += [f"| {what} | {goal} | {measured} | {met} |" for what, goal, measured, met in targets]
+    lines.append("")
     ratios = ratio_rows(seed, native)
     if ratios:
         lines += [RATIOS_HEADING, "", "| comparison | measured |", "|---|---|"]
