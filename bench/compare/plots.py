@@ -90,10 +90,11 @@ def native_throughput_plot(path, rows):
         if "msgs_per_s" in r:  # not the ratio lines
             by_variant.setdefault(r.get("variant"), []).append(r)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
-    copies = sorted((r for r in rows if r.get("variant") == "memcpy"), key=lambda r: r.get("size", 0))
-    if copies:
-        a2.plot([r["size"] for r in copies], [r.get("gb_per_s", 0) for r in copies], "k--",
-                label="memcpy, one core")
+    for variant, style, label in (("memcpy", "k--", "memcpy, one core, in cache"),
+                                  ("memcpy-memory", "k:", "memcpy, one core, through memory")):
+        copies = sorted((r for r in rows if r.get("variant") == variant), key=lambda r: r.get("size", 0))
+        if copies:
+            a2.plot([r["size"] for r in copies], [r.get("gb_per_s", 0) for r in copies], style, label=label)
     for name, rs in by_variant.items():
         rs = sorted(rs, key=lambda r: r.get("size", 0))
         sizes = [r.get("size", 0) for r in rs]
