@@ -30,6 +30,7 @@ static tachyon_error_t bus_from_fd(int fd, uint64_t capacity, tachyon_bus_t **ou
     bus->refs = 1; /* not yet shared with anyone */
     bus->id = status_new_bus_id();
     bus->fork_generation = status_fork_generation();
+    bus->own_pid = (uint32_t)getpid(); /* once: getpid() is a system call */
     bus->hdr = base;
     bus->ring = (uint8_t *)base + TACHYON_HEADER_BYTES;
     bus->capacity = capacity;

@@ -104,6 +104,7 @@ struct tachyon_bus {
     _Atomic int refs;
     uint64_t id;               /* process-unique; errors are kept per (thread, id) */
     unsigned fork_generation;  /* status_fork_count when the handle was made */
+    uint32_t own_pid;          /* this process, for the statistics blocks (a forked child never writes them) */
     tachyon_segment_header_t *hdr;
     uint8_t *ring;
     uint64_t capacity;

@@ -127,11 +127,11 @@ void ring_detach(struct tachyon_bus *bus)
 
 #define STATS_EVERY 1024u /* a power of two: see tx_count */
 
-static void store_side_stats(tachyon_side_stats_t *b, uint64_t messages, uint64_t bytes, uint64_t stalls,
-                             uint64_t wakes, uint64_t fill_max, int64_t active_ns)
+static void store_side_stats(tachyon_side_stats_t *b, uint32_t pid, uint64_t messages, uint64_t bytes,
+                             uint64_t stalls, uint64_t wakes, uint64_t fill_max, int64_t active_ns)
 {
     uint32_t seq = stats_write_begin(&b->seq); /* I: pairs with a tool's J */
-    atomic_store_explicit(&b->pid, (uint32_t)getpid(), memory_order_relaxed);
+    atomic_store_explicit(&b->pid, pid, memory_order_relaxed);
     stats_store(&b->messages, messages);
     stats_store(&b->bytes, bytes);
     stats_store(&b->stalls, stalls);
@@ -148,8 +148,8 @@ void ring_store_tx_stats(struct tachyon_bus *bus)
     if (tx->messages == 0)
         return; /* not a producer */
     tx->active_ns = wait_now_coarse_ns();
-    store_side_stats(&bus->hdr->producer_stats, tx->messages, tx->bytes, tx->full, tx->wakes, tx->fill_max,
-                     tx->active_ns);
+    store_side_stats(&bus->hdr->producer_stats, bus->own_pid, tx->messages, tx->bytes, tx->full, tx->wakes,
+                     tx->fill_max, tx->active_ns);
 }
 
 void ring_store_rx_stats(struct tachyon_bus *bus)
@@ -160,7 +160,8 @@ void ring_store_rx_stats(struct tachyon_bus *bus)
     if (rx->messages != rx->stored_messages)
         rx->active_ns = wait_now_coarse_ns();
     rx->stored_messages = rx->messages;
-    store_side_stats(&bus->hdr->consumer_stats, rx->messages, rx->bytes, rx->sleeps, 0, 0, rx->active_ns);
+    store_side_stats(&bus->hdr->consumer_stats, bus->own_pid, rx->messages, rx->bytes, rx->sleeps, 0, 0,
+                     rx->active_ns);
 }
 
 /* A commit of `messages` messages, `bytes` payload bytes: count it.
