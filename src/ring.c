@@ -811,14 +811,19 @@ tachyon_error_t tachyon_commit_rx(tachyon_bus_t *bus)
     return TACHYON_SUCCESS;
 }
 
-/* Are views[0..count) exactly the first `count` messages of the last batch? */
-static int views_match_batch(const struct tachyon_bus *bus, const tachyon_msg_view_t *views, size_t count)
+/* Are views[0..count) exactly the first `count` messages of the last batch?
+ * Their payload bytes go to *bytes (for the counters) on the way. */
+static int views_match_batch(const struct tachyon_bus *bus, const tachyon_msg_view_t *views, size_t count,
+                             uint64_t *bytes)
 {
+    uint64_t sum = 0;
     for (size_t i = 0; i < count; i++) {
         const struct rx_batch_entry *e = &bus->rx.batch[i];
         if (views[i].ptr != e->payload || views[i].reserved_ != e->slot_size)
             return 0;
+        sum += e->size;
     }
+    *bytes = sum;
     return 1;
 }
 
@@ -836,15 +841,13 @@ tachyon_error_t tachyon_commit_rx_batch(tachyon_bus_t *bus, const tachyon_msg_vi
     if (unlikely(!bus->rx.pending_batch || count > bus->rx.pending_count))
         return fail(bus, TACHYON_ERR_STATE);
     /* The views are the caller's memory: they must be the ones handed out. */
-    if (unlikely(!views_match_batch(bus, views, count)))
+    uint64_t bytes;
+    if (unlikely(!views_match_batch(bus, views, count, &bytes)))
         return status_error_detail(bus, TACHYON_ERR_STATE,
                                    "the views given back are not the first %zu messages of the last batch "
                                    "(a view was changed or made up); nothing was released",
                                    count);
     size_t left = bus->rx.pending_count - count;
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < count; i++)
-        bytes += bus->rx.batch[i].size;
     rx_count(bus, count, bytes);
     if (left)
         memmove(bus->rx.batch, bus->rx.batch + count, left * sizeof(bus->rx.batch[0]));
