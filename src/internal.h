@@ -251,6 +251,10 @@ TACHYON_HIDDEN int ring_recheck_readable(struct tachyon_bus *bus);
 TACHYON_HIDDEN int notify_create(void);
 TACHYON_HIDDEN int notify_accept_peer_fd(int fd);
 TACHYON_HIDDEN void notify_close(struct tachyon_bus *bus);
+/* Fan-in: arm a ring whose eventfd is shared with other rings (no clearing),
+ * and take an arm back. */
+TACHYON_HIDDEN int notify_rx_arm_shared(struct tachyon_bus *bus);
+TACHYON_HIDDEN void notify_rx_disarm(struct tachyon_bus *bus);
 
 /* wait.c */
 TACHYON_HIDDEN extern int wait_sleep_slice_ms;
