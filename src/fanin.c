@@ -457,6 +457,8 @@ tachyon_error_t tachyon_fanin_connect(const char *socket_path, int timeout_ms, u
     if (err != TACHYON_SUCCESS || memcmp(&admitted, &hello, sizeof(hello)) != 0) {
         tachyon_bus_destroy(*out);
         *out = NULL;
+        if (peer.pidfd >= 0)
+            close(peer.pidfd);
         return status_error_detail(NULL, TACHYON_ERR_NETWORK,
                                    "the fan-in consumer at %s did not confirm this producer", socket_path);
     }

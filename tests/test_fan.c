@@ -534,13 +534,14 @@ static void test_fanin_many(void)
 {
     char path[108];
     t_socket_path(path, sizeof(path), "fi-many");
-    tachyon_fanin_t *fi;
-    CHECK_ERR(tachyon_fanin_listen(path, 8192, 4, &fi), TACHYON_SUCCESS);
     const uint64_t count[3] = {5000, 3000, 4000};
     pid_t kids[3];
+    /* Forked before the listener's thread exists (it allocates as it admits). */
     for (uint32_t i = 0; i < 3; i++)
         if ((kids[i] = fork()) == 0)
             _exit(produce(path, 100 + i, count[i], i == 1));
+    tachyon_fanin_t *fi;
+    CHECK_ERR(tachyon_fanin_listen(path, 8192, 4, &fi), TACHYON_SUCCESS);
     uint64_t got[3] = {0}, ended = 0;
     tachyon_error_t how[3] = {0};
     int32_t pid_of[3] = {0};
