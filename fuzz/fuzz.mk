@@ -20,7 +20,7 @@ SEC_DIR    := $(BUILD)/security
 FUZZ_DIR   := $(BUILD)/fuzz
 SEC_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SEC_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Wno-missing-prototypes -Iinclude -Isrc -Itests/security -Ifuzz
-SEC_PROGS  := peer_death credentials hostile_handshake hostile_ring bad_api signals misuse
+SEC_PROGS  := peer_death credentials hostile_handshake hostile_ring hostile_fan bad_api signals misuse
 SEC_BINS   := $(SEC_PROGS:%=$(SEC_DIR)/%) $(SEC_DIR)/soak
 SEC_LIB_OBJS  := $(LIB_SRCS:src/%.c=$(SEC_DIR)/obj/%.o)
 FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=$(FUZZ_DIR)/obj/%.o)
