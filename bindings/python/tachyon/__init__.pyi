@@ -8,7 +8,7 @@ import dataclasses
 import os
 from types import TracebackType
 from typing import (
-    Any, AsyncIterator, ClassVar, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Type, Union,
+    Any, AsyncIterator, ClassVar, Dict, Iterator, List, Literal, NamedTuple, Optional, Sequence, Tuple, Type, Union,
 )
 
 from typing_extensions import Buffer as _Buffer  # PEP 688 (typing.Buffer in 3.12)
@@ -490,8 +490,7 @@ class OverrunError(TachyonError):
     total: int
     def __init__(self, missed: int, total: int) -> None: ...
 
-@dataclasses.dataclass(frozen=True)
-class FanMessage:
+class FanMessage(NamedTuple):
     data: bytes
     type_id: int
     seq: int
@@ -500,8 +499,7 @@ class FanMessage:
     @property
     def size(self) -> int: ...
 
-@dataclasses.dataclass(frozen=True)
-class Departure:
+class Departure(NamedTuple):
     producer: int
     pid: int
     dead: bool

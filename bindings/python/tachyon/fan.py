@@ -27,7 +27,6 @@ from all of them, round robin, learning who sent what::
 A producer that leaves or dies is reported after everything it sent was read:
 ``sink.departures`` lists ``Departure(producer, pid, dead)``.
 """
-import dataclasses
 import typing
 
 from . import _tachyon
@@ -47,6 +46,9 @@ class OverrunError(TachyonError):
     "drop") stopped waiting for it. ``missed`` is the exact number of messages
     it lost; the next receive continues from the newest message."""
 
+    missed = 0
+    total = 0
+
     def __init__(self, missed: int, total: int):
         super().__init__(
             "this reader fell a whole ring behind and was dropped: %d messages missed "
@@ -56,8 +58,7 @@ class OverrunError(TachyonError):
         self.total = total
 
 
-@dataclasses.dataclass(frozen=True)
-class FanMessage:
+class FanMessage(typing.NamedTuple):
     """A received message, copied out of the ring."""
 
     data: bytes
@@ -75,10 +76,9 @@ class FanMessage:
         return len(self.data)
 
 
-@dataclasses.dataclass(frozen=True)
-class Departure:
+class Departure(typing.NamedTuple):
     """A fan-in producer that left (dead=False) or whose process ended without
-    leaving (dead=True), after everything it sent was read."""
+    leaving (dead=True), after everything it sent (``messages``) was read."""
 
     producer: int
     pid: int
