@@ -108,6 +108,7 @@ struct tachyon_fanout_rx {
     int fatal;
 
     uint64_t tail;          /* next byte to read */
+    uint64_t published_tail; /* the tail last stored in our entry */
     uint64_t cached_head;
     uint32_t ack;           /* the drop generation we work under */
     uint64_t next_seq;      /* the sequence number we expect; NO_MESSAGE: not known yet */
@@ -765,6 +766,7 @@ static tachyon_error_t map_fanout(struct tachyon_fanout_rx *c, int fd, const tac
         return status_error_detail(NULL, TACHYON_ERR_ABI_MISMATCH,
                                    "the fan-out segment's header does not match the hello");
     c->tail = read_counter_relaxed(&c->entry->tail);
+    c->published_tail = c->tail;
     c->cached_head = observe_head(&hdr->head);
     c->ack = load_table_word(&c->entry->ack_gen);
     if (c->cached_head - c->tail > c->capacity)
@@ -888,6 +890,7 @@ static tachyon_error_t take_overrun(struct tachyon_fanout_rx *c, uint32_t gen)
     c->last_missed = missed;
     c->missed_total += missed;
     publish_tail(&e->tail, resume); /* C, and T below makes it count */
+    c->published_tail = resume;
     ack_drop(&e->ack_gen, gen);
     c->ack = gen;
     status_error_detail(NULL, TACHYON_ERR_OVERRUN,
@@ -984,6 +987,23 @@ static tachyon_error_t sleep_for_data(struct tachyon_fanout_rx *c, int slice_ms)
     return err;
 }
 
+/*
+ * Give the producer the room we have read past: store the tail (C, and L1)
+ * and look whether the producer waits for room (L2: pairs with its K). Done
+ * once per sixteenth of the ring, and whenever we find nothing to read: a
+ * consumer about to wait must not hold back room the producer may be
+ * waiting for.
+ */
+static void publish_consumed(struct tachyon_fanout_rx *c)
+{
+    if (c->tail == c->published_tail)
+        return;
+    c->published_tail = c->tail;
+    if (publish_tail_check_waiter(&c->entry->tail, c->tail, &c->hdr->producer_waiting) &&
+        claim_room_waiter(&c->hdr->producer_waiting))
+        futex_wake_all(&c->hdr->producer_waiting);
+}
+
 tachyon_error_t tachyon_fanout_acquire_rx(tachyon_fanout_rx_t *c, tachyon_fan_msg_t *msg, uint32_t spin,
                                           int timeout_ms)
 {
@@ -1005,6 +1025,7 @@ tachyon_error_t tachyon_fanout_acquire_rx(tachyon_fanout_rx_t *c, tachyon_fan_ms
         }
         if (err != TACHYON_ERR_EMPTY)
             return err;
+        publish_consumed(c);
         if (observe_state(&c->hdr->state) == TACHYON_STATE_FATAL_ERROR)
             return fan_fail(c->id, TACHYON_ERR_FATAL);
         if (producer_gone(c)) {
@@ -1058,10 +1079,8 @@ tachyon_error_t tachyon_fanout_commit_rx(tachyon_fanout_rx_t *c)
     }
     c->tail = c->pending_end;
     c->next_seq = c->pending_seq + 1;
-    /* C and L1: the slot is ours no more; a producer waiting for room learns it (L2). */
-    if (publish_tail_check_waiter(&c->entry->tail, c->tail, &c->hdr->producer_waiting) &&
-        claim_room_waiter(&c->hdr->producer_waiting))
-        futex_wake_all(&c->hdr->producer_waiting);
+    if (c->tail - c->published_tail >= c->capacity / 16)
+        publish_consumed(c);
     return TACHYON_SUCCESS;
 }
 
