@@ -427,8 +427,9 @@ static inline int local_ref_put(_Atomic int *refs)
  *      Dekker pair with one shared word: a consumer counts itself in before
  *      its last look at head; the producer stores head before it looks at
  *      the count. Either the consumer sees the new head, or the producer sees
- *      a count above zero, bumps wake_seq (bump_wake_seq) and wakes every
- *      sleeper. A consumer read wake_seq before counting itself in and waits
+ *      a count above zero, takes it back to 0 (claim_fan_sleepers: the next
+ *      publications make no system call until someone counts in again),
+ *      bumps wake_seq (bump_wake_seq) and wakes every sleeper. A consumer read wake_seq before counting itself in and waits
  *      only while it still holds that value, so a bump that lands between its
  *      look at head and its FUTEX_WAIT makes the wait return at once.
  *   R  producer: publish_drop (seq_cst store of drop_gen, then a full fence)
@@ -454,9 +455,12 @@ static inline void announce_fan_sleep(_Atomic uint32_t *sleepers)
     atomic_fetch_add_explicit(sleepers, 1u, memory_order_seq_cst); /* P1: pairs with Q2 */
 }
 
-static inline void fan_sleep_done(_Atomic uint32_t *sleepers)
+/* Q, after the producer's load saw sleepers: take the count back to 0, so
+ * that one wake serves everyone counted so far. 1 when this call took a
+ * non-zero count (and so should wake). */
+static inline int claim_fan_sleepers(_Atomic uint32_t *sleepers)
 {
-    atomic_fetch_sub_explicit(sleepers, 1u, memory_order_relaxed); /* orders nothing: only a count */
+    return atomic_exchange_explicit(sleepers, 0u, memory_order_seq_cst) != 0;
 }
 
 /* Q, after the producer saw sleepers: make every sleeper's futex compare fail. */

@@ -373,7 +373,11 @@ void *tachyon_fanout_acquire_tx(tachyon_fanout_t *p, size_t max_payload, int tim
 static void publish(struct tachyon_fanout *p)
 {
     write_counter_relaxed(&p->hdr->messages, p->seq);
-    if (publish_head_check_sleeper(&p->hdr->head, p->head, &p->hdr->sleepers) != 0) { /* Q: pairs with P */
+    /* Q: pairs with P. Taking the count back to 0 (claim_fan_sleepers) makes
+     * this the only wake for those sleepers: the publications that follow
+     * before they run see 0 and make no system call. */
+    if (publish_head_check_sleeper(&p->hdr->head, p->head, &p->hdr->sleepers) != 0 &&
+        claim_fan_sleepers(&p->hdr->sleepers)) {
         bump_wake_seq(&p->hdr->wake_seq);
         futex_wake_all(&p->hdr->wake_seq);
     }
@@ -684,6 +688,7 @@ void tachyon_fanout_destroy(tachyon_fanout_t *p)
     /* G: everything published happens before a consumer sees DISCONNECTED;
      * it then reads what is left and ends with PEER_CLOSED. */
     mark_disconnected(&p->hdr->state, TACHYON_STATE_READY, TACHYON_STATE_DISCONNECTED);
+    (void)claim_fan_sleepers(&p->hdr->sleepers);
     bump_wake_seq(&p->hdr->wake_seq);
     futex_wake_all(&p->hdr->wake_seq);
     if (p->door_running) {
@@ -983,7 +988,9 @@ static tachyon_error_t sleep_for_data(struct tachyon_fanout_rx *c, int slice_ms)
         if (futex_wait(&hdr->wake_seq, seen, &ts) != 0 && errno == EINTR)
             err = TACHYON_ERR_INTERRUPTED;
     }
-    fan_sleep_done(&hdr->sleepers);
+    /* The count is not taken back: the producer zeroes it when it wakes us,
+     * and a count left by a consumer that did not sleep costs one spurious
+     * wake at the next publication. */
     return err;
 }
 
