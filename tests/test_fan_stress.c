@@ -135,7 +135,14 @@ static void test_fanin_stream(uint64_t count)
         tachyon_fan_msg_t m;
         tachyon_error_t err = tachyon_fanin_acquire_rx(fi, &m, 2000, 120000);
         if (err == TACHYON_ERR_PEER_CLOSED) {
+            /* A slot is freed when its producer leaves, and a producer that
+             * joins later may get it: check this one's stream, start afresh. */
             CHECK_EQ(m.seq, count);
+            CHECK_EQ(next[m.producer], count);
+            CHECK(sum[m.producer] == stream_sum(count));
+            CHECK_EQ(pid_at[m.producer], m.pid);
+            next[m.producer] = sum[m.producer] = 0;
+            pid_at[m.producer] = 0;
             ended++;
             continue;
         }
@@ -148,10 +155,7 @@ static void test_fanin_stream(uint64_t count)
         next[m.producer]++;
         tachyon_fanin_commit_rx(fi);
     }
-    uint64_t want = stream_sum(count);
     for (int i = 0; i < CONSUMERS; i++) {
-        CHECK_EQ(next[i], count);
-        CHECK(sum[i] == want);
         int status = 0;
         waitpid(kids[i], &status, 0);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
