@@ -48,6 +48,8 @@
 
 #define NO_MESSAGE UINT64_MAX
 #define FAN_SPIN_CHECK 1024u /* spins between looks at the clock */
+#define ROOM_SPIN_ROUNDS 512u /* looks for room before the producer sleeps */
+#define ROOM_SPIN_PAUSES 16   /* pauses between two looks */
 
 /* The producer's private view of one table entry (under the lock). */
 struct fan_consumer {
@@ -298,8 +300,10 @@ static tachyon_error_t make_room(struct tachyon_fanout *p, uint64_t need_end, in
     for (uint32_t round = 0;; round++) {
         if (deadline >= 0 && wait_now_ms() >= deadline)
             return TACHYON_ERR_TIMEOUT;
-        if (round < 64) {
-            for (int k = 0; k < 256; k++)
+        if (round < ROOM_SPIN_ROUNDS) {
+            /* Short rounds: readers give room back a sixteenth of the ring
+             * at a time, and a producer that looks late loses that time. */
+            for (int k = 0; k < ROOM_SPIN_PAUSES; k++)
                 tachyon_cpu_relax();
             if (room_now(p, need_end))
                 return TACHYON_SUCCESS;
