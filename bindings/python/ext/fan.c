@@ -31,7 +31,8 @@ typedef struct {
     void *h;               /* tachyon_fanout_t / tachyon_fanout_rx_t / tachyon_fanin_t; NULL: closed */
     int busy;              /* a call is inside the library with the GIL released */
     int close_pending;     /* close() came meanwhile: the busy call closes */
-    FanSlotObject *held;   /* the slot acquired or the message held (strong), or NULL */
+    FanSlotObject *held;   /* the slot acquired or the message held (borrowed: the slot keeps its
+                              handle alive, and clears this when it goes), or NULL */
     PyObject *path;
 } FanHandleObject;
 
@@ -124,9 +125,24 @@ static void slot_detach(FanSlotObject *s)
     Py_CLEAR(s->owner);
 }
 
+/* A slot dropped while it still held its message or slot (no memoryview can
+ * be alive: each holds a reference to it): give that back, so the handle
+ * is usable again and a fan-out reader does not hold the producer back. */
 static void slot_dealloc(FanSlotObject *s)
 {
-    Py_XDECREF(s->owner);
+    FanHandleObject *owner = s->owner;
+    if (owner && owner->held == s) {
+        owner->held = NULL;
+        if (owner->h && !owner->busy) {
+            if (s->writable)
+                tachyon_fanout_rollback_tx(owner->h);
+            else if (owner->kind == FAN_OUT_RX)
+                tachyon_fanout_commit_rx(owner->h);
+            else
+                tachyon_fanin_commit_rx(owner->h);
+        }
+    }
+    Py_XDECREF(owner);
     PyObject_Free(s);
 }
 
@@ -213,8 +229,7 @@ static int drop_held(FanHandleObject *self, int check_exports)
         return -1;
     }
     self->held = NULL;
-    slot_detach(s);
-    Py_DECREF(s);
+    slot_detach(s); /* drops the slot's reference to us: the caller holds its own */
     return 0;
 }
 
@@ -372,7 +387,7 @@ static PyObject *handle_recv(FanHandleObject *self, PyObject *const *args, Py_ss
             s->seq = m.seq;
             s->producer = m.producer;
             s->pid = m.pid;
-            self->held = (FanSlotObject *)Py_NewRef(s);
+            self->held = s;
         } else if (self->kind == FAN_OUT_RX) {
             tachyon_fanout_commit_rx(self->h);
         } else {
@@ -497,7 +512,7 @@ static PyObject *handle_acquire(FanHandleObject *self, PyObject *const *args, Py
         tachyon_fanout_rollback_tx(self->h);
         return NULL;
     }
-    self->held = (FanSlotObject *)Py_NewRef(s);
+    self->held = s;
     return (PyObject *)s;
 }
 
