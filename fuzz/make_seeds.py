@@ -177,6 +177,7 @@ write("fuzz_rpc_handshake", "request-ring-full",
 
 # ---- fuzz_fan ---------------------------------------------------------------
 FAN_MAGIC, FAN_VERSION, FAN_CAP, FAN_MAX, FAN_RO = 0x5446414E, 1, 4096, 1, 4096
+FAN_SALT = 0x5A17C0DE0000003F
 
 
 def fan_hello(magic=FAN_MAGIC, version=FAN_VERSION, kind=1, index=0, max_peers=FAN_MAX, cap=FAN_CAP,
@@ -186,13 +187,13 @@ def fan_hello(magic=FAN_MAGIC, version=FAN_VERSION, kind=1, index=0, max_peers=F
 
 def fan_segment(head=0, tail=0, messages=()):
     seg = bytearray(FAN_RO + FAN_CAP)
-    struct.pack_into("<6Iii", seg, 0, FAN_MAGIC, FAN_VERSION, FAN_CAP, FAN_MAX, FAN_RO, 0, READY, 1)
+    struct.pack_into("<6IiiQ", seg, 0, FAN_MAGIC, FAN_VERSION, FAN_CAP, FAN_MAX, FAN_RO, 0, READY, 1, FAN_SALT)
     struct.pack_into("<Q", seg, 128, head)
     struct.pack_into("<Q", seg, 512, tail)  # entry 0: tail
     off = FAN_RO
     for seq, size in messages:
         reserved = (64 + size + 63) & ~63
-        struct.pack_into("<III4xQ", seg, off, size, 1, reserved, seq)
+        struct.pack_into("<III4xQQ", seg, off, size, 1, reserved, seq, (off - FAN_RO) ^ FAN_SALT)
         seg[off + 64:off + 64 + size] = bytes([0x41]) * size
         off += reserved
     return bytes(seg)

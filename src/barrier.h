@@ -415,18 +415,20 @@ static inline int local_ref_put(_Atomic int *refs)
 
 /* ---- Fan-out (fanout.c) --------------------------------------------------------
  *
- * A fan-out ring has one producer and many consumers. Pairs A/B (head) and
- * C/D (each consumer's tail) carry the data as on a bus, with the helpers
- * above; K/L (the producer waiting for room) too, every consumer taking the
- * L side. Three more:
+ * A fan-out ring has one producer and many consumers. H (each slot's
+ * stamp) tells a consumer that the slot at its tail is complete, and C/D
+ * (each consumer's tail) give room back, with the helpers above; A/B (head)
+ * only serve joiners and tools; K/L (the producer waiting for room) as on a
+ * bus, every consumer taking the L side. Three more:
  *
  *   P  consumer: announce_fan_sleep (seq_cst RMW on sleepers), then
- *      recheck_head (seq_cst)
- *      pairs with Q  producer: publish_head_check_sleeper (seq_cst exchange of
- *      head, seq_cst load of sleepers, the F helper reused)
+ *      recheck_slot_stamp (seq_cst) of the slot at its tail
+ *      pairs with Q  producer: publish_slot_stamp_check_sleeper (seq_cst
+ *      exchange of a publication's last stamp, seq_cst load of sleepers, the
+ *      F helper reused; H orders the slot before its stamp)
  *      Dekker pair with one shared word: a consumer counts itself in before
- *      its last look at head; the producer stores head before it looks at
- *      the count. Either the consumer sees the new head, or the producer sees
+ *      its last look at the stamp; the producer stores the stamp before it
+ *      looks at the count. Either the consumer sees the new head, or the producer sees
  *      a count above zero, takes it back to 0 (claim_fan_sleepers: the next
  *      publications make no system call until someone counts in again),
  *      bumps wake_seq (bump_wake_seq) and wakes every sleeper. A consumer read wake_seq before counting itself in and waits

@@ -95,7 +95,8 @@ typedef struct {
     uint32_t policy;              /* 0 block, TACHYON_FAN_DROP drop */
     _Atomic uint32_t state;       /* tachyon_state_t: READY, DISCONNECTED (producer closed), FATAL */
     _Atomic int32_t producer_pid;
-    uint8_t pad_state_[128 - 32];
+    _Atomic uint64_t stamp_salt;  /* slot stamps are position ^ salt; never 0 */
+    uint8_t pad_state_[128 - 40];
 
     _Atomic uint64_t head;        /* producer: bytes ever published (monotonic) */
     _Atomic uint64_t messages;    /* producer: messages ever published (for tools) */
@@ -120,6 +121,7 @@ _Static_assert(offsetof(tachyon_fanout_header_t, ring_offset) == 16, "fo.ring_of
 _Static_assert(offsetof(tachyon_fanout_header_t, policy) == 20, "fo.policy");
 _Static_assert(offsetof(tachyon_fanout_header_t, state) == 24, "fo.state");
 _Static_assert(offsetof(tachyon_fanout_header_t, producer_pid) == 28, "fo.producer_pid");
+_Static_assert(offsetof(tachyon_fanout_header_t, stamp_salt) == 32, "fo.stamp_salt");
 _Static_assert(offsetof(tachyon_fanout_header_t, head) == 128, "fo.head");
 _Static_assert(offsetof(tachyon_fanout_header_t, messages) == 136, "fo.messages");
 _Static_assert(offsetof(tachyon_fanout_header_t, producer_waiting) == 256, "fo.producer_waiting");
@@ -128,7 +130,8 @@ _Static_assert(offsetof(tachyon_fanout_header_t, sleepers) == 388, "fo.sleepers"
 
 /* Messages in the fan-out ring use the bus's 64-byte header (wire.h 1.3);
  * correlation_id carries the message's sequence number (0, 1, 2, ...) and
- * the stamp field is unused. A slot never wraps; skip markers as on a bus. */
+ * the stamp (position ^ stamp_salt, stored last) says the slot, or the skip
+ * marker, is complete. A slot never wraps; skip markers as on a bus. */
 
 /* Where the ring starts for a table of `max` entries. */
 static inline uint32_t tachyon_fanout_ring_offset(uint32_t max)

@@ -78,6 +78,8 @@ struct tachyon_fanout {
     uint64_t pending_pos;   /* the acquired slot */
     uint32_t pending_slot;  /* its size; 0: none acquired */
     uint32_t pending_max;
+    uint64_t unstamped_skip; /* a skip marker written and not yet stamped (NO_MESSAGE: none) */
+    uint64_t salt;           /* slot stamps are position ^ salt */
     _Atomic uint64_t newest; /* start of the newest published message (the door reads it) */
 
     /* Under the lock: the producer's slow path and the door. */
@@ -111,6 +113,7 @@ struct tachyon_fanout_rx {
 
     uint64_t tail;          /* next byte to read */
     uint64_t published_tail; /* the tail last stored in our entry */
+    uint64_t salt;           /* the producer's stamp salt (from the header) */
     uint64_t cached_head;
     uint32_t ack;           /* the drop generation we work under */
     uint64_t next_seq;      /* the sequence number we expect; NO_MESSAGE: not known yet */
@@ -365,7 +368,8 @@ void *tachyon_fanout_acquire_tx(tachyon_fanout_t *p, size_t max_payload, int tim
         write_slot_word(&h->reserved_size, (uint32_t)skip);
         write_slot_word(&h->type_id, 0);
         write_slot_word(&h->size, TACHYON_SKIP_MARKER);
-        p->head += skip; /* published with the message that follows */
+        p->unstamped_skip = p->head; /* stamped with the message that follows */
+        p->head += skip;
     }
     p->pending_pos = p->head;
     p->pending_slot = (uint32_t)slot;
@@ -373,18 +377,37 @@ void *tachyon_fanout_acquire_tx(tachyon_fanout_t *p, size_t max_payload, int tim
     return p->ring + (p->head & p->mask) + TACHYON_MSG_HEADER;
 }
 
-/* Publish head (A/F1 through the exchange) and wake sleepers (Q). */
-static void publish(struct tachyon_fanout *p)
+static _Atomic uint64_t *stamp_of(struct tachyon_fanout *p, uint64_t pos)
 {
-    write_counter_relaxed(&p->hdr->messages, p->seq);
-    /* Q: pairs with P. Taking the count back to 0 (claim_fan_sleepers) makes
-     * this the only wake for those sleepers: the publications that follow
-     * before they run see 0 and make no system call. */
-    if (publish_head_check_sleeper(&p->hdr->head, p->head, &p->hdr->sleepers) != 0 &&
+    return &((tachyon_msg_header_t *)(p->ring + (pos & p->mask)))->stamp;
+}
+
+/*
+ * Publish the message at `pos`: its stamp, the stamp of a skip marker just
+ * before it (stored last, so a reader waiting at the marker finds the
+ * message complete once it sees the marker's; H), with the last of them an
+ * exchange followed by the look at the sleeper count (Q: pairs with P, which
+ * rechecks the stamp at the reader's tail); then head, for joiners and tools.
+ * Taking the count back to 0 (claim_fan_sleepers) makes this the only wake
+ * for those sleepers: publications before they run make no system call.
+ */
+static void publish(struct tachyon_fanout *p, uint64_t pos)
+{
+    _Atomic uint64_t *last = stamp_of(p, pos);
+    uint64_t last_value = pos ^ p->salt;
+    if (p->unstamped_skip != NO_MESSAGE) {
+        publish_slot_stamp(last, last_value); /* H: before the marker's */
+        last = stamp_of(p, p->unstamped_skip);
+        last_value = p->unstamped_skip ^ p->salt;
+        p->unstamped_skip = NO_MESSAGE;
+    }
+    if (publish_slot_stamp_check_sleeper(last, last_value, &p->hdr->sleepers) != 0 &&
         claim_fan_sleepers(&p->hdr->sleepers)) {
         bump_wake_seq(&p->hdr->wake_seq);
         futex_wake_all(&p->hdr->wake_seq);
     }
+    write_counter_relaxed(&p->hdr->messages, p->seq);
+    publish_head(&p->hdr->head, p->head); /* A: pairs with B (joiners, tools) */
 }
 
 tachyon_error_t tachyon_fanout_commit_tx(tachyon_fanout_t *p, size_t actual, uint32_t type_id)
@@ -406,7 +429,7 @@ tachyon_error_t tachyon_fanout_commit_tx(tachyon_fanout_t *p, size_t actual, uin
     p->seq++;
     p->pending_slot = 0;
     local_counter_store(&p->newest, p->pending_pos);
-    publish(p);
+    publish(p, p->pending_pos);
     return TACHYON_SUCCESS;
 }
 
@@ -616,6 +639,8 @@ static tachyon_error_t fanout_segment(struct tachyon_fanout *p, const char *path
     h->ring_offset = ring_offset;
     h->policy = p->policy;
     atomic_store_explicit(&h->producer_pid, (int32_t)getpid(), memory_order_relaxed);
+    p->salt = shm_new_stamp_salt();
+    write_counter_relaxed(&h->stamp_salt, p->salt);
     store_state(&h->state, TACHYON_STATE_READY); /* last: the format is complete */
     return TACHYON_SUCCESS;
 }
@@ -647,6 +672,7 @@ tachyon_error_t tachyon_fanout_listen_ex(const char *socket_path, size_t capacit
     p->policy = policy == TACHYON_FAN_DROP_SLOW ? TACHYON_FAN_DROP : 0;
     p->memfd = p->lfd = -1;
     p->newest = NO_MESSAGE;
+    p->unstamped_skip = NO_MESSAGE;
     p->limit = p->locked_limit = capacity / 2;
     for (uint32_t i = 0; i < TACHYON_FAN_MAX_PEERS; i++)
         p->consumers[i].conn = -1;
@@ -776,6 +802,9 @@ static tachyon_error_t map_fanout(struct tachyon_fanout_rx *c, int fd, const tac
                                    "the fan-out segment's header does not match the hello");
     c->tail = read_counter_relaxed(&c->entry->tail);
     c->published_tail = c->tail;
+    c->salt = read_counter_relaxed(&hdr->stamp_salt);
+    if (c->salt == 0)
+        return status_error_detail(NULL, TACHYON_ERR_ABI_MISMATCH, "the fan-out segment has no stamp salt");
     c->cached_head = observe_head(&hdr->head);
     c->ack = load_table_word(&c->entry->ack_gen);
     if (c->cached_head - c->tail > c->capacity)
@@ -929,20 +958,13 @@ static tachyon_error_t try_rx(struct tachyon_fanout_rx *c, tachyon_fan_msg_t *ms
                 continue;
             return err;
         }
-        if (c->cached_head == c->tail) {
-            c->cached_head = observe_head(&c->hdr->head); /* B: pairs with the producer's A */
-            if (c->cached_head == c->tail)
-                return TACHYON_ERR_EMPTY;
-        }
-        uint64_t avail = c->cached_head - c->tail;
-        if (avail > c->capacity) {
-            tachyon_error_t err = rx_corrupt(c);
-            if (err == TACHYON_ERR_EMPTY)
-                continue;
-            return err;
-        }
         uint64_t off = c->tail & c->mask;
         const tachyon_msg_header_t *h = (const tachyon_msg_header_t *)(c->ring + off);
+        /* H: the stamp says the slot at our tail is complete (pairs with the
+         * producer's stamp store); a stale one (a lap ago) differs. */
+        if (observe_slot_stamp((_Atomic uint64_t *)&h->stamp) != (c->tail ^ c->salt))
+            return TACHYON_ERR_EMPTY;
+        uint64_t avail = c->capacity - off; /* a slot never wraps */
         uint32_t size = read_slot_word((_Atomic uint32_t *)&h->size);
         uint32_t reserved = read_slot_word((_Atomic uint32_t *)&h->reserved_size);
         if (size == TACHYON_SKIP_MARKER) {
@@ -986,8 +1008,9 @@ static tachyon_error_t sleep_for_data(struct tachyon_fanout_rx *c, int slice_ms)
     uint32_t seen = observe_wake_seq(&hdr->wake_seq);
     announce_fan_sleep(&hdr->sleepers); /* P1: pairs with Q2 */
     tachyon_error_t err = TACHYON_SUCCESS;
-    if (recheck_head(&hdr->head) == c->tail && observe_drop_gen(&c->entry->drop_gen) == c->ack &&
-        observe_state(&hdr->state) == TACHYON_STATE_READY) { /* P2: pairs with Q1 */
+    _Atomic uint64_t *stamp = &((tachyon_msg_header_t *)(c->ring + (c->tail & c->mask)))->stamp;
+    if (recheck_slot_stamp(stamp) != (c->tail ^ c->salt) && /* P2: pairs with Q1 */
+        observe_drop_gen(&c->entry->drop_gen) == c->ack && observe_state(&hdr->state) == TACHYON_STATE_READY) {
         struct timespec ts = {slice_ms / 1000, (slice_ms % 1000) * 1000000L};
         if (futex_wait(&hdr->wake_seq, seen, &ts) != 0 && errno == EINTR)
             err = TACHYON_ERR_INTERRUPTED;
@@ -1061,8 +1084,9 @@ tachyon_error_t tachyon_fanout_acquire_rx(tachyon_fanout_rx_t *c, tachyon_fan_ms
         if (spins < spin) {
             uint32_t burst = spin - spins < FAN_SPIN_CHECK ? spin - spins : FAN_SPIN_CHECK;
             spins += burst;
+            _Atomic uint64_t *stamp = &((tachyon_msg_header_t *)(c->ring + (c->tail & c->mask)))->stamp;
             for (uint32_t k = 0; k < burst; k++) {
-                if (observe_head(&c->hdr->head) != c->tail)
+                if (observe_slot_stamp(stamp) == (c->tail ^ c->salt))
                     break;
                 tachyon_cpu_relax();
             }

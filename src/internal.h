@@ -153,6 +153,8 @@ TACHYON_HIDDEN tachyon_error_t shm_map(int fd, size_t map_size, int prefault, vo
 TACHYON_HIDDEN void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity);
 TACHYON_HIDDEN tachyon_error_t shm_check_header(const tachyon_segment_header_t *hdr, uint64_t capacity);
 TACHYON_HIDDEN int shm_reopen(int fd);
+/* A fresh salt for slot stamps (never 0, low six bits set). */
+TACHYON_HIDDEN uint64_t shm_new_stamp_salt(void);
 TACHYON_HIDDEN int shm_hold(int fd, uint32_t byte);
 TACHYON_HIDDEN int shm_held_by_peer(int fd, uint32_t byte);
 /* The bytes of the segment file each side holds a lock on (shm.c). */

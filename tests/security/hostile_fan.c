@@ -30,7 +30,7 @@
 #define CAP 4096u
 #define MAXC 4u
 
-enum junk { JUNK_NONE, JUNK_HEADER, JUNK_HEAD_FAR, JUNK_SKIP, JUNK_TAIL_BEHIND };
+enum junk { JUNK_NONE, JUNK_HEADER, JUNK_HEAD_FAR, JUNK_SKIP, JUNK_TAIL_BEHIND, JUNK_STALE_STAMP };
 
 /* What the fake fan-out producer sends. Defaults describe an honest one. */
 struct fake {
@@ -42,6 +42,7 @@ struct fake {
     int seals;
     uint32_t hdr_capacity;
     uint32_t hdr_state;
+    uint64_t salt;
     enum junk junk;
 };
 
@@ -63,6 +64,7 @@ static void fake_defaults(struct fake *f)
     f->seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
     f->hdr_capacity = CAP;
     f->hdr_state = TACHYON_STATE_READY;
+    f->salt = 0x5A17C0DE0000003Full;
 }
 
 static int make_segment(const struct fake *f)
@@ -83,24 +85,33 @@ static int make_segment(const struct fake *f)
         h->ring_offset = ro;
         h->policy = 0;
         atomic_store(&h->state, f->hdr_state);
+        atomic_store(&h->stamp_salt, f->salt);
         tachyon_fan_entry_t *e = tachyon_fanout_entry(h, 1);
         uint8_t *ring = base + ro;
         switch (f->junk) {
         case JUNK_NONE:
             break;
-        case JUNK_HEADER: /* head covers a slot whose header claims 1 MiB */
+        case JUNK_HEADER: /* a stamped slot whose header claims 1 MiB */
             atomic_store(&h->head, 128);
             ((tachyon_msg_header_t *)ring)->reserved_size = 1u << 20;
+            atomic_store(&((tachyon_msg_header_t *)ring)->stamp, 0 ^ f->salt);
             break;
         case JUNK_HEAD_FAR: /* head far beyond a ring past our tail */
             atomic_store(&h->head, 1ull << 40);
             atomic_store(&e->tail, (1ull << 40) - 64);
             atomic_store(&h->head, (1ull << 40) + 10 * CAP);
             break;
-        case JUNK_SKIP: /* a skip marker that does not reach the end of the ring */
+        case JUNK_SKIP: /* a stamped skip marker that does not reach the end of the ring */
             atomic_store(&h->head, 256);
             ((tachyon_msg_header_t *)ring)->size = TACHYON_SKIP_MARKER;
             ((tachyon_msg_header_t *)ring)->reserved_size = 64;
+            atomic_store(&((tachyon_msg_header_t *)ring)->stamp, 0 ^ f->salt);
+            break;
+        case JUNK_STALE_STAMP: /* a complete-looking slot stamped for another lap: not ready */
+            atomic_store(&h->head, 128);
+            ((tachyon_msg_header_t *)ring)->size = 8;
+            ((tachyon_msg_header_t *)ring)->reserved_size = 128;
+            atomic_store(&((tachyon_msg_header_t *)ring)->stamp, (uint64_t)CAP ^ f->salt);
             break;
         case JUNK_TAIL_BEHIND: /* our entry placed two rings behind head */
             atomic_store(&h->head, 3 * CAP);
@@ -210,6 +221,8 @@ static void junk_header(struct fake *f) { f->junk = JUNK_HEADER; }
 static void junk_head_far(struct fake *f) { f->junk = JUNK_HEAD_FAR; }
 static void junk_skip(struct fake *f) { f->junk = JUNK_SKIP; }
 static void tail_behind(struct fake *f) { f->junk = JUNK_TAIL_BEHIND; }
+static void stale_stamp(struct fake *f) { f->junk = JUNK_STALE_STAMP; }
+static void no_salt(struct fake *f) { f->salt = 0; }
 
 /* ---- A fake fan-in consumer ---------------------------------------------------- */
 
@@ -409,6 +422,8 @@ int main(void)
     run_case("slot header claims 1 MiB", junk_header, TACHYON_SUCCESS, TACHYON_ERR_FATAL);
     run_case("head far beyond a ring past our cursor", junk_head_far, TACHYON_ERR_ABI_MISMATCH, 0);
     run_case("skip marker short of the end", junk_skip, TACHYON_SUCCESS, TACHYON_ERR_FATAL);
+    run_case("a slot stamped for another lap", stale_stamp, TACHYON_SUCCESS, TACHYON_ERR_EMPTY);
+    run_case("segment without a stamp salt", no_salt, TACHYON_ERR_ABI_MISMATCH, 0);
 
     fanin_case("fan-in hello of a fan-out", TACHYON_FAN_KIND_OUT, 0, 0, CAP, TACHYON_ERR_ABI_MISMATCH);
     fanin_case("fan-in: the table is full", TACHYON_FAN_KIND_IN, TACHYON_FAN_FULL, 0, CAP, TACHYON_ERR_FULL);
