@@ -24,8 +24,8 @@ CSTD    := -std=c11
 CFLAGS_LIB := $(CSTD) $(OPT) -g $(WARN) -fPIC -fvisibility=hidden -Iinclude -Isrc $(EXTRA_CFLAGS)
 
 LIB_SRCS := src/state.c src/shm.c src/socket.c src/handshake.c src/attach.c src/notify.c src/inspect.c src/ring.c \
-            src/wait.c src/bus.c src/rpc.c
-LIB_HDRS := include/tachyon.h src/wire.h src/barrier.h src/internal.h src/ring.h src/state.h src/futex.h src/clock.h
+            src/wait.c src/bus.c src/rpc.c src/fanout.c src/fanin.c
+LIB_HDRS := include/tachyon.h src/wire.h src/barrier.h src/internal.h src/ring.h src/state.h src/futex.h src/clock.h src/fan.h src/fan_wire.h
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib setup test test-suites test-c test-sanitize test-tsan bench demo install clean fuzz soak help

@@ -45,3 +45,22 @@ BENCH_TARGETS += bench-asyncio
 
 bench-asyncio: lib python-install $(BUILD)/python/c_peer
 	timeout 1800 $(PY) bench/asyncio/bench.py --peer $(abspath $(BUILD)/python/c_peer) --out $(BENCH_OUT)/asyncio
+
+# Fan-out and fan-in (bench/fan/fan.c): fan-out to 1, 2 and 4 blocking
+# readers against N separate buses fed by the same producer and against
+# ZeroMQ PUB/SUB over ipc:// (when libzmq's header is there), per-reader
+# latency at a fixed rate against one bus, fan-in from 2 and 4 producers
+# against one bus. Figures also in build/bench-results/fan.txt.
+.PHONY: bench-fan
+BENCH_TARGETS += bench-fan
+
+$(BUILD)/bench/fan: bench/fan/fan.c bench/bench_common.h $(BUILD)/libtachyon.a
+	@mkdir -p $(dir $@)
+	@if [ -f /usr/include/zmq.h ]; then zmq="-DHAVE_ZMQ"; zlib="-lzmq"; \
+	else echo "bench.mk: no zmq.h, building bench/fan without ZeroMQ"; fi; \
+	echo "$(CC) $(BENCH_CFLAGS) $$zmq $< $(BUILD)/libtachyon.a $$zlib -lpthread -o $@"; \
+	$(CC) $(BENCH_CFLAGS) $$zmq $< $(BUILD)/libtachyon.a $$zlib -lpthread -o $@
+
+bench-fan: lib $(BUILD)/bench/fan
+	@mkdir -p $(BENCH_OUT)
+	timeout 1800 $(BUILD)/bench/fan | tee $(BENCH_OUT)/fan.txt

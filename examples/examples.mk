@@ -50,3 +50,23 @@ demo-asyncio: python-install | setup
 
 test-asyncio-example: python-install
 	cd $(ASYNCIO_EXAMPLE_DIR) && timeout 300 $(PY) -m pytest -q -p no:cacheprovider test_example.py
+
+# The fan-out example: a Python feed handler publishing ticks to a Rust
+# strategy, a Python recorder and a Python monitor at once, over one shared
+# ring (examples/market_data_fanout). `make demo-fanout` runs it (DURATION
+# seconds, 10 by default); `make test-fanout-example` kills one reader and
+# checks that the others keep receiving.
+FANOUT_EXAMPLE_DIR := examples/market_data_fanout
+
+.PHONY: demo-fanout test-fanout-example fanout-example-strategy
+
+TEST_TARGETS += test-fanout-example
+
+fanout-example-strategy:
+	cd $(FANOUT_EXAMPLE_DIR)/strategy && $(CARGO) build --release --quiet
+
+demo-fanout: python-install fanout-example-strategy | setup
+	@PYTHON=$(PY) DURATION=$(DURATION) bash $(FANOUT_EXAMPLE_DIR)/run_demo.sh
+
+test-fanout-example: python-install fanout-example-strategy
+	cd $(FANOUT_EXAMPLE_DIR) && timeout 300 $(PY) -m pytest -q -p no:cacheprovider test_example.py

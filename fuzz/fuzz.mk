@@ -20,11 +20,11 @@ SEC_DIR    := $(BUILD)/security
 FUZZ_DIR   := $(BUILD)/fuzz
 SEC_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SEC_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Wno-missing-prototypes -Iinclude -Isrc -Itests/security -Ifuzz
-SEC_PROGS  := peer_death credentials hostile_handshake hostile_ring bad_api signals misuse
+SEC_PROGS  := peer_death credentials hostile_handshake hostile_ring hostile_fan bad_api signals misuse
 SEC_BINS   := $(SEC_PROGS:%=$(SEC_DIR)/%) $(SEC_DIR)/soak
 SEC_LIB_OBJS  := $(LIB_SRCS:src/%.c=$(SEC_DIR)/obj/%.o)
 FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=$(FUZZ_DIR)/obj/%.o)
-FUZZ_TARGETS  := fuzz_ring fuzz_handshake fuzz_rpc_handshake
+FUZZ_TARGETS  := fuzz_ring fuzz_handshake fuzz_rpc_handshake fuzz_fan
 SEC_CLANG_OK  := $(BUILD)/.clang-fuzzer-ok
 
 .PHONY: test-security test-fuzz test-soak fuzz soak security-build fuzz-build
@@ -74,6 +74,10 @@ $(FUZZ_DIR)/fuzz_handshake: fuzz/fuzz_handshake.c fuzz/send_fds.h fuzz/fake_path
 $(FUZZ_DIR)/fuzz_rpc_handshake: fuzz/fuzz_rpc_handshake.c fuzz/send_fds.h fuzz/fake_path.h $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(SEC_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		fuzz/fuzz_rpc_handshake.c $(FUZZ_LIB_OBJS) -lpthread -o $@
+
+$(FUZZ_DIR)/fuzz_fan: fuzz/fuzz_fan.c fuzz/send_fds.h fuzz/fake_path.h $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(SEC_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		fuzz/fuzz_fan.c $(FUZZ_LIB_OBJS) -lpthread -o $@
 
 security-build: $(SEC_BINS)
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)

@@ -173,3 +173,44 @@ write("fuzz_rpc_handshake", "reply-bad-reserved",
       rpc_input(header_b=with_message(segment_header(cap=RCAP_REV), 16, 1, reserved=100)))
 write("fuzz_rpc_handshake", "request-ring-full",
       rpc_input(header_a=segment_header(cap=RCAP_FWD, head=RCAP_FWD, tail=0)))
+
+
+# ---- fuzz_fan ---------------------------------------------------------------
+FAN_MAGIC, FAN_VERSION, FAN_CAP, FAN_MAX, FAN_RO = 0x5446414E, 1, 4096, 1, 4096
+FAN_SALT = 0x5A17C0DE0000003F
+
+
+def fan_hello(magic=FAN_MAGIC, version=FAN_VERSION, kind=1, index=0, max_peers=FAN_MAX, cap=FAN_CAP,
+              ring_offset=FAN_RO, flags=0):
+    return struct.pack("<8I", magic, version, kind, index, max_peers, cap, ring_offset, flags)
+
+
+def fan_segment(head=0, tail=0, messages=()):
+    seg = bytearray(FAN_RO + FAN_CAP)
+    struct.pack_into("<6IiiQ", seg, 0, FAN_MAGIC, FAN_VERSION, FAN_CAP, FAN_MAX, FAN_RO, 0, READY, 1, FAN_SALT)
+    struct.pack_into("<Q", seg, 128, head)
+    struct.pack_into("<Q", seg, 512, tail)  # entry 0: tail
+    off = FAN_RO
+    for seq, size in messages:
+        reserved = (64 + size + 63) & ~63
+        struct.pack_into("<III4xQQ", seg, off, size, 1, reserved, seq, (off - FAN_RO) ^ FAN_SALT)
+        seg[off + 64:off + 64 + size] = bytes([0x41]) * size
+        off += reserved
+    return bytes(seg)
+
+
+def fan_input(hello=None, memfd_size=FAN_RO + FAN_CAP, seals=7, mode=0, second=None, segment=None):
+    hello = hello or fan_hello()
+    return (hello + struct.pack("<I", memfd_size) + bytes([seals, mode, 0, 0]) + (second or bytes(32))
+            + (segment if segment is not None else fan_segment()))
+
+
+write("fuzz_fan", "honest-empty", fan_input())
+write("fuzz_fan", "honest-two-messages", fan_input(segment=fan_segment(head=64 + 128, messages=((0, 8), (1, 40)))))
+write("fuzz_fan", "bus-magic", fan_input(hello=fan_hello(magic=MAGIC)))
+write("fuzz_fan", "fd-with-first", fan_input(mode=1))
+write("fuzz_fan", "no-second", fan_input(mode=2))
+write("fuzz_fan", "second-differs", fan_input(mode=4, second=fan_hello(index=1)))
+write("fuzz_fan", "short-memfd", fan_input(memfd_size=FAN_RO + 100))
+write("fuzz_fan", "unsealed", fan_input(seals=0))
+write("fuzz_fan", "bad-slot", fan_input(segment=fan_segment(head=128, messages=((0, 4000),))))

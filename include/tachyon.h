@@ -80,7 +80,9 @@ typedef enum {
     TACHYON_ERR_PATH_TOO_LONG = 22, /* the socket path does not fit in sun_path */
     TACHYON_ERR_PEER_CLOSED = 23,  /* the peer closed the bus (a clean end of stream) */
     TACHYON_ERR_FORKED = 24,       /* the handle belongs to the parent of this fork()ed process */
-    TACHYON_ERR_WRONG_REPLY = 25   /* request/reply: the next reply answers another call */
+    TACHYON_ERR_WRONG_REPLY = 25,  /* request/reply: the next reply answers another call */
+    TACHYON_ERR_OVERRUN = 26       /* fan-out: this consumer fell a ring behind and was dropped;
+                                      tachyon_fanout_missed says how many messages it lost */
 } tachyon_error_t;
 
 typedef enum {
@@ -607,6 +609,183 @@ TACHYON_API int tachyon_rpc_peer_alive(tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
 /* The largest request and the largest reply payload (ring capacity - 64). */
 TACHYON_API size_t tachyon_rpc_max_request(const tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
 TACHYON_API size_t tachyon_rpc_max_reply(const tachyon_rpc_bus_t *rpc) TACHYON_NOEXCEPT;
+
+/* ---- Fan-out and fan-in -------------------------------------------------------
+ *
+ * Fan-out: one producer, many consumers, every consumer sees every message.
+ * The producer writes each message once into one shared ring; each consumer
+ * reads it in place through its own cursor. Consumers join and leave at any
+ * time (up to max_consumers at once); one that leaves or whose process ends
+ * is forgotten at once and never holds the producer back again.
+ *
+ * Fan-in: many producers, one consumer. Each producer gets a ring of its
+ * own (a plain bus, which it sends on with the bus calls); the consumer
+ * takes from all of them with one call, round robin, and learns which
+ * producer (index and pid) sent each message.
+ *
+ * Both are channels of their own kind (docs/protocol.md, "Fan-out and
+ * fan-in"): a plain bus connector at a fan socket gets ERR_ABI_MISMATCH,
+ * and a fan connector at a bus socket too. Sockets, credentials and sealed
+ * memfds work as for a bus (same uid by default, tachyon_listen_opts_t).
+ *
+ * Threads: one thread at a time per handle side, as on a bus; the
+ * destroy calls must not race with other calls on the handle. After fork()
+ * the child's calls return ERR_FORKED. Blocking calls return
+ * ERR_INTERRUPTED when a signal arrives. Errors that come with a detail:
+ * tachyon_error_message on the calling thread.
+ */
+typedef struct tachyon_fanout tachyon_fanout_t;       /* the fan-out producer */
+typedef struct tachyon_fanout_rx tachyon_fanout_rx_t; /* one fan-out consumer */
+typedef struct tachyon_fanin tachyon_fanin_t;         /* the fan-in consumer */
+
+typedef enum {
+    TACHYON_FAN_BLOCK = 0,     /* the producer waits for the slowest consumer (back-pressure) */
+    TACHYON_FAN_DROP_SLOW = 1  /* the producer drops a consumer a whole ring behind instead */
+} tachyon_fan_policy_t;
+
+typedef enum {
+    TACHYON_FAN_START_NEWEST = 0, /* the newest message in the ring (or the next one, if none is safe) */
+    TACHYON_FAN_START_OLDEST = 1  /* the oldest message still in the ring */
+} tachyon_fan_start_t;
+
+/* One received message. The payload stays valid until the commit_rx call. */
+typedef struct {
+    const void *ptr;     /* the payload, in place in the shared ring (read-only) */
+    size_t size;
+    uint32_t type_id;
+    uint32_t producer;   /* fan-in: the sending producer's index (0 .. max_producers - 1); fan-out: 0 */
+    int32_t pid;         /* the sending process */
+    uint32_t reserved_;
+    uint64_t seq;        /* fan-out: the message's number (0, 1, 2, ... per channel);
+                            fan-in: how many messages of that producer were received before */
+} tachyon_fan_msg_t;
+
+/*
+ * Producer: create the ring (capacity a power of two, 256 B to 1 GiB) and
+ * start admitting consumers at socket_path, at most max_consumers (1..64)
+ * at once. Returns at once; consumers join whenever they come. The socket
+ * file stays until tachyon_fanout_destroy. Messages sent before anyone
+ * joined stay in the ring for consumers that start at the oldest.
+ */
+TACHYON_API tachyon_error_t tachyon_fanout_listen(const char *socket_path, size_t capacity, uint32_t max_consumers,
+                                                  tachyon_fan_policy_t policy, tachyon_fanout_t **out) TACHYON_NOEXCEPT;
+
+/* The same with listener options (allowed uids; timeout and keep_waiting are
+ * ignored: the producer admits consumers until destroyed). NULL: defaults. */
+TACHYON_API tachyon_error_t tachyon_fanout_listen_ex(const char *socket_path, size_t capacity,
+                                                     uint32_t max_consumers, tachyon_fan_policy_t policy,
+                                                     const tachyon_listen_opts_t *opts,
+                                                     tachyon_fanout_t **out) TACHYON_NOEXCEPT;
+
+/* Close the channel: consumers read what is left, then get ERR_PEER_CLOSED
+ * (a producer that dies instead gives ERR_PEER_DEAD). NULL is a no-op. */
+TACHYON_API void tachyon_fanout_destroy(tachyon_fanout_t *fo) TACHYON_NOEXCEPT;
+
+/*
+ * Reserve a slot for up to max_payload bytes (at most
+ * tachyon_fanout_max_payload) and return its payload (64-byte aligned).
+ * With BLOCK, waits up to timeout_ms for the slowest consumer to make room
+ * (0: do not wait, ERR_FULL; < 0: no deadline; ERR_TIMEOUT when it expires).
+ * With DROP_SLOW it never waits for a consumer. NULL with the reason in
+ * tachyon_fanout_last_error. Follow with commit_tx or rollback_tx.
+ */
+TACHYON_API void *tachyon_fanout_acquire_tx(tachyon_fanout_t *fo, size_t max_payload, int timeout_ms) TACHYON_NOEXCEPT;
+
+/* Publish the acquired slot to every consumer (actual_size <= what was acquired). */
+TACHYON_API tachyon_error_t tachyon_fanout_commit_tx(tachyon_fanout_t *fo, size_t actual_size,
+                                                     uint32_t type_id) TACHYON_NOEXCEPT;
+
+/* Give the acquired slot back unpublished. */
+TACHYON_API tachyon_error_t tachyon_fanout_rollback_tx(tachyon_fanout_t *fo) TACHYON_NOEXCEPT;
+
+/* Copy size bytes in and publish: acquire_tx + memcpy + commit_tx. */
+TACHYON_API tachyon_error_t tachyon_fanout_send(tachyon_fanout_t *fo, const void *data, size_t size, uint32_t type_id,
+                                                int timeout_ms) TACHYON_NOEXCEPT;
+
+/* Consumers joined right now; the largest payload; this thread's last error. */
+TACHYON_API uint32_t tachyon_fanout_consumers(const tachyon_fanout_t *fo) TACHYON_NOEXCEPT;
+TACHYON_API size_t tachyon_fanout_max_payload(const tachyon_fanout_t *fo) TACHYON_NOEXCEPT;
+TACHYON_API tachyon_error_t tachyon_fanout_last_error(const tachyon_fanout_t *fo) TACHYON_NOEXCEPT;
+
+/*
+ * Consumer: join the fan-out at socket_path, starting at the newest or the
+ * oldest message in the ring. timeout_ms as for tachyon_bus_connect_timeout
+ * (0: one attempt). ERR_FULL when max_consumers are joined already,
+ * ERR_ABI_MISMATCH when no fan-out listens there (a plain bus, say).
+ */
+TACHYON_API tachyon_error_t tachyon_fanout_connect(const char *socket_path, tachyon_fan_start_t start, int timeout_ms,
+                                                   tachyon_fanout_rx_t **out) TACHYON_NOEXCEPT;
+
+/* Leave: the producer forgets this consumer at once. NULL is a no-op. */
+TACHYON_API void tachyon_fanout_rx_destroy(tachyon_fanout_rx_t *rx) TACHYON_NOEXCEPT;
+
+/*
+ * The next message, in place: spin `spin` times, then sleep, for up to
+ * timeout_ms (0: only a message already there, else ERR_EMPTY; < 0: no
+ * deadline). Errors: ERR_TIMEOUT; ERR_INTERRUPTED (a signal); ERR_OVERRUN
+ * (DROP_SLOW: this consumer fell a whole ring behind and was dropped;
+ * tachyon_fanout_missed gives the exact number of messages it lost, and the
+ * next call continues from the newest); ERR_PEER_CLOSED / ERR_PEER_DEAD once
+ * the producer is gone and every message it published was read; ERR_FATAL
+ * (a corrupt ring); ERR_STATE (the last message was not committed).
+ */
+TACHYON_API tachyon_error_t tachyon_fanout_acquire_rx(tachyon_fanout_rx_t *rx, tachyon_fan_msg_t *msg, uint32_t spin,
+                                                      int timeout_ms) TACHYON_NOEXCEPT;
+
+/* Release the message acquire_rx returned. ERR_OVERRUN: the consumer was
+ * dropped while it held the message, whose bytes may have been overwritten
+ * under it (discard what was read; the next acquire_rx reports the count). */
+TACHYON_API tachyon_error_t tachyon_fanout_commit_rx(tachyon_fanout_rx_t *rx) TACHYON_NOEXCEPT;
+
+/* Messages lost at the last ERR_OVERRUN, and in all; this consumer's slot. */
+TACHYON_API uint64_t tachyon_fanout_missed(const tachyon_fanout_rx_t *rx) TACHYON_NOEXCEPT;
+TACHYON_API uint64_t tachyon_fanout_missed_total(const tachyon_fanout_rx_t *rx) TACHYON_NOEXCEPT;
+TACHYON_API uint32_t tachyon_fanout_index(const tachyon_fanout_rx_t *rx) TACHYON_NOEXCEPT;
+TACHYON_API tachyon_error_t tachyon_fanout_rx_last_error(const tachyon_fanout_rx_t *rx) TACHYON_NOEXCEPT;
+
+/*
+ * Fan-in consumer: admit up to max_producers (1..64) producers at
+ * socket_path, each with a ring of `capacity` bytes (as a bus's). Returns at
+ * once; producers join whenever they come.
+ */
+TACHYON_API tachyon_error_t tachyon_fanin_listen(const char *socket_path, size_t capacity, uint32_t max_producers,
+                                                 tachyon_fanin_t **out) TACHYON_NOEXCEPT;
+TACHYON_API tachyon_error_t tachyon_fanin_listen_ex(const char *socket_path, size_t capacity, uint32_t max_producers,
+                                                    const tachyon_listen_opts_t *opts,
+                                                    tachyon_fanin_t **out) TACHYON_NOEXCEPT;
+
+/* Close: every producer's sends then fail with ERR_PEER_CLOSED. */
+TACHYON_API void tachyon_fanin_destroy(tachyon_fanin_t *fi) TACHYON_NOEXCEPT;
+
+/*
+ * The next message from any producer, round robin (one message from each
+ * producer that has one before a second from any), in place; spin and
+ * timeout_ms as tachyon_fanout_acquire_rx. msg->producer and msg->pid say
+ * who sent it. When a producer is gone and everything it committed was
+ * read, one call reports it: ERR_PEER_CLOSED or ERR_PEER_DEAD with
+ * msg->producer and msg->pid set and msg->ptr NULL; its slot is then free
+ * and the next call goes on with the others.
+ */
+TACHYON_API tachyon_error_t tachyon_fanin_acquire_rx(tachyon_fanin_t *fi, tachyon_fan_msg_t *msg, uint32_t spin,
+                                                     int timeout_ms) TACHYON_NOEXCEPT;
+
+/* Release the message acquire_rx returned (its producer's ring gets the room back). */
+TACHYON_API tachyon_error_t tachyon_fanin_commit_rx(tachyon_fanin_t *fi) TACHYON_NOEXCEPT;
+
+/* Producers joined right now, and this thread's last error. */
+TACHYON_API uint32_t tachyon_fanin_producers(const tachyon_fanin_t *fi) TACHYON_NOEXCEPT;
+TACHYON_API tachyon_error_t tachyon_fanin_last_error(const tachyon_fanin_t *fi) TACHYON_NOEXCEPT;
+
+/*
+ * Fan-in producer: join the fan-in at socket_path and get a bus to send on
+ * (tachyon_acquire_tx, tachyon_commit_tx, tachyon_send,
+ * tachyon_acquire_tx_blocking, ...; the rx calls have nothing to read);
+ * tachyon_bus_destroy leaves. *out_index (may be NULL) receives our index.
+ * ERR_FULL when max_producers are joined, ERR_ABI_MISMATCH when no fan-in
+ * listens there.
+ */
+TACHYON_API tachyon_error_t tachyon_fanin_connect(const char *socket_path, int timeout_ms, uint32_t *out_index,
+                                                  tachyon_bus_t **out) TACHYON_NOEXCEPT;
 
 #ifdef __cplusplus
 }

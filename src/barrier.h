@@ -413,6 +413,134 @@ static inline int local_ref_put(_Atomic int *refs)
     return atomic_fetch_sub_explicit(refs, 1, memory_order_acq_rel) == 1;
 }
 
+/* ---- Fan-out (fanout.c) --------------------------------------------------------
+ *
+ * A fan-out ring has one producer and many consumers. H (each slot's
+ * stamp) tells a consumer that the slot at its tail is complete, and C/D
+ * (each consumer's tail) give room back, with the helpers above; A/B (head)
+ * only serve joiners and tools; K/L (the producer waiting for room) as on a
+ * bus, every consumer taking the L side. Three more:
+ *
+ *   P  consumer: announce_fan_sleep (seq_cst RMW on sleepers), then
+ *      recheck_slot_stamp (seq_cst) of the slot at its tail
+ *      pairs with Q  producer: publish_slot_stamp_check_sleeper (seq_cst
+ *      exchange of a publication's last stamp, seq_cst load of sleepers, the
+ *      F helper reused; H orders the slot before its stamp)
+ *      Dekker pair with one shared word: a consumer counts itself in before
+ *      its last look at the stamp; the producer stores the stamp before it
+ *      looks at the count. Either the consumer sees the new head, or the producer sees
+ *      a count above zero, takes it back to 0 (claim_fan_sleepers: the next
+ *      publications make no system call until someone counts in again),
+ *      bumps wake_seq (bump_wake_seq) and wakes every sleeper. A consumer read wake_seq before counting itself in and waits
+ *      only while it still holds that value, so a bump that lands between its
+ *      look at head and its FUTEX_WAIT makes the wait return at once.
+ *   R  producer: publish_drop (seq_cst store of drop_gen, then a full fence)
+ *      before it overwrites a slot the dropped consumer may be reading
+ *      pairs with S  consumer: consumer_still_owns (acquire fence, then the
+ *      load of drop_gen) after it has read the slot
+ *      A seqlock, as I/J: the fields of the drop (resume_pos, missed) are
+ *      stored before drop_gen, and the slot bytes after it; a consumer that
+ *      finds drop_gen unchanged after reading knows no byte it read was
+ *      overwritten. One that finds it changed reports an overrun.
+ *   T  consumer: ack_drop (release) after it moved its tail to resume_pos
+ *      pairs with U  producer: observe_ack (acquire) before it reads that
+ *      tail again: an acknowledged consumer is counted by its new tail.
+ */
+static inline uint32_t observe_wake_seq(_Atomic uint32_t *wake_seq)
+{
+    /* No pairing of its own: the futex compares the value again in the kernel. */
+    return atomic_load_explicit(wake_seq, memory_order_relaxed);
+}
+
+static inline void announce_fan_sleep(_Atomic uint32_t *sleepers)
+{
+    atomic_fetch_add_explicit(sleepers, 1u, memory_order_seq_cst); /* P1: pairs with Q2 */
+}
+
+/* Q, after the producer's load saw sleepers: take the count back to 0, so
+ * that one wake serves everyone counted so far. 1 when this call took a
+ * non-zero count (and so should wake). */
+static inline int claim_fan_sleepers(_Atomic uint32_t *sleepers)
+{
+    return atomic_exchange_explicit(sleepers, 0u, memory_order_seq_cst) != 0;
+}
+
+/* Q, after the producer saw sleepers: make every sleeper's futex compare fail. */
+static inline void bump_wake_seq(_Atomic uint32_t *wake_seq)
+{
+    atomic_fetch_add_explicit(wake_seq, 1u, memory_order_seq_cst);
+}
+
+/* R: the drop's fields (stored before, relaxed) and this generation are
+ * visible before any slot byte the producer writes next. */
+static inline void publish_drop(_Atomic uint32_t *drop_gen, uint32_t gen)
+{
+    atomic_store_explicit(drop_gen, gen, memory_order_seq_cst); /* R1: pairs with S */
+    atomic_thread_fence(memory_order_seq_cst);                  /* R2: slot stores come after */
+}
+
+/* S (before reading): the generation, then (acquire) the drop's fields. */
+static inline uint32_t observe_drop_gen(_Atomic uint32_t *drop_gen)
+{
+    return atomic_load_explicit(drop_gen, memory_order_acquire); /* pairs with R1 */
+}
+
+/* S (after reading): were the bytes just read still ours? The fence orders
+ * the slot reads before this second look at drop_gen (seqlock read side). */
+static inline int consumer_still_owns(_Atomic uint32_t *drop_gen, uint32_t gen)
+{
+    atomic_thread_fence(memory_order_acquire); /* S2: pairs with R2 */
+    return atomic_load_explicit(drop_gen, memory_order_relaxed) == gen;
+}
+
+/* The drop's fields: plain words ordered by R/S around them. */
+static inline void store_drop_field(_Atomic uint64_t *field, uint64_t value)
+{
+    atomic_store_explicit(field, value, memory_order_relaxed);
+}
+
+static inline uint64_t load_drop_field(_Atomic uint64_t *field)
+{
+    return atomic_load_explicit(field, memory_order_relaxed);
+}
+
+/* T: the consumer's tail (stored before, release) counts from now on. */
+static inline void ack_drop(_Atomic uint32_t *ack_gen, uint32_t gen)
+{
+    atomic_store_explicit(ack_gen, gen, memory_order_release); /* T: pairs with U */
+}
+
+/* U: pairs with T; a tail read after this is at least the resume point. */
+static inline uint32_t observe_ack(_Atomic uint32_t *ack_gen)
+{
+    return atomic_load_explicit(ack_gen, memory_order_acquire);
+}
+
+/* A fan-out table word set up by the producer's joining thread under its
+ * lock before the consumer learns of it (the socket orders the rest). */
+static inline void store_table_word(_Atomic uint32_t *word, uint32_t value)
+{
+    atomic_store_explicit(word, value, memory_order_release);
+}
+
+static inline uint32_t load_table_word(_Atomic uint32_t *word)
+{
+    return atomic_load_explicit(word, memory_order_acquire);
+}
+
+/* Fan-in: a producer's ring handle is published to the consumer thread by
+ * the thread that accepted it (release) and taken by the consumer (acquire):
+ * the handle is fully set up before the consumer reads it. */
+static inline void publish_slot_ptr(void *_Atomic *slot, void *value)
+{
+    atomic_store_explicit(slot, value, memory_order_release);
+}
+
+static inline void *observe_slot_ptr(void *_Atomic *slot)
+{
+    return atomic_load_explicit(slot, memory_order_acquire);
+}
+
 /* The public tachyon_memory_barrier_acquire: pairs with whatever release the
  * caller is reading past (for the ring, the producer's A). */
 static inline void acquire_fence(void)

@@ -54,6 +54,7 @@ static const char *const error_messages[] = {
     [TACHYON_ERR_PEER_CLOSED] = "the peer closed the bus",
     [TACHYON_ERR_FORKED] = "this bus belongs to the parent process; a fork()ed child cannot use it",
     [TACHYON_ERR_WRONG_REPLY] = "the next reply answers another call: wait for replies in the order the calls were made",
+    [TACHYON_ERR_OVERRUN] = "fan-out: this consumer fell a whole ring behind and was dropped; tachyon_fanout_missed says how many messages it lost",
 };
 
 const char *tachyon_strerror(tachyon_error_t err)

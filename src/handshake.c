@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fan_wire.h"
 #include "internal.h"
 #include "state.h"
 
@@ -81,6 +82,10 @@ void handshake_fill(tachyon_handshake_t *hs, uint32_t capacity_fwd, uint32_t cap
 /* Magic, version and alignment: is this Tachyon ABI v4 at all? */
 tachyon_error_t handshake_check_abi(const tachyon_handshake_t *hs)
 {
+    if (hs->magic == TACHYON_FAN_MAGIC)
+        return status_error_detail(NULL, TACHYON_ERR_ABI_MISMATCH,
+                                   "the listener is a fan-out or fan-in channel, not a bus: join it with "
+                                   "tachyon_fanout_connect or tachyon_fanin_connect");
     if (hs->magic != TACHYON_MAGIC || hs->version != TACHYON_VERSION || hs->msg_alignment != TACHYON_MSG_ALIGN)
         return status_error_detail(NULL, TACHYON_ERR_ABI_MISMATCH,
                                    "the listener is not a Tachyon ABI v4 bus (magic 0x%08x, version %u, "

@@ -154,6 +154,8 @@ TACHYON_HIDDEN tachyon_error_t shm_map(int fd, size_t map_size, int prefault, vo
 TACHYON_HIDDEN void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity);
 TACHYON_HIDDEN tachyon_error_t shm_check_header(const tachyon_segment_header_t *hdr, uint64_t capacity);
 TACHYON_HIDDEN int shm_reopen(int fd);
+/* A fresh salt for slot stamps (never 0, low six bits set). */
+TACHYON_HIDDEN uint64_t shm_new_stamp_salt(void);
 TACHYON_HIDDEN int shm_hold(int fd, uint32_t byte);
 TACHYON_HIDDEN int shm_held_by_peer(int fd, uint32_t byte);
 /* The bytes of the segment file each side holds a lock on (shm.c). */
@@ -252,6 +254,10 @@ TACHYON_HIDDEN int ring_recheck_readable(struct tachyon_bus *bus);
 TACHYON_HIDDEN int notify_create(void);
 TACHYON_HIDDEN int notify_accept_peer_fd(int fd);
 TACHYON_HIDDEN void notify_close(struct tachyon_bus *bus);
+/* Fan-in: arm a ring whose eventfd is shared with other rings (no clearing),
+ * and take an arm back. */
+TACHYON_HIDDEN int notify_rx_arm_shared(struct tachyon_bus *bus);
+TACHYON_HIDDEN void notify_rx_disarm(struct tachyon_bus *bus);
 
 /* wait.c */
 TACHYON_HIDDEN extern int wait_sleep_slice_ms;

@@ -194,3 +194,19 @@ int tachyon_bus_fd_arm(tachyon_bus_t *bus, unsigned what)
         return 1;
     return 0;
 }
+
+/* Fan-in: one eventfd serves every producer's ring, so the consumer clears
+ * it once and then arms each ring without clearing it again (a signal from
+ * a ring armed earlier must not be lost). 1 when this ring has something
+ * already (a message, its producer's end, a fatal state). */
+int notify_rx_arm_shared(tachyon_bus_t *bus)
+{
+    return rx_ready_now(bus) || rx_arm(bus);
+}
+
+/* Take back an arm that a wake-up through another ring made moot, so that
+ * this ring's producer does not signal for nothing. */
+void notify_rx_disarm(tachyon_bus_t *bus)
+{
+    (void)claim_fd_waiter(&bus->hdr->consumer_sleeping);
+}

@@ -162,6 +162,11 @@ static uint64_t stamp_salt(void)
     return salt | (TACHYON_MSG_ALIGN - 1);
 }
 
+uint64_t shm_new_stamp_salt(void)
+{
+    return stamp_salt();
+}
+
 /* The listener formats a fresh (zero-filled) segment; READY is stored last. */
 void shm_format(tachyon_segment_header_t *hdr, uint32_t capacity)
 {

@@ -30,20 +30,38 @@ struct thread_errors {
  * access must be one instruction, not a call into the dynamic loader. */
 static __thread struct thread_errors thread_errors __attribute__((tls_model("initial-exec")));
 
-static void record_error(const struct tachyon_bus *bus, tachyon_error_t err)
+static void record_error_id(uint64_t id, tachyon_error_t err)
 {
     struct thread_errors *t = &thread_errors;
-    if (!bus)
-        return;
     for (unsigned i = 0; i < ERROR_SLOTS; i++) {
-        if (t->bus_id[i] == bus->id) {
+        if (t->bus_id[i] == id) {
             t->err[i] = (int)err;
             return;
         }
     }
     unsigned i = t->next++ % ERROR_SLOTS;
-    t->bus_id[i] = bus->id;
+    t->bus_id[i] = id;
     t->err[i] = (int)err;
+}
+
+static void record_error(const struct tachyon_bus *bus, tachyon_error_t err)
+{
+    if (bus)
+        record_error_id(bus->id, err);
+}
+
+void status_set_error_id(uint64_t id, tachyon_error_t err)
+{
+    record_error_id(id, err);
+}
+
+tachyon_error_t status_last_error_id(uint64_t id)
+{
+    const struct thread_errors *t = &thread_errors;
+    for (unsigned i = 0; i < ERROR_SLOTS; i++)
+        if (t->bus_id[i] == id)
+            return (tachyon_error_t)t->err[i];
+    return TACHYON_SUCCESS;
 }
 
 void status_set_error(const struct tachyon_bus *bus, tachyon_error_t err)

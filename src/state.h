@@ -31,6 +31,11 @@ TACHYON_HIDDEN tachyon_error_t status_error_detail(const struct tachyon_bus *bus
 /* This thread's last error on `bus` (SUCCESS when it had none). */
 TACHYON_HIDDEN tachyon_error_t status_last_error(const struct tachyon_bus *bus);
 
+/* The same for handles other than a bus (fan channels), keyed by an id
+ * from status_new_bus_id. Keeps the detail recorded just before. */
+TACHYON_HIDDEN void status_set_error_id(uint64_t id, tachyon_error_t err);
+TACHYON_HIDDEN tachyon_error_t status_last_error_id(uint64_t id);
+
 /* The detail recorded with this thread's last error if it was `err`, else NULL. */
 TACHYON_HIDDEN const char *status_detail_for(tachyon_error_t err);
 

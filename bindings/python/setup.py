@@ -17,6 +17,7 @@ EXT_FILES = [
     "dlpack.c", "message.c", "rpc.c",
 ]
 EXT_FILES += ["loop.c", "stats.c"]  # event loops (tachyon.aio) and Bus.stats()
+EXT_FILES += ["fan.c"]  # fan-out and fan-in (tachyon.FanOut, tachyon.FanIn)
 
 if not os.path.isfile(os.path.join(CORE_INC, "tachyon.h")):
     sys.exit(

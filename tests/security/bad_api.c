@@ -236,11 +236,11 @@ static void test_paths(void)
 static void test_strerror(void)
 {
     sec_case_begin("strerror: every code has a message, others are unknown");
-    for (int i = 0; i <= TACHYON_ERR_WRONG_REPLY; i++) {
+    for (int i = 0; i <= TACHYON_ERR_OVERRUN; i++) {
         const char *m = tachyon_strerror((tachyon_error_t)i);
         CHECK(m && strcmp(m, "unknown error") != 0, "code %d has no message", i);
     }
-    CHECK(strcmp(tachyon_strerror((tachyon_error_t)(TACHYON_ERR_WRONG_REPLY + 1)), "unknown error") == 0, "past the last");
+    CHECK(strcmp(tachyon_strerror((tachyon_error_t)(TACHYON_ERR_OVERRUN + 1)), "unknown error") == 0, "past the last");
     CHECK(strcmp(tachyon_strerror((tachyon_error_t)-1), "unknown error") == 0, "-1");
     CHECK(strcmp(tachyon_strerror((tachyon_error_t)0x7FFFFFFF), "unknown error") == 0, "INT_MAX");
     sec_case_end();

@@ -106,6 +106,11 @@ static void core_attach(TachyonBusObject *self, tachyon_bus_t *c, PyObject *path
     self->liveness_countdown = TPY_TX_LIVENESS_EVERY;
 }
 
+void tpy_core_adopt(TachyonBusObject *self, tachyon_bus_t *c, PyObject *path)
+{
+    core_attach(self, c, path);
+}
+
 static int core_forked(TachyonBusObject *self)
 {
     return self->fork_gen != tpy_fork_generation;

@@ -40,7 +40,7 @@ static const char *error_name(tachyon_error_t err)
         "ERR_SEAL", "ERR_MAP", "ERR_INVALID_SZ", "ERR_FULL", "ERR_EMPTY", "ERR_NETWORK",
         "ERR_SYSTEM", "ERR_INTERRUPTED", "ERR_ABI_MISMATCH", "ERR_PEER_DEAD",
         "ERR_PERMISSION", "ERR_FATAL", "ERR_STATE", "ERR_TIMEOUT", "ERR_ADDR_IN_USE",
-        "ERR_NOT_SOCKET", "ERR_PATH_TOO_LONG", "ERR_PEER_CLOSED", "ERR_FORKED", "ERR_WRONG_REPLY",
+        "ERR_NOT_SOCKET", "ERR_PATH_TOO_LONG", "ERR_PEER_CLOSED", "ERR_FORKED", "ERR_WRONG_REPLY", "ERR_OVERRUN",
     };
     size_t i = (size_t)err;
     return i < sizeof(names) / sizeof(names[0]) ? names[i] : "ERR_UNKNOWN";

@@ -19,6 +19,7 @@
  *   guardmeth.c  __enter__/__exit__ of the guards without an allocation
  *   loop.c       the event-loop descriptor (fileno, arm) and its watcher hook
  *   stats.c      Bus._stats(): tachyon_bus_stats for tachyon.BusStats
+ *   fan.c        fan-out and fan-in handles and their in-place messages
  *
  * Lifetime rules.
  *  - An object that points into the ring (a guard, a batch) holds a strong
@@ -346,6 +347,8 @@ TachyonBusObject *tpy_core_new(tpy_state *st);
 int tpy_core_listen(TachyonBusObject *self, PyObject *path, size_t capacity, int64_t timeout_ns);
 int tpy_core_connect(TachyonBusObject *self, PyObject *path, int64_t timeout_ns);
 int tpy_core_close(TachyonBusObject *self);
+/* Make a closed handle the owner of an open C bus (fan-in producers). */
+void tpy_core_adopt(TachyonBusObject *self, tachyon_bus_t *c, PyObject *path);
 int tpy_capacity_arg(tpy_state *st, PyObject *obj, size_t *out);
 
 /* Is the handle usable by this process? Else -1 with ClosedError/ERR_FORKED. */
@@ -388,6 +391,9 @@ PyObject *tpy_bus_arm(TachyonBusObject *self, PyObject *const *args, Py_ssize_t 
 /* Tell the watcher (if any) that the handle is about to close, and drop it. */
 void tpy_core_tell_watcher(TachyonBusObject *self);
 PyObject *tpy_bus_stats_tuple(TachyonBusObject *self);
+
+/* ---- fan.c: fan-out and fan-in ---------------------------------------------------- */
+int tpy_fan_init(PyObject *module, tpy_state *st);
 
 /* ---- bus.c ------------------------------------------------------------------- */
 int tpy_bus_type_init(PyObject *module, tpy_state *st);

@@ -358,7 +358,7 @@ static int module_exec(PyObject *mod)
         tpy_txguard_type_init(mod, st) < 0 || tpy_rxguard_type_init(mod, st) < 0 ||
         tpy_batch_type_init(mod, st) < 0 || tpy_dlpack_type_init(mod, st) < 0 ||
         tpy_core_type_init(mod, st) < 0 || tpy_bus_type_init(mod, st) < 0 ||
-        tpy_rpc_types_init(mod, st) < 0)
+        tpy_rpc_types_init(mod, st) < 0 || tpy_fan_init(mod, st) < 0)
         return -1;
     if (PyModule_AddIntConstant(mod, "ABI_VERSION", 4) < 0 ||
         PyModule_AddIntConstant(mod, "DEFAULT_CAPACITY", 1 << 20) < 0)

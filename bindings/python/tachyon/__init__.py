@@ -56,6 +56,7 @@ from ._tachyon import (
 from . import aio as _aio, stats as _stats
 from .aio import WAIT_RX, WAIT_TX
 from .stats import BusStats
+from .fan import Departure, FanIn, FanMessage, FanOut, FanOutReader, OverrunError
 
 from .rpc import (
     MSG_TYPE_ERROR,
@@ -127,6 +128,12 @@ __all__ = [
     "Batch",
     "BatchItem",
     "BusStats",
+    "Departure",
+    "FanIn",
+    "FanMessage",
+    "FanOut",
+    "FanOutReader",
+    "OverrunError",
     "ClosedError",
     "PeerClosedError",
     "RingFullError",

@@ -98,6 +98,9 @@ pub const TACHYON_ERR_PEER_CLOSED: tachyon_error_t = 23;
 pub const TACHYON_ERR_FORKED: tachyon_error_t = 24;
 /// Request/reply: the next reply answers another call.
 pub const TACHYON_ERR_WRONG_REPLY: tachyon_error_t = 25;
+/// Fan-out: this consumer fell a whole ring behind and was dropped
+/// ([`tachyon_fanout_missed`] gives the count of messages it lost).
+pub const TACHYON_ERR_OVERRUN: tachyon_error_t = 26;
 
 pub const TACHYON_STATE_UNINITIALIZED: tachyon_state_t = 0;
 pub const TACHYON_STATE_INITIALIZING: tachyon_state_t = 1;
@@ -551,4 +554,165 @@ extern "C" {
     pub fn tachyon_rpc_max_request(rpc: *const tachyon_rpc_bus_t) -> usize;
     /// The largest reply payload.
     pub fn tachyon_rpc_max_reply(rpc: *const tachyon_rpc_bus_t) -> usize;
+}
+
+// ---- Fan-out and fan-in ----------------------------------------------------------
+
+/// An opaque fan-out producer (`tachyon_fanout_t`).
+#[repr(C)]
+pub struct tachyon_fanout_t {
+    _private: [u8; 0],
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+/// An opaque fan-out consumer (`tachyon_fanout_rx_t`).
+#[repr(C)]
+pub struct tachyon_fanout_rx_t {
+    _private: [u8; 0],
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+/// An opaque fan-in consumer (`tachyon_fanin_t`).
+#[repr(C)]
+pub struct tachyon_fanin_t {
+    _private: [u8; 0],
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+/// `tachyon_fan_policy_t`.
+pub type tachyon_fan_policy_t = c_uint;
+/// The producer waits for the slowest consumer.
+pub const TACHYON_FAN_BLOCK: tachyon_fan_policy_t = 0;
+/// The producer drops a consumer a whole ring behind.
+pub const TACHYON_FAN_DROP_SLOW: tachyon_fan_policy_t = 1;
+
+/// `tachyon_fan_start_t`.
+pub type tachyon_fan_start_t = c_uint;
+/// Start at the newest message in the ring.
+pub const TACHYON_FAN_START_NEWEST: tachyon_fan_start_t = 0;
+/// Start at the oldest message still in the ring.
+pub const TACHYON_FAN_START_OLDEST: tachyon_fan_start_t = 1;
+
+/// One received fan message (`tachyon_fan_msg_t`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct tachyon_fan_msg_t {
+    pub ptr: *const c_void,
+    pub size: usize,
+    pub type_id: u32,
+    pub producer: u32,
+    pub pid: i32,
+    pub reserved_: u32,
+    pub seq: u64,
+}
+
+impl Default for tachyon_fan_msg_t {
+    fn default() -> Self {
+        Self { ptr: core::ptr::null(), size: 0, type_id: 0, producer: 0, pid: 0, reserved_: 0, seq: 0 }
+    }
+}
+
+extern "C" {
+    /// Producer: create the ring and admit up to `max_consumers` consumers at `socket_path`.
+    pub fn tachyon_fanout_listen(
+        socket_path: *const c_char,
+        capacity: usize,
+        max_consumers: u32,
+        policy: tachyon_fan_policy_t,
+        out: *mut *mut tachyon_fanout_t,
+    ) -> tachyon_error_t;
+    /// [`tachyon_fanout_listen`] with listener options (NULL: defaults).
+    pub fn tachyon_fanout_listen_ex(
+        socket_path: *const c_char,
+        capacity: usize,
+        max_consumers: u32,
+        policy: tachyon_fan_policy_t,
+        opts: *const tachyon_listen_opts_t,
+        out: *mut *mut tachyon_fanout_t,
+    ) -> tachyon_error_t;
+    /// Close the channel (consumers end with PEER_CLOSED after reading everything).
+    pub fn tachyon_fanout_destroy(fo: *mut tachyon_fanout_t);
+    /// Reserve a slot, waiting up to `timeout_ms` for room (BLOCK). NULL: see last_error.
+    pub fn tachyon_fanout_acquire_tx(fo: *mut tachyon_fanout_t, max_payload: usize, timeout_ms: c_int) -> *mut c_void;
+    /// Publish the acquired slot.
+    pub fn tachyon_fanout_commit_tx(fo: *mut tachyon_fanout_t, actual_size: usize, type_id: u32) -> tachyon_error_t;
+    /// Give the acquired slot back.
+    pub fn tachyon_fanout_rollback_tx(fo: *mut tachyon_fanout_t) -> tachyon_error_t;
+    /// acquire_tx + memcpy + commit_tx.
+    pub fn tachyon_fanout_send(
+        fo: *mut tachyon_fanout_t,
+        data: *const c_void,
+        size: usize,
+        type_id: u32,
+        timeout_ms: c_int,
+    ) -> tachyon_error_t;
+    /// Consumers joined right now.
+    pub fn tachyon_fanout_consumers(fo: *const tachyon_fanout_t) -> u32;
+    /// The largest payload (capacity / 2 - 64).
+    pub fn tachyon_fanout_max_payload(fo: *const tachyon_fanout_t) -> usize;
+    /// This thread's last error on the producer.
+    pub fn tachyon_fanout_last_error(fo: *const tachyon_fanout_t) -> tachyon_error_t;
+    /// Consumer: join the fan-out at `socket_path`.
+    pub fn tachyon_fanout_connect(
+        socket_path: *const c_char,
+        start: tachyon_fan_start_t,
+        timeout_ms: c_int,
+        out: *mut *mut tachyon_fanout_rx_t,
+    ) -> tachyon_error_t;
+    /// Leave.
+    pub fn tachyon_fanout_rx_destroy(rx: *mut tachyon_fanout_rx_t);
+    /// The next message in place (valid until [`tachyon_fanout_commit_rx`]).
+    pub fn tachyon_fanout_acquire_rx(
+        rx: *mut tachyon_fanout_rx_t,
+        msg: *mut tachyon_fan_msg_t,
+        spin: u32,
+        timeout_ms: c_int,
+    ) -> tachyon_error_t;
+    /// Release the message; OVERRUN: it may have been overwritten while held.
+    pub fn tachyon_fanout_commit_rx(rx: *mut tachyon_fanout_rx_t) -> tachyon_error_t;
+    /// Messages lost at the last overrun.
+    pub fn tachyon_fanout_missed(rx: *const tachyon_fanout_rx_t) -> u64;
+    /// Messages lost to overruns in all.
+    pub fn tachyon_fanout_missed_total(rx: *const tachyon_fanout_rx_t) -> u64;
+    /// This consumer's slot.
+    pub fn tachyon_fanout_index(rx: *const tachyon_fanout_rx_t) -> u32;
+    /// This thread's last error on the consumer.
+    pub fn tachyon_fanout_rx_last_error(rx: *const tachyon_fanout_rx_t) -> tachyon_error_t;
+    /// Fan-in consumer: admit up to `max_producers` producers at `socket_path`.
+    pub fn tachyon_fanin_listen(
+        socket_path: *const c_char,
+        capacity: usize,
+        max_producers: u32,
+        out: *mut *mut tachyon_fanin_t,
+    ) -> tachyon_error_t;
+    /// [`tachyon_fanin_listen`] with listener options.
+    pub fn tachyon_fanin_listen_ex(
+        socket_path: *const c_char,
+        capacity: usize,
+        max_producers: u32,
+        opts: *const tachyon_listen_opts_t,
+        out: *mut *mut tachyon_fanin_t,
+    ) -> tachyon_error_t;
+    /// Close the fan-in.
+    pub fn tachyon_fanin_destroy(fi: *mut tachyon_fanin_t);
+    /// The next message from any producer, round robin; PEER_CLOSED/PEER_DEAD report a departure.
+    pub fn tachyon_fanin_acquire_rx(
+        fi: *mut tachyon_fanin_t,
+        msg: *mut tachyon_fan_msg_t,
+        spin: u32,
+        timeout_ms: c_int,
+    ) -> tachyon_error_t;
+    /// Release the message.
+    pub fn tachyon_fanin_commit_rx(fi: *mut tachyon_fanin_t) -> tachyon_error_t;
+    /// Producers joined right now.
+    pub fn tachyon_fanin_producers(fi: *const tachyon_fanin_t) -> u32;
+    /// This thread's last error on the fan-in.
+    pub fn tachyon_fanin_last_error(fi: *const tachyon_fanin_t) -> tachyon_error_t;
+    /// Producer: join the fan-in and get a bus to send on.
+    pub fn tachyon_fanin_connect(
+        socket_path: *const c_char,
+        timeout_ms: c_int,
+        out_index: *mut u32,
+        out: *mut *mut tachyon_bus_t,
+    ) -> tachyon_error_t;
 }

@@ -30,6 +30,16 @@ fn check(expr: &str, rust: usize) {
 }
 
 #[test]
+fn fan_msg_matches_c() {
+    check("sizeof(tachyon_fan_msg_t)", size_of::<tachyon_fan_msg_t>());
+    check("offsetof(tachyon_fan_msg_t, size)", offset_of!(tachyon_fan_msg_t, size));
+    check("offsetof(tachyon_fan_msg_t, type_id)", offset_of!(tachyon_fan_msg_t, type_id));
+    check("offsetof(tachyon_fan_msg_t, producer)", offset_of!(tachyon_fan_msg_t, producer));
+    check("offsetof(tachyon_fan_msg_t, pid)", offset_of!(tachyon_fan_msg_t, pid));
+    check("offsetof(tachyon_fan_msg_t, seq)", offset_of!(tachyon_fan_msg_t, seq));
+}
+
+#[test]
 fn segment_info_matches_c() {
     check("sizeof(tachyon_side_info_t)", size_of::<tachyon_side_info_t>());
     check("sizeof(tachyon_segment_info_t)", size_of::<tachyon_segment_info_t>());
@@ -104,6 +114,11 @@ fn enums_match_c() {
         ("TACHYON_ERR_PEER_CLOSED", TACHYON_ERR_PEER_CLOSED),
         ("TACHYON_ERR_FORKED", TACHYON_ERR_FORKED),
         ("TACHYON_ERR_WRONG_REPLY", TACHYON_ERR_WRONG_REPLY),
+        ("TACHYON_ERR_OVERRUN", TACHYON_ERR_OVERRUN),
+        ("TACHYON_FAN_BLOCK", TACHYON_FAN_BLOCK),
+        ("TACHYON_FAN_DROP_SLOW", TACHYON_FAN_DROP_SLOW),
+        ("TACHYON_FAN_START_NEWEST", TACHYON_FAN_START_NEWEST),
+        ("TACHYON_FAN_START_OLDEST", TACHYON_FAN_START_OLDEST),
         ("TACHYON_STATE_UNINITIALIZED", TACHYON_STATE_UNINITIALIZED),
         ("TACHYON_STATE_INITIALIZING", TACHYON_STATE_INITIALIZING),
         ("TACHYON_STATE_READY", TACHYON_STATE_READY),
@@ -248,6 +263,32 @@ fn every_declared_function_links() {
         tachyon_rpc_peer_alive as *const (),
         tachyon_rpc_max_request as *const (),
         tachyon_rpc_max_reply as *const (),
+        tachyon_fanout_listen as *const (),
+        tachyon_fanout_listen_ex as *const (),
+        tachyon_fanout_destroy as *const (),
+        tachyon_fanout_acquire_tx as *const (),
+        tachyon_fanout_commit_tx as *const (),
+        tachyon_fanout_rollback_tx as *const (),
+        tachyon_fanout_send as *const (),
+        tachyon_fanout_consumers as *const (),
+        tachyon_fanout_max_payload as *const (),
+        tachyon_fanout_last_error as *const (),
+        tachyon_fanout_connect as *const (),
+        tachyon_fanout_rx_destroy as *const (),
+        tachyon_fanout_acquire_rx as *const (),
+        tachyon_fanout_commit_rx as *const (),
+        tachyon_fanout_missed as *const (),
+        tachyon_fanout_missed_total as *const (),
+        tachyon_fanout_index as *const (),
+        tachyon_fanout_rx_last_error as *const (),
+        tachyon_fanin_listen as *const (),
+        tachyon_fanin_listen_ex as *const (),
+        tachyon_fanin_destroy as *const (),
+        tachyon_fanin_acquire_rx as *const (),
+        tachyon_fanin_commit_rx as *const (),
+        tachyon_fanin_producers as *const (),
+        tachyon_fanin_last_error as *const (),
+        tachyon_fanin_connect as *const (),
     ];
     assert!(addrs.iter().all(|a| !a.is_null()));
     if let Some(header) = bundled_header() {

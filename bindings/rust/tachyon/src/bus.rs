@@ -162,7 +162,7 @@ pub(crate) fn duration_to_ms(timeout: Option<Duration>) -> i32 {
 }
 
 impl Bus {
-    fn from_out(code: sys::tachyon_error_t, out: *mut sys::tachyon_bus_t) -> Result<Bus> {
+    pub(crate) fn from_out(code: sys::tachyon_error_t, out: *mut sys::tachyon_bus_t) -> Result<Bus> {
         Error::check(code)?;
         let raw = NonNull::new(out).ok_or_else(|| Error::from(ErrorKind::NullPointer))?;
         Ok(Bus { raw, spin: DEFAULT_SPIN, batch_views: Vec::new() })

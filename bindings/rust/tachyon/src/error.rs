@@ -67,6 +67,9 @@ pub enum ErrorKind {
     /// Request/reply: the next reply answers another call (replies come in
     /// the order the calls were made).
     WrongReply,
+    /// Fan-out: this reader fell a whole ring behind and was dropped; the
+    /// reader's `missed()` says how many messages it lost.
+    Overrun,
     /// The connecting process's user is not allowed on this bus.
     Permission,
     /// The shared ring is corrupt; the bus can no longer be used.
@@ -122,6 +125,7 @@ impl ErrorKind {
             sys::TACHYON_ERR_PEER_CLOSED => PeerClosed,
             sys::TACHYON_ERR_FORKED => Forked,
             sys::TACHYON_ERR_WRONG_REPLY => WrongReply,
+            sys::TACHYON_ERR_OVERRUN => Overrun,
             other => Unknown(other),
         })
     }
@@ -156,6 +160,7 @@ impl ErrorKind {
             PeerClosed => sys::TACHYON_ERR_PEER_CLOSED,
             Forked => sys::TACHYON_ERR_FORKED,
             WrongReply => sys::TACHYON_ERR_WRONG_REPLY,
+            Overrun => sys::TACHYON_ERR_OVERRUN,
             InvalidPath | ErrorReply => return None,
             Unknown(code) => code,
         })
@@ -311,7 +316,7 @@ mod tests {
 
     #[test]
     fn every_code_round_trips() {
-        for code in 1..=sys::TACHYON_ERR_WRONG_REPLY {
+        for code in 1..=sys::TACHYON_ERR_OVERRUN {
             let kind = ErrorKind::from_code(code).expect("non-zero is an error");
             assert!(!matches!(kind, ErrorKind::Unknown(_)), "code {code} is not mapped");
             assert_eq!(kind.code(), Some(code));

@@ -44,6 +44,9 @@
 //! # }
 //! ```
 //!
+//! Fan-out (one producer, many readers, one shared ring) and fan-in (many
+//! producers, one reader, round robin) are in the [`fan`] module.
+//!
 //! Request/reply (a client calls, a server answers, over two rings) is in
 //! [`RpcClient`] and [`RpcServer`]; see the [`rpc`] module.
 //!
@@ -75,6 +78,7 @@
 mod async_bus;
 mod bus;
 mod error;
+pub mod fan;
 pub mod rpc;
 mod rx;
 mod tx;
@@ -83,6 +87,7 @@ mod tx;
 pub use async_bus::AsyncBus;
 pub use bus::{Bus, ListenOptions, PollingMode, State, Stats, Wait};
 pub use error::{Error, ErrorKind, Result};
+pub use fan::{FanIn, FanInEvent, FanMessage, FanOut, FanOutReader, FanTxGuard};
 pub use rpc::{Reply, Request, RpcClient, RpcServer, MSG_TYPE_ERROR};
 pub use rx::{Batch, BatchIter, Message, RxGuard};
 pub use tx::TxGuard;
