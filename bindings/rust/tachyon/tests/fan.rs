@@ -242,6 +242,8 @@ fn a_killed_fanout_producer_is_peer_dead_after_its_last_message() {
     assert_eq!(err.kind(), ErrorKind::PeerDead);
     assert_eq!(next, 300);
     assert!(!kid.wait().unwrap().success());
+    // A producer that dies leaves its socket file behind (destroy removes it).
+    std::fs::remove_file(&path).expect("the dead producer's socket file");
 }
 
 #[test]
