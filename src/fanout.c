@@ -801,6 +801,10 @@ static tachyon_error_t map_fanout(struct tachyon_fanout_rx *c, int fd, const tac
         return status_error_detail(NULL, TACHYON_ERR_ABI_MISMATCH,
                                    "the fan-out segment's header does not match the hello");
     c->tail = read_counter_relaxed(&c->entry->tail);
+    if (c->tail & (TACHYON_MSG_ALIGN - 1))
+        return status_error_detail(NULL, TACHYON_ERR_ABI_MISMATCH,
+                                   "the fan-out segment starts us at byte %llu, not on a slot boundary",
+                                   (unsigned long long)c->tail);
     c->published_tail = c->tail;
     c->salt = read_counter_relaxed(&hdr->stamp_salt);
     if (c->salt == 0)
@@ -920,6 +924,13 @@ static tachyon_error_t take_overrun(struct tachyon_fanout_rx *c, uint32_t gen)
     uint64_t tail_seq = load_drop_field(&e->tail_seq);
     if (!consumer_still_owns(&e->drop_gen, gen))
         return TACHYON_ERR_EMPTY; /* dropped again meanwhile: look again */
+    if (resume & (TACHYON_MSG_ALIGN - 1)) { /* an honest producer resumes us at a slot */
+        c->fatal = 1;
+        status_error_detail(NULL, TACHYON_ERR_FATAL,
+                            "the fan-out producer resumed us at byte %llu, not on a slot boundary",
+                            (unsigned long long)resume);
+        return fan_fail_kept(c->id, TACHYON_ERR_FATAL);
+    }
     uint64_t from = c->next_seq != NO_MESSAGE ? c->next_seq : tail_seq;
     uint64_t missed = resume_seq >= from ? resume_seq - from : 0;
     c->tail = resume;

@@ -30,7 +30,10 @@
 #define CAP 4096u
 #define MAXC 4u
 
-enum junk { JUNK_NONE, JUNK_HEADER, JUNK_HEAD_FAR, JUNK_SKIP, JUNK_TAIL_BEHIND, JUNK_STALE_STAMP };
+enum junk {
+    JUNK_NONE, JUNK_HEADER, JUNK_HEAD_FAR, JUNK_SKIP, JUNK_TAIL_BEHIND, JUNK_STALE_STAMP, JUNK_TAIL_ODD,
+    JUNK_RESUME_ODD
+};
 
 /* What the fake fan-out producer sends. Defaults describe an honest one. */
 struct fake {
@@ -112,6 +115,15 @@ static int make_segment(const struct fake *f)
             ((tachyon_msg_header_t *)ring)->size = 8;
             ((tachyon_msg_header_t *)ring)->reserved_size = 128;
             atomic_store(&((tachyon_msg_header_t *)ring)->stamp, (uint64_t)CAP ^ f->salt);
+            break;
+        case JUNK_TAIL_ODD: /* our cursor inside a slot, not at its start */
+            atomic_store(&h->head, 4095);
+            atomic_store(&e->tail, 4095);
+            break;
+        case JUNK_RESUME_ODD: /* a drop that resumes us inside a slot */
+            atomic_store(&e->resume_pos, 4095);
+            atomic_store(&e->resume_seq, 7);
+            atomic_store(&e->drop_gen, 1);
             break;
         case JUNK_TAIL_BEHIND: /* our entry placed two rings behind head */
             atomic_store(&h->head, 3 * CAP);
@@ -223,6 +235,8 @@ static void junk_skip(struct fake *f) { f->junk = JUNK_SKIP; }
 static void tail_behind(struct fake *f) { f->junk = JUNK_TAIL_BEHIND; }
 static void stale_stamp(struct fake *f) { f->junk = JUNK_STALE_STAMP; }
 static void no_salt(struct fake *f) { f->salt = 0; }
+static void tail_odd(struct fake *f) { f->junk = JUNK_TAIL_ODD; }
+static void resume_odd(struct fake *f) { f->junk = JUNK_RESUME_ODD; }
 
 /* ---- A fake fan-in consumer ---------------------------------------------------- */
 
@@ -424,6 +438,8 @@ int main(void)
     run_case("skip marker short of the end", junk_skip, TACHYON_SUCCESS, TACHYON_ERR_FATAL);
     run_case("a slot stamped for another lap", stale_stamp, TACHYON_SUCCESS, TACHYON_ERR_EMPTY);
     run_case("segment without a stamp salt", no_salt, TACHYON_ERR_ABI_MISMATCH, 0);
+    run_case("our cursor inside a slot", tail_odd, TACHYON_ERR_ABI_MISMATCH, 0);
+    run_case("a drop that resumes us inside a slot", resume_odd, TACHYON_SUCCESS, TACHYON_ERR_FATAL);
 
     fanin_case("fan-in hello of a fan-out", TACHYON_FAN_KIND_OUT, 0, 0, CAP, TACHYON_ERR_ABI_MISMATCH);
     fanin_case("fan-in: the table is full", TACHYON_FAN_KIND_IN, TACHYON_FAN_FULL, 0, CAP, TACHYON_ERR_FULL);
