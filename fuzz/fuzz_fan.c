@@ -19,7 +19,6 @@
  *   [72..]    bytes written at the start of the memfd
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -33,6 +32,7 @@
 #include <unistd.h>
 
 #include "fake_path.h"
+#include "fd_check.h"
 #include "send_fds.h"
 #include "tachyon.h"
 
@@ -112,17 +112,6 @@ static void *fake_producer(void *arg)
     return NULL;
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;
-}
-
 static int memfd_mapped(void)
 {
     FILE *f = fopen("/proc/self/maps", "re");
@@ -145,7 +134,7 @@ static void start_fake_producer(void)
     sem_init(&fake.go, 0, 0);
     sem_init(&fake.done, 0, 0);
     pthread_create(&fake.thread, NULL, fake_producer, NULL);
-    fake.baseline_fds = count_fds();
+    fake.baseline_fds = fd_count();
 }
 
 static void violated(const char *what, long a, long b)
@@ -195,9 +184,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sem_wait(&fake.done);
     if ((int)err < 0 || err > TACHYON_ERR_OVERRUN)
         violated("unknown error code", (long)err, 0);
-    int fds = count_fds();
-    if (fds != fake.baseline_fds)
+    int fds = fd_count_settled(fake.baseline_fds);
+    if (fds != fake.baseline_fds) {
+        fd_print_open("fuzz_fan");
         violated("descriptor count changed", fake.baseline_fds, fds);
+    }
     if (memfd_mapped())
         violated("a memfd is still mapped", (long)err, 0);
     return 0;

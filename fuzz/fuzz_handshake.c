@@ -20,7 +20,6 @@
  *   [40..]   bytes written at the start of the memfd (its segment header)
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -36,6 +35,7 @@
 #include "tachyon.h"
 #include "wire.h"
 #include "fake_path.h"
+#include "fd_check.h"
 #include "send_fds.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
@@ -164,17 +164,6 @@ static void *fake_listener(void *arg)
     return NULL;
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;
-}
-
 static int memfd_mapped(void)
 {
     FILE *f = fopen("/proc/self/maps", "re");
@@ -197,7 +186,7 @@ static void start_fake_listener(void)
     sem_init(&fake.go, 0, 0);
     sem_init(&fake.done, 0, 0);
     pthread_create(&fake.thread, NULL, fake_listener, NULL);
-    fake.baseline_fds = count_fds();
+    fake.baseline_fds = fd_count();
 }
 
 static void violated(const char *what, int a, int b)
@@ -240,9 +229,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if ((int)err < 0 || err > TACHYON_ERR_WRONG_REPLY)
         violated("unknown error code", (int)err, 0);
-    int fds = count_fds();
-    if (fds != fake.baseline_fds)
+    int fds = fd_count_settled(fake.baseline_fds);
+    if (fds != fake.baseline_fds) {
+        fd_print_open("fuzz_handshake");
         violated("descriptor count changed", fake.baseline_fds, fds);
+    }
     if (memfd_mapped())
         violated("a memfd is still mapped", (int)err, 0);
     return 0;
