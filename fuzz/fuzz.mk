@@ -67,15 +67,15 @@ $(FUZZ_DIR)/fuzz_ring: fuzz/fuzz_ring.c fuzz/ring_harness.c fuzz/ring_harness.h 
 	$(FUZZ_CC) $(SEC_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		fuzz/fuzz_ring.c fuzz/ring_harness.c $(FUZZ_LIB_OBJS) -o $@
 
-$(FUZZ_DIR)/fuzz_handshake: fuzz/fuzz_handshake.c fuzz/send_fds.h fuzz/fake_path.h fuzz/fd_check.h $(FUZZ_LIB_OBJS)
+$(FUZZ_DIR)/fuzz_handshake: fuzz/fuzz_handshake.c fuzz/send_fds.h fuzz/fake_peer.h $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(SEC_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		fuzz/fuzz_handshake.c $(FUZZ_LIB_OBJS) -lpthread -o $@
 
-$(FUZZ_DIR)/fuzz_rpc_handshake: fuzz/fuzz_rpc_handshake.c fuzz/send_fds.h fuzz/fake_path.h fuzz/fd_check.h $(FUZZ_LIB_OBJS)
+$(FUZZ_DIR)/fuzz_rpc_handshake: fuzz/fuzz_rpc_handshake.c fuzz/send_fds.h fuzz/fake_peer.h $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(SEC_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		fuzz/fuzz_rpc_handshake.c $(FUZZ_LIB_OBJS) -lpthread -o $@
 
-$(FUZZ_DIR)/fuzz_fan: fuzz/fuzz_fan.c fuzz/send_fds.h fuzz/fake_path.h fuzz/fd_check.h $(FUZZ_LIB_OBJS)
+$(FUZZ_DIR)/fuzz_fan: fuzz/fuzz_fan.c fuzz/send_fds.h fuzz/fake_peer.h $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(SEC_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 		fuzz/fuzz_fan.c $(FUZZ_LIB_OBJS) -lpthread -o $@
 

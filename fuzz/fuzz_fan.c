@@ -31,8 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "fake_path.h"
-#include "fd_check.h"
+#include "fake_peer.h"
 #include "send_fds.h"
 #include "tachyon.h"
 
@@ -40,21 +39,6 @@
 #define MAX_MEMFD (1u << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct {
-    char path[108];
-    int lfd;
-    pthread_t thread;
-    sem_t go, done;
-    const uint8_t *data;
-    size_t size;
-    int baseline_fds;
-} fake;
-
-static uint8_t byte_at(size_t i)
-{
-    return i < fake.size ? fake.data[i] : 0;
-}
 
 static int make_memfd(void)
 {
@@ -101,46 +85,9 @@ static void serve_one(void)
     close(conn);
 }
 
-static void *fake_producer(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        sem_wait(&fake.go);
-        serve_one();
-        sem_post(&fake.done);
-    }
-    return NULL;
-}
-
-static int memfd_mapped(void)
-{
-    FILE *f = fopen("/proc/self/maps", "re");
-    char line[512];
-    int found = 0;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, "memfd:") != NULL;
-    fclose(f);
-    return found;
-}
-
-static void start_fake_producer(void)
-{
-    snprintf(fake.path, sizeof(fake.path), "%s", fake_listener_path());
-    fake.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    strcpy(addr.sun_path, fake.path);
-    if (bind(fake.lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fake.lfd, 4) != 0)
-        abort();
-    sem_init(&fake.go, 0, 0);
-    sem_init(&fake.done, 0, 0);
-    pthread_create(&fake.thread, NULL, fake_producer, NULL);
-    fake.baseline_fds = fd_count();
-}
-
 static void violated(const char *what, long a, long b)
 {
-    fprintf(stderr, "fuzz_fan: property violated: %s (%ld, %ld)\n", what, a, b);
-    abort();
+    fake_violated("fuzz_fan", what, (long)a, (long)b);
 }
 
 /* A reader that got in: receive what the segment offers, without waiting. */
@@ -163,11 +110,7 @@ static void exercise(tachyon_fanout_rx_t *rx, uint32_t capacity)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!fake.thread)
-        start_fake_producer();
-    fake.data = data;
-    fake.size = size;
-    sem_post(&fake.go);
+    fake_begin(data, size);
     tachyon_fanout_rx_t *rx = NULL;
     /* 200 ms: a producer that never sends its second hello costs that long. */
     tachyon_error_t err = tachyon_fanout_connect(fake.path, TACHYON_FAN_START_NEWEST, 200, &rx);
@@ -181,15 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (rx) {
         violated("failure with a handle", (long)err, 0);
     }
-    sem_wait(&fake.done);
+    fake_end();
     if ((int)err < 0 || err > TACHYON_ERR_OVERRUN)
         violated("unknown error code", (long)err, 0);
-    int fds = fd_count_settled(fake.baseline_fds);
-    if (fds != fake.baseline_fds) {
-        fd_print_open("fuzz_fan");
-        violated("descriptor count changed", fake.baseline_fds, fds);
-    }
-    if (memfd_mapped())
-        violated("a memfd is still mapped", (long)err, 0);
+    fake_check_leaks("fuzz_fan", (long)err);
     return 0;
 }

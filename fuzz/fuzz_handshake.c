@@ -34,8 +34,7 @@
 
 #include "tachyon.h"
 #include "wire.h"
-#include "fake_path.h"
-#include "fd_check.h"
+#include "fake_peer.h"
 #include "send_fds.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
@@ -46,21 +45,6 @@
 #define MAX_MEMFD (1u << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct {
-    char path[108];
-    int lfd;
-    pthread_t thread;
-    sem_t go, done;
-    const uint8_t *data;
-    size_t size;
-    int baseline_fds;
-} fake;
-
-static uint8_t byte_at(size_t i)
-{
-    return i < fake.size ? fake.data[i] : 0;
-}
 
 static int make_memfd(int allow_sealing)
 {
@@ -153,46 +137,9 @@ static void serve_one(void)
     close(conn);
 }
 
-static void *fake_listener(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        sem_wait(&fake.go);
-        serve_one();
-        sem_post(&fake.done);
-    }
-    return NULL;
-}
-
-static int memfd_mapped(void)
-{
-    FILE *f = fopen("/proc/self/maps", "re");
-    char line[512];
-    int found = 0;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, "memfd:") != NULL;
-    fclose(f);
-    return found;
-}
-
-static void start_fake_listener(void)
-{
-    snprintf(fake.path, sizeof(fake.path), "%s", fake_listener_path());
-    fake.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    strcpy(addr.sun_path, fake.path);
-    if (bind(fake.lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fake.lfd, 4) != 0)
-        abort();
-    sem_init(&fake.go, 0, 0);
-    sem_init(&fake.done, 0, 0);
-    pthread_create(&fake.thread, NULL, fake_listener, NULL);
-    fake.baseline_fds = fd_count();
-}
-
 static void violated(const char *what, int a, int b)
 {
-    fprintf(stderr, "fuzz_handshake: property violated: %s (%d, %d)\n", what, a, b);
-    abort();
+    fake_violated("fuzz_handshake", what, (long)a, (long)b);
 }
 
 /* A bus that came through: use it both ways once, as a peer would. */
@@ -212,14 +159,10 @@ static void exercise(tachyon_bus_t *bus)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!fake.thread)
-        start_fake_listener();
-    fake.data = data;
-    fake.size = size;
-    sem_post(&fake.go);
+    fake_begin(data, size);
     tachyon_bus_t *bus = NULL;
     tachyon_error_t err = tachyon_bus_connect_timeout(fake.path, 2000, &bus);
-    sem_wait(&fake.done);
+    fake_end();
     if (err == TACHYON_SUCCESS) {
         if (!bus)
             violated("success without a bus", 0, 0);
@@ -229,12 +172,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if ((int)err < 0 || err > TACHYON_ERR_WRONG_REPLY)
         violated("unknown error code", (int)err, 0);
-    int fds = fd_count_settled(fake.baseline_fds);
-    if (fds != fake.baseline_fds) {
-        fd_print_open("fuzz_handshake");
-        violated("descriptor count changed", fake.baseline_fds, fds);
-    }
-    if (memfd_mapped())
-        violated("a memfd is still mapped", (int)err, 0);
+    fake_check_leaks("fuzz_handshake", (long)err);
     return 0;
 }

@@ -34,8 +34,7 @@
 #include <unistd.h>
 
 #include "tachyon.h"
-#include "fake_path.h"
-#include "fd_check.h"
+#include "fake_peer.h"
 #include "send_fds.h"
 
 #ifndef F_SEAL_FUTURE_WRITE
@@ -46,21 +45,6 @@
 #define MAX_MEMFD (1u << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static struct {
-    char path[108];
-    int lfd;
-    pthread_t thread;
-    sem_t go, done;
-    const uint8_t *data;
-    size_t size;
-    int baseline_fds;
-} fake;
-
-static uint8_t byte_at(size_t i)
-{
-    return i < fake.size ? fake.data[i] : 0;
-}
 
 static uint32_t u32_at(size_t i)
 {
@@ -142,46 +126,9 @@ static void serve_one(void)
     close(conn);
 }
 
-static void *fake_listener(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        sem_wait(&fake.go);
-        serve_one();
-        sem_post(&fake.done);
-    }
-    return NULL;
-}
-
-static int memfd_mapped(void)
-{
-    FILE *f = fopen("/proc/self/maps", "re");
-    char line[512];
-    int found = 0;
-    while (!found && fgets(line, sizeof(line), f))
-        found = strstr(line, "memfd:") != NULL;
-    fclose(f);
-    return found;
-}
-
-static void start_fake_listener(void)
-{
-    snprintf(fake.path, sizeof(fake.path), "%s", fake_listener_path());
-    fake.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    strcpy(addr.sun_path, fake.path);
-    if (bind(fake.lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fake.lfd, 4) != 0)
-        abort();
-    sem_init(&fake.go, 0, 0);
-    sem_init(&fake.done, 0, 0);
-    pthread_create(&fake.thread, NULL, fake_listener, NULL);
-    fake.baseline_fds = fd_count();
-}
-
 static void violated(const char *what, int a, int b)
 {
-    fprintf(stderr, "fuzz_rpc_handshake: property violated: %s (%d, %d)\n", what, a, b);
-    abort();
+    fake_violated("fuzz_rpc_handshake", what, (long)a, (long)b);
 }
 
 /* A connection that came through: call once and look for a reply, as a
@@ -209,14 +156,10 @@ static void exercise(tachyon_rpc_bus_t *rpc)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!fake.thread)
-        start_fake_listener();
-    fake.data = data;
-    fake.size = size;
-    sem_post(&fake.go);
+    fake_begin(data, size);
     tachyon_rpc_bus_t *rpc = NULL;
     tachyon_error_t err = tachyon_rpc_connect_timeout(fake.path, 2000, &rpc);
-    sem_wait(&fake.done);
+    fake_end();
     if (err == TACHYON_SUCCESS) {
         if (!rpc)
             violated("success without a handle", 0, 0);
@@ -226,12 +169,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if ((int)err < 0 || err > TACHYON_ERR_WRONG_REPLY)
         violated("unknown error code", (int)err, 0);
-    int fds = fd_count_settled(fake.baseline_fds);
-    if (fds != fake.baseline_fds) {
-        fd_print_open("fuzz_rpc_handshake");
-        violated("descriptor count changed", fake.baseline_fds, fds);
-    }
-    if (memfd_mapped())
-        violated("a memfd is still mapped", (int)err, 0);
+    fake_check_leaks("fuzz_rpc_handshake", (long)err);
     return 0;
 }
