@@ -161,7 +161,9 @@ int tpy_core_close(TachyonBusObject *self)
     return 0;
 }
 
-static PyObject *path_arg(PyObject *obj)
+/* A socket path argument (str, bytes or os.PathLike) as file-system bytes;
+ * a new reference, or NULL with TypeError. */
+PyObject *tpy_path_arg(PyObject *obj)
 {
     PyObject *bytes = NULL;
     if (!PyUnicode_Check(obj) && !PyBytes_Check(obj) && !PyObject_HasAttrString(obj, "__fspath__")) {
@@ -237,7 +239,7 @@ int tpy_core_listen(TachyonBusObject *self, PyObject *path_obj, size_t capacity,
 {
     if (begin_opening(self) < 0)
         return -1;
-    PyObject *path = path_arg(path_obj);
+    PyObject *path = tpy_path_arg(path_obj);
     if (!path) {
         self->opening = 0;
         return -1;
@@ -324,7 +326,7 @@ int tpy_core_connect(TachyonBusObject *self, PyObject *path_obj, int64_t timeout
 {
     if (begin_opening(self) < 0)
         return -1;
-    PyObject *path = path_arg(path_obj);
+    PyObject *path = tpy_path_arg(path_obj);
     if (!path) {
         self->opening = 0;
         return -1;

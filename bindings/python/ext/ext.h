@@ -375,6 +375,8 @@ PyObject *tpy_core_send(TachyonBusObject *self, PyObject *const *args, Py_ssize_
 PyObject *tpy_core_send_batch(TachyonBusObject *self, PyObject *const *args, Py_ssize_t nargs,
                               PyObject *kwnames);
 PyObject *tpy_core_flush(TachyonBusObject *self);
+/* A socket path argument (str, bytes or os.PathLike) as file-system bytes. */
+PyObject *tpy_path_arg(PyObject *obj);
 PyObject *tpy_core_recv(TachyonBusObject *self, PyObject *const *args, Py_ssize_t nargs,
                         PyObject *kwnames);
 PyObject *tpy_core_next(TachyonBusObject *self);

@@ -614,14 +614,6 @@ static PyType_Spec fanhandle_spec = {
 
 /* ---- Opening ------------------------------------------------------------------------ */
 
-static PyObject *path_bytes(PyObject *path)
-{
-    PyObject *b = NULL;
-    if (!PyUnicode_FSConverter(path, &b))
-        return NULL;
-    return b;
-}
-
 /* _fanout_listen(path, capacity, max_consumers, drop) */
 static PyObject *mod_fanout_listen(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -633,7 +625,7 @@ static PyObject *mod_fanout_listen(PyObject *mod, PyObject *const *args, Py_ssiz
     int drop = PyObject_IsTrue(args[3]);
     if ((max == -1 && PyErr_Occurred()) || drop < 0)
         return NULL;
-    PyObject *b = path_bytes(args[0]);
+    PyObject *b = tpy_path_arg(args[0]);
     if (!b)
         return NULL;
     tachyon_fanout_t *h = NULL;
@@ -665,7 +657,7 @@ static tachyon_error_t fanin_connect_fn(const char *path, int timeout_ms, void *
 
 static void *connect_sliced(tpy_state *st, PyObject *path, int64_t timeout_ns, connect_fn fn, void *arg)
 {
-    PyObject *b = path_bytes(path);
+    PyObject *b = tpy_path_arg(path);
     if (!b)
         return NULL;
     int64_t deadline = deadline_of(timeout_ns);
@@ -719,7 +711,7 @@ static PyObject *mod_fanin_listen(PyObject *mod, PyObject *const *args, Py_ssize
     long max = PyLong_AsLong(args[2]);
     if (max == -1 && PyErr_Occurred())
         return NULL;
-    PyObject *b = path_bytes(args[0]);
+    PyObject *b = tpy_path_arg(args[0]);
     if (!b)
         return NULL;
     tachyon_fanin_t *h = NULL;

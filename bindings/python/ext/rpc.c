@@ -299,19 +299,6 @@ static int begin_open(RpcBusObject *self)
     return 0;
 }
 
-static PyObject *path_bytes(PyObject *obj)
-{
-    PyObject *bytes = NULL;
-    if (!PyUnicode_Check(obj) && !PyBytes_Check(obj) && !PyObject_HasAttrString(obj, "__fspath__")) {
-        PyErr_Format(PyExc_TypeError, "socket_path must be str, bytes or os.PathLike, not %.100s",
-                     Py_TYPE(obj)->tp_name);
-        return NULL;
-    }
-    if (!PyUnicode_FSConverter(obj, &bytes))
-        return NULL;
-    return bytes;
-}
-
 static int capacity_arg(PyObject *obj, const char *what, size_t *out)
 {
     if (!PyLong_Check(obj) || PyBool_Check(obj)) {
@@ -343,7 +330,7 @@ static PyObject *rpcbus_listen(RpcBusObject *self, PyObject *args, PyObject *kwd
         capacity_arg(rev_obj, "cap_rev", &cap_rev) < 0 || timeout_arg(timeout, -1, &timeout_ms) < 0)
         return NULL;
     int64_t deadline = deadline_after(timeout_ms);
-    PyObject *path = path_bytes(path_obj);
+    PyObject *path = tpy_path_arg(path_obj);
     if (!path)
         return NULL;
     tachyon_rpc_bus_t *rpc = NULL;
@@ -390,7 +377,7 @@ static PyObject *rpcbus_connect(RpcBusObject *self, PyObject *args, PyObject *kw
     if (begin_open(self) < 0 || timeout_arg(timeout, 0, &timeout_ms) < 0) /* default: one attempt, as published */
         return NULL;
     int64_t deadline = deadline_after(timeout_ms);
-    PyObject *path = path_bytes(path_obj);
+    PyObject *path = tpy_path_arg(path_obj);
     if (!path)
         return NULL;
     tachyon_rpc_bus_t *rpc = NULL;
