@@ -1,7 +1,7 @@
 # tools/tools.mk - programs over the public C API (tools/).
 #   make tools          build/tools/tachyon-bridge (needs libnats: make setup installs it)
 #   make test-bridge    the bridge end to end through a local nats-server (tests/bridge)
-#   make bench-bridge   bridge throughput and latency beside nats-py (bench/bridge)
+#   make bench-bridge   bridge throughput and latency beside nats-py and NATS alone (bench/bridge)
 #
 # `make` builds the tool too when libnats is there, and says how to get it
 # when it is not. `make install` installs it into $(PREFIX)/bin when built.
@@ -18,6 +18,7 @@ HAVE_LIBNATS   = $(shell { pkg-config --exists libnats 2>/dev/null || test -f /u
 
 BRIDGE_TEST_BIN := $(BUILD)/tests/bridge/tick_reader
 BRIDGE_BENCH_BIN := $(BUILD)/bench/bridge/paced_producer
+NATS_FLOOR_BIN   := $(BUILD)/bench/bridge/nats_floor
 
 .PHONY: tools tools-note test-bridge bench-bridge install-tools
 
@@ -44,6 +45,10 @@ $(BRIDGE_BENCH_BIN): bench/bridge/paced_producer.c include/tachyon.h $(BUILD)/li
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) -O2 -g -Wall -Wextra -Iinclude $< $(BUILD)/libtachyon.a -o $@
 
+$(NATS_FLOOR_BIN): bench/bridge/nats_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) -O2 -g -Wall -Wextra $(NATS_CFLAGS) $< $(NATS_LIBS) -lpthread -o $@
+
 install: install-tools
 install-tools: lib
 	@if [ -x $(BRIDGE_BIN) ] || [ "$(HAVE_LIBNATS)" = yes ]; then \
@@ -59,9 +64,9 @@ test-bridge: lib python-install
 		timeout 600 $(PY) -m pytest -q -p no:cacheprovider .
 
 bench-bridge: lib python-install
-	@$(MAKE) --no-print-directory tools $(BRIDGE_TEST_BIN) $(BRIDGE_BENCH_BIN)
+	@$(MAKE) --no-print-directory tools $(BRIDGE_TEST_BIN) $(BRIDGE_BENCH_BIN) $(NATS_FLOOR_BIN)
 	timeout 1800 $(PY) bench/bridge/run.py --bridge $(BRIDGE_BIN) --reader $(BRIDGE_TEST_BIN) \
-		--paced $(BRIDGE_BENCH_BIN) --out $(BUILD)/bench/bridge
+		--paced $(BRIDGE_BENCH_BIN) --floor $(NATS_FLOOR_BIN) --out $(BUILD)/bench/bridge
 
 TEST_TARGETS  += test-bridge
 BENCH_TARGETS += bench-bridge

@@ -1,12 +1,14 @@
 """Benchmark of tachyon-bridge: throughput of 32-byte ticks from a bus to
 NATS, and one-way latency bus -> bridge out -> nats-server -> bridge in ->
 bus at 10 000 ticks/s, beside a Python producer publishing the same ticks
-straight to NATS with nats-py, in the same run. Each variant runs --runs
-times against a fresh local nats-server; medians are reported.
+straight to NATS with nats-py, and beside the floor: a C publisher and a C
+subscriber of libnats with nothing of Tachyon between them (one hop through
+nats-server), in the same run. Each variant runs --runs times against a
+fresh local nats-server; medians are reported.
 
     python bench/bridge/run.py --bridge build/tools/tachyon-bridge \
         --reader build/tests/bridge/tick_reader --paced build/bench/bridge/paced_producer \
-        --out build/bench/bridge
+        --floor build/bench/bridge/nats_floor --out build/bench/bridge
 
 `make bench-bridge` runs it. Output: the tables on stdout, and
 results.json / results.md in --out. Run it on an otherwise idle machine: on
@@ -210,6 +212,19 @@ def lat_bridge(args, *out_args):
         s.close()
 
 
+def lat_nats_floor(args):
+    """libnats publisher -> nats-server -> libnats subscriber: NATS alone."""
+    s = Session()
+    try:
+        sub = s.spawn("sub", [args.floor, "sub", s.url, "floor", args.lat_ticks])
+        s.wait_log("sub", "subscribed to")
+        s.wait(s.spawn("pub", [args.floor, "pub", s.url, "floor", args.lat_ticks, args.rate]))
+        s.wait(sub)
+        return s.json("sub")
+    finally:
+        s.close()
+
+
 def lat_nats_py(args):
     s = Session()
     try:
@@ -249,13 +264,14 @@ def main():
     ap.add_argument("--bridge", required=True)
     ap.add_argument("--reader", required=True)
     ap.add_argument("--paced", required=True)
+    ap.add_argument("--floor", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--ticks", type=int, default=1_000_000)
     ap.add_argument("--lat-ticks", type=int, default=30_000)
     ap.add_argument("--rate", type=int, default=10_000)
     args = ap.parse_args()
-    for attr in ("bridge", "reader", "paced"):
+    for attr in ("bridge", "reader", "paced", "floor"):
         setattr(args, attr, str(Path(getattr(args, attr)).resolve()))
 
     info = machine()
@@ -272,6 +288,7 @@ def main():
         "lat_bridge": lambda: lat_bridge(args),
         "lat_bridge_confirm_bridge": lambda: lat_bridge(args, "--confirm", "bridge"),
         "lat_nats_py": lambda: lat_nats_py(args),
+        "lat_nats_floor": lambda: lat_nats_floor(args),
     }
     results = {name: [] for name in variants}
     for run in range(args.runs):  # interleaved, so that a noisy minute hits every variant alike
@@ -324,11 +341,15 @@ def main():
         ("lat_bridge", "C producer -> bus -> out -> NATS -> in -> bus -> C reader"),
         ("lat_bridge_confirm_bridge", "same, --confirm bridge"),
         ("lat_nats_py", "nats-py producer -> NATS -> in -> bus -> C reader"),
+        ("lat_nats_floor", "NATS alone: libnats publisher -> nats-server -> libnats subscriber"),
     ]:
         rows = results[name]
         lines.append(f"| {label} | {med(rows, 'p50_us'):.1f} | {med(rows, 'p90_us'):.1f} | {med(rows, 'p99_us'):.1f} |")
     added = med(results["lat_bridge"], "p50_us") - med(results["lat_bus_only"], "p50_us")
-    lines += ["", f"Added by bridge out + NATS + bridge in over the bus alone, p50: {added:.1f} µs."]
+    floor = med(results["lat_nats_floor"], "p50_us")
+    lines += ["", f"Added by bridge out + NATS + bridge in over the bus alone, p50: {added:.1f} µs; "
+              f"of that, one hop through nats-server with no bridge costs {floor:.1f} µs (p50), "
+              f"the two bridges and their buses {added - floor:.1f} µs."]
     report = "\n".join(lines) + "\n"
     print()
     print(report)
