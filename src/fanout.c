@@ -48,6 +48,7 @@
 
 #define NO_MESSAGE UINT64_MAX
 #define FAN_SPIN_CHECK 1024u /* spins between looks at the clock */
+#define GONE_CHECK_NS (10 * 1000000LL) /* a reader that keeps finding nothing looks this often */
 #define ROOM_SPIN_ROUNDS 512u /* looks for room before the producer sleeps */
 #define ROOM_SPIN_PAUSES 16   /* pauses between two looks */
 
@@ -121,7 +122,7 @@ struct tachyon_fanout_rx {
     uint64_t pending_end, pending_seq;
     uint64_t last_missed, missed_total, received;
     int gone;               /* 0 present, else the error (PEER_CLOSED / PEER_DEAD) */
-    int64_t next_liveness_ms;
+    int64_t next_gone_check_ns; /* producer_gone_paced: the next look while spinning */
 };
 
 /* ---- Errors and checks shared by both ends ---------------------------------- */
@@ -915,6 +916,23 @@ static int producer_gone(struct tachyon_fanout_rx *c)
     return 1;
 }
 
+/* producer_gone costs a system call: a reader that keeps catching up with
+ * the producer would make one per message. While it spins (or polls with
+ * timeout 0) it looks at most every GONE_CHECK_NS; before it sleeps, always,
+ * so that a departure is never slept through. */
+static int producer_gone_paced(struct tachyon_fanout_rx *c, int about_to_sleep)
+{
+    if (c->gone)
+        return 1;
+    if (!about_to_sleep) {
+        int64_t now = wait_now_coarse_ns();
+        if (now < c->next_gone_check_ns)
+            return 0;
+        c->next_gone_check_ns = now + GONE_CHECK_NS;
+    }
+    return producer_gone(c);
+}
+
 /* We were dropped: move to where the producer said, count what was lost. */
 static tachyon_error_t take_overrun(struct tachyon_fanout_rx *c, uint32_t gen)
 {
@@ -1073,7 +1091,7 @@ tachyon_error_t tachyon_fanout_acquire_rx(tachyon_fanout_rx_t *c, tachyon_fan_ms
         publish_consumed(c);
         if (observe_state(&c->hdr->state) == TACHYON_STATE_FATAL_ERROR)
             return fan_fail(c->id, TACHYON_ERR_FATAL);
-        if (producer_gone(c)) {
+        if (producer_gone_paced(c, timeout_ms != 0 && spins >= spin)) {
             /* Gone: what it published before is read first. */
             if (try_rx(c, msg) == TACHYON_SUCCESS)
                 return TACHYON_SUCCESS;
