@@ -9,14 +9,20 @@
  *      (one send, the library copies to each subscriber);
  *   2. one-way latency per reader at a fixed rate: a fan-out to 4 readers vs
  *      a single bus to one reader;
- *   3. fan-in from 2 and 4 producers vs one bus from one producer.
+ *   3. fan-in from 2 and 4 producers vs one bus from one producer;
+ *   4. the producer's own rate, fan-out vs N buses: after a lap that every
+ *      reader has read, a burst that fits the ring, so that the producer
+ *      never waits for a reader (on a machine with a core per reader the
+ *      readers keep up and this is what bounds the stream; on two cores the
+ *      steady state of section 1 is bounded by the readers' share instead).
  *
  * Readers and producers are fork()ed processes (forked before any listener
  * thread exists), blocking (they spin briefly, then sleep). Each figure is
  * the median of REPS runs. Nothing is pinned: on a 2-core machine the readers
  * share the cores with the producer and with each other, which the output
  * says. Environment: FAN_BENCH_MSGS (messages per throughput run, default
- * 200000), FAN_BENCH_REPS (default 3).
+ * 200000), FAN_BENCH_REPS (default 3), FAN_BENCH_SECTIONS (the sections to
+ * run, default "1234").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +57,19 @@ struct result {
 };
 
 static uint64_t n_msgs, reps;
+
+/* Ring size of each fan-out and bus, and (section 4) the lap written before
+ * the timed part: readers say they are ready once they have read it. */
+static uint64_t ring_bytes = 1 << 20;
+static uint64_t warmup_msgs;
+static uint64_t producer_cpu_ns; /* CPU time of the timed part of the producer's loop */
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- Children ------------------------------------------------------------------ */
 
@@ -220,6 +239,8 @@ static struct result fanout_reader(int i, const char *path, size_t size, int go_
         read_through(m.ptr, m.size);
         seen(&t, m.ptr);
         tachyon_fanout_commit_rx(rx);
+        if (t.count == warmup_msgs)
+            signal_ready();
     }
     tachyon_fanout_rx_destroy(rx);
     return finish(&t);
@@ -236,6 +257,17 @@ static void pace(uint64_t start, uint64_t k, unsigned rate)
         ;
 }
 
+static void send_fanout(tachyon_fanout_t *fo, size_t size, uint64_t from, uint64_t to, uint64_t t0,
+                        unsigned rate)
+{
+    for (uint64_t s = from; s < to; s++) {
+        pace(t0, s - from, rate);
+        void *p = tachyon_fanout_acquire_tx(fo, size, -1);
+        fill(p, size, s, bench_now_ns()); /* written once for every reader */
+        tachyon_fanout_commit_tx(fo, size, 1);
+    }
+}
+
 static uint64_t run_fanout(int n, size_t size, uint64_t count, unsigned rate, struct result *res)
 {
     char path[108];
@@ -243,17 +275,17 @@ static uint64_t run_fanout(int n, size_t size, uint64_t count, unsigned rate, st
     struct kids k;
     spawn(&k, n, fanout_reader, path, 0, size);
     tachyon_fanout_t *fo;
-    if (tachyon_fanout_listen(path, 1 << 20, MAX_READERS, TACHYON_FAN_BLOCK, &fo) != TACHYON_SUCCESS)
+    if (tachyon_fanout_listen(path, ring_bytes, MAX_READERS, TACHYON_FAN_BLOCK, &fo) != TACHYON_SUCCESS)
         exit(1);
     while (tachyon_fanout_consumers(fo) < (uint32_t)n)
         usleep(1000);
-    uint64_t t0 = bench_now_ns();
-    for (uint64_t s = 0; s < count; s++) {
-        pace(t0, s, rate);
-        void *p = tachyon_fanout_acquire_tx(fo, size, -1);
-        fill(p, size, s, bench_now_ns()); /* written once for every reader */
-        tachyon_fanout_commit_tx(fo, size, 1);
+    if (warmup_msgs) {
+        send_fanout(fo, size, 0, warmup_msgs, 0, 0);
+        wait_ready(&k);
     }
+    uint64_t t0 = bench_now_ns(), cpu0 = thread_cpu_ns();
+    send_fanout(fo, size, warmup_msgs, warmup_msgs + count, t0, rate);
+    producer_cpu_ns = thread_cpu_ns() - cpu0;
     tachyon_fanout_destroy(fo);
     if (!collect(&k, res))
         fprintf(stderr, "bench: a fan-out reader saw a gap or failed\n");
@@ -266,7 +298,7 @@ static struct result bus_reader(int i, const char *path, size_t size, int go_fd)
 {
     tachyon_bus_t *bus;
     struct tally t = tally_new(latency_mode);
-    if (tachyon_bus_listen(path, 1 << 20, &bus) != TACHYON_SUCCESS) {
+    if (tachyon_bus_listen(path, ring_bytes, &bus) != TACHYON_SUCCESS) {
         t.ok = 0;
         return finish(&t);
     }
@@ -277,9 +309,25 @@ static struct result bus_reader(int i, const char *path, size_t size, int go_fd)
         read_through(p, sz);
         seen(&t, p);
         tachyon_commit_rx(bus);
+        if (t.count == warmup_msgs)
+            signal_ready();
     }
     tachyon_bus_destroy(bus);
     return finish(&t);
+}
+
+static void send_buses(tachyon_bus_t **bus, int n, size_t size, uint64_t from, uint64_t to, uint64_t t0,
+                       unsigned rate)
+{
+    for (uint64_t s = from; s < to; s++) {
+        pace(t0, s - from, rate);
+        uint64_t now = bench_now_ns();
+        for (int i = 0; i < n; i++) { /* one copy per reader */
+            void *p = tachyon_acquire_tx_blocking(bus[i], size, 100, -1);
+            fill(p, size, s, now);
+            tachyon_commit_tx(bus[i], size, 1);
+        }
+    }
 }
 
 static uint64_t run_buses(int n, size_t size, uint64_t count, unsigned rate, struct result *res)
@@ -293,16 +341,15 @@ static uint64_t run_buses(int n, size_t size, uint64_t count, unsigned rate, str
     for (int i = 0; i < n; i++)
         if (tachyon_bus_connect_timeout(paths[i], 20000, &bus[i]) != TACHYON_SUCCESS)
             exit(1);
-    uint64_t t0 = bench_now_ns();
-    for (uint64_t s = 0; s < count; s++) {
-        pace(t0, s, rate);
-        uint64_t now = bench_now_ns();
-        for (int i = 0; i < n; i++) { /* one copy per reader */
-            void *p = tachyon_acquire_tx_blocking(bus[i], size, 100, -1);
-            fill(p, size, s, now);
-            tachyon_commit_tx(bus[i], size, 1);
-        }
+    if (warmup_msgs) {
+        send_buses(bus, n, size, 0, warmup_msgs, 0, 0);
+        for (int i = 0; i < n; i++)
+            tachyon_flush(bus[i]);
+        wait_ready(&k);
     }
+    uint64_t t0 = bench_now_ns(), cpu0 = thread_cpu_ns();
+    send_buses(bus, n, size, warmup_msgs, warmup_msgs + count, t0, rate);
+    producer_cpu_ns = thread_cpu_ns() - cpu0;
     for (int i = 0; i < n; i++)
         tachyon_bus_destroy(bus[i]);
     if (!collect(&k, res))
@@ -550,6 +597,55 @@ static double throughput(enum transport t, int n, size_t size)
     return median(v, reps < 16 ? reps : 16);
 }
 
+static const size_t sizes[2] = {32, 1024};
+static const int readers[3] = {1, 2, 4};
+
+/* Section 4: the producer's messages per second of its own CPU time over a
+ * burst of `burst` messages after a lap of the ring every reader has read
+ * (median of the runs). CPU time, not wall time: on two cores the producer
+ * shares them with the readers, and its wall time would be the scheduler's
+ * choice; with a core of its own its rate is this. */
+#define BURST_RING (256ull << 20)
+
+static double producer_rate(enum transport t, int n, size_t size, uint64_t burst)
+{
+    double v[16];
+    struct result res[MAX_READERS];
+    for (uint64_t r = 0; r < reps && r < 16; r++) {
+        if (t == T_FAN)
+            run_fanout(n, size, burst, 0, res);
+        else
+            run_buses(n, size, burst, 0, res);
+        v[r] = (double)burst / ((double)producer_cpu_ns / 1e9);
+    }
+    return median(v, reps < 16 ? reps : 16);
+}
+
+static void producer_rates(void)
+{
+    printf("\n4. The producer's own rate, messages per second of its CPU time (what it sends with a core of its\n"
+           "   own): after a lap of a %llu MiB ring that every reader has read, a burst of 9/10 of a ring, so that\n"
+           "   it never waits for a reader (readers blocking, reading as it goes; waking them is counted)\n",
+           (unsigned long long)(BURST_RING >> 20));
+    printf("%-6s %-7s %14s %14s %10s\n", "size", "readers", "fan-out", "N buses", "fan/buses");
+    ring_bytes = BURST_RING;
+    for (int si = 0; si < 2; si++) {
+        uint64_t slot = (64 + sizes[si] + 63) & ~(uint64_t)63;
+        warmup_msgs = BURST_RING / slot;
+        uint64_t burst = warmup_msgs * 9 / 10;
+        for (int ri = 0; ri < 3; ri++) {
+            double fan = producer_rate(T_FAN, readers[ri], sizes[si], burst);
+            double buses = producer_rate(T_BUSES, readers[ri], sizes[si], burst);
+            printf("%-6zu %-7d %14.0f %14.0f %9.2fx\n", sizes[si], readers[ri], fan, buses, fan / buses);
+            printf("RESULT fan_producer size=%zu readers=%d fanout=%.0f buses=%.0f\n", sizes[si], readers[ri], fan,
+                   buses);
+            fflush(stdout);
+        }
+    }
+    ring_bytes = 1 << 20;
+    warmup_msgs = 0;
+}
+
 static void print_load(void)
 {
     double l1 = 0, l5 = 0, l15 = 0;
@@ -560,6 +656,73 @@ static void print_load(void)
         fclose(f);
     }
     printf("load average: %.2f %.2f %.2f\n", l1, l5, l15);
+}
+
+static void fanout_throughputs(void)
+{
+    printf("1. Fan-out throughput, messages/s delivered to each reader (every reader gets every message;\n"
+           "   the producer copies each payload in: once for the fan-out, once per bus; readers read all of it)\n");
+    printf("%-6s %-7s %14s %14s %14s %10s %10s\n", "size", "readers", "fan-out", "N buses", "ZeroMQ", "fan/buses",
+           "fan/zmq");
+    for (int si = 0; si < 2; si++) {
+        for (int ri = 0; ri < 3; ri++) {
+            double fan = throughput(T_FAN, readers[ri], sizes[si]);
+            double buses = throughput(T_BUSES, readers[ri], sizes[si]);
+#ifdef HAVE_ZMQ
+            double zmq = throughput(T_ZMQ, readers[ri], sizes[si]);
+#else
+            double zmq = 0;
+#endif
+            printf("%-6zu %-7d %14.0f %14.0f %14.0f %9.2fx %9.2fx\n", sizes[si], readers[ri], fan, buses, zmq,
+                   fan / buses, zmq > 0 ? fan / zmq : 0.0);
+            printf("RESULT fan_throughput size=%zu readers=%d fanout=%.0f buses=%.0f zmq=%.0f\n", sizes[si],
+                   readers[ri], fan, buses, zmq);
+            fflush(stdout);
+        }
+    }
+
+}
+
+static void fanout_latencies(void)
+{
+    printf("\n2. One-way latency at %u messages/s, 32 B, p50 per reader (median of the runs)\n", LAT_RATE);
+    latency_mode = 1;
+    struct result res[MAX_READERS];
+    double fan_p50[MAX_READERS][16], bus_p50[16];
+    for (uint64_t r = 0; r < reps && r < 16; r++) {
+        run_fanout(4, 32, LAT_MSGS, LAT_RATE, res);
+        for (int i = 0; i < 4; i++)
+            fan_p50[i][r] = (double)res[i].p50_ns / 1000.0;
+        run_buses(1, 32, LAT_MSGS, LAT_RATE, res);
+        bus_p50[r] = (double)res[0].p50_ns / 1000.0;
+    }
+    latency_mode = 0;
+    double bus_lat = median(bus_p50, reps < 16 ? reps : 16);
+    printf("single bus, 1 reader: p50 %.1f us\n", bus_lat);
+    for (int i = 0; i < 4; i++) {
+        double l = median(fan_p50[i], reps < 16 ? reps : 16);
+        printf("fan-out reader %d of 4: p50 %.1f us (%.2fx the single bus)\n", i, l, l / bus_lat);
+        printf("RESULT fan_latency reader=%d p50_us=%.1f bus_p50_us=%.1f\n", i, l, bus_lat);
+    }
+
+}
+
+static void fanin_throughputs(void)
+{
+    printf("\n3. Fan-in throughput, 32 B, messages/s received by the one reader\n");
+    double one[16], two[16], four[16];
+    for (uint64_t r = 0; r < reps && r < 16; r++) {
+        one[r] = run_one_bus_in(32, n_msgs);
+        two[r] = run_fanin(2, 32, n_msgs);
+        four[r] = run_fanin(4, 32, n_msgs);
+    }
+    size_t nr = reps < 16 ? reps : 16;
+    double b1 = median(one, nr), f2 = median(two, nr), f4 = median(four, nr);
+    printf("one bus, 1 producer:   %12.0f\n", b1);
+    printf("fan-in, 2 producers:   %12.0f (%.2fx one bus)\n", f2, f2 / b1);
+    printf("fan-in, 4 producers:   %12.0f (%.2fx one bus)\n", f4, f4 / b1);
+    printf("RESULT fan_in bus=%.0f fanin2=%.0f fanin4=%.0f\n", b1, f2, f4);
+
 }
 
 int main(void)
@@ -581,62 +744,17 @@ int main(void)
     printf("each figure: the median of %llu runs of %llu messages\n\n", (unsigned long long)reps,
            (unsigned long long)n_msgs);
 
-    printf("1. Fan-out throughput, messages/s delivered to each reader (every reader gets every message;\n"
-           "   the producer copies each payload in: once for the fan-out, once per bus; readers read all of it)\n");
-    printf("%-6s %-7s %14s %14s %14s %10s %10s\n", "size", "readers", "fan-out", "N buses", "ZeroMQ", "fan/buses",
-           "fan/zmq");
-    size_t sizes[2] = {32, 1024};
-    int readers[3] = {1, 2, 4};
-    for (int si = 0; si < 2; si++) {
-        for (int ri = 0; ri < 3; ri++) {
-            double fan = throughput(T_FAN, readers[ri], sizes[si]);
-            double buses = throughput(T_BUSES, readers[ri], sizes[si]);
-#ifdef HAVE_ZMQ
-            double zmq = throughput(T_ZMQ, readers[ri], sizes[si]);
-#else
-            double zmq = 0;
-#endif
-            printf("%-6zu %-7d %14.0f %14.0f %14.0f %9.2fx %9.2fx\n", sizes[si], readers[ri], fan, buses, zmq,
-                   fan / buses, zmq > 0 ? fan / zmq : 0.0);
-            printf("RESULT fan_throughput size=%zu readers=%d fanout=%.0f buses=%.0f zmq=%.0f\n", sizes[si],
-                   readers[ri], fan, buses, zmq);
-            fflush(stdout);
-        }
-    }
-
-    printf("\n2. One-way latency at %u messages/s, 32 B, p50 per reader (median of the runs)\n", LAT_RATE);
-    latency_mode = 1;
-    struct result res[MAX_READERS];
-    double fan_p50[MAX_READERS][16], bus_p50[16];
-    for (uint64_t r = 0; r < reps && r < 16; r++) {
-        run_fanout(4, 32, LAT_MSGS, LAT_RATE, res);
-        for (int i = 0; i < 4; i++)
-            fan_p50[i][r] = (double)res[i].p50_ns / 1000.0;
-        run_buses(1, 32, LAT_MSGS, LAT_RATE, res);
-        bus_p50[r] = (double)res[0].p50_ns / 1000.0;
-    }
-    latency_mode = 0;
-    double bus_lat = median(bus_p50, reps < 16 ? reps : 16);
-    printf("single bus, 1 reader: p50 %.1f us\n", bus_lat);
-    for (int i = 0; i < 4; i++) {
-        double l = median(fan_p50[i], reps < 16 ? reps : 16);
-        printf("fan-out reader %d of 4: p50 %.1f us (%.2fx the single bus)\n", i, l, l / bus_lat);
-        printf("RESULT fan_latency reader=%d p50_us=%.1f bus_p50_us=%.1f\n", i, l, bus_lat);
-    }
-
-    printf("\n3. Fan-in throughput, 32 B, messages/s received by the one reader\n");
-    double one[16], two[16], four[16];
-    for (uint64_t r = 0; r < reps && r < 16; r++) {
-        one[r] = run_one_bus_in(32, n_msgs);
-        two[r] = run_fanin(2, 32, n_msgs);
-        four[r] = run_fanin(4, 32, n_msgs);
-    }
-    size_t nr = reps < 16 ? reps : 16;
-    double b1 = median(one, nr), f2 = median(two, nr), f4 = median(four, nr);
-    printf("one bus, 1 producer:   %12.0f\n", b1);
-    printf("fan-in, 2 producers:   %12.0f (%.2fx one bus)\n", f2, f2 / b1);
-    printf("fan-in, 4 producers:   %12.0f (%.2fx one bus)\n", f4, f4 / b1);
-    printf("RESULT fan_in bus=%.0f fanin2=%.0f fanin4=%.0f\n", b1, f2, f4);
+    const char *sections = getenv("FAN_BENCH_SECTIONS");
+    if (!sections || !*sections)
+        sections = "1234";
+    if (strchr(sections, '1'))
+        fanout_throughputs();
+    if (strchr(sections, '2'))
+        fanout_latencies();
+    if (strchr(sections, '3'))
+        fanin_throughputs();
+    if (strchr(sections, '4'))
+        producer_rates();
     print_load();
     return 0;
 }
