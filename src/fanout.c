@@ -51,6 +51,7 @@
 #define GONE_CHECK_NS (10 * 1000000LL) /* a reader that keeps finding nothing looks this often */
 #define ROOM_SPIN_ROUNDS 512u /* looks for room before the producer sleeps */
 #define ROOM_SPIN_PAUSES 16   /* pauses between two looks */
+#define FAN_MARKS 64u         /* message starts remembered per lap (advance_oldest) */
 
 /* The producer's private view of one table entry (under the lock). */
 struct fan_consumer {
@@ -82,6 +83,11 @@ struct tachyon_fanout {
     uint64_t unstamped_skip; /* a skip marker written and not yet stamped (NO_MESSAGE: none) */
     uint64_t salt;           /* slot stamps are position ^ salt */
     _Atomic uint64_t newest; /* start of the newest published message (the door reads it) */
+    /* A message start about every capacity / FAN_MARKS bytes, so that
+     * advance_oldest reads a short stretch of old headers, not a lap's. */
+    uint64_t marks[FAN_MARKS];
+    unsigned next_mark;
+    uint64_t mark_due;       /* the next message starting at or past this is remembered */
 
     /* Under the lock: the producer's slow path and the door. */
     pthread_mutex_t lock;
@@ -235,12 +241,30 @@ static uint64_t join_floor(const struct tachyon_fanout *p)
     return p->locked_limit > p->capacity ? p->locked_limit - p->capacity : 0;
 }
 
-/* The oldest message start still safe to hand a joiner (>= the join floor). */
+/* The latest remembered message start in (oldest, floor]. Every position
+ * at or past oldest (>= the previous join floor) still holds what the
+ * producer wrote there, so walking on from it is walking the same chain. */
+static uint64_t nearest_mark_below(const struct tachyon_fanout *p, uint64_t floor)
+{
+    uint64_t from = p->oldest;
+    for (unsigned i = 0; i < FAN_MARKS; i++) {
+        uint64_t m = p->marks[i];
+        if (m > from && m <= floor && m <= p->head)
+            from = m;
+    }
+    return from;
+}
+
+/* The oldest message start still safe to hand a joiner (>= the join floor):
+ * from the nearest remembered start, header by header. Walking from oldest
+ * itself would read one cold header per message of the lap (for a ring
+ * larger than the cache, a miss per message). */
 static void advance_oldest(struct tachyon_fanout *p)
 {
     uint64_t floor = join_floor(p);
     if (p->oldest > p->head)
         p->oldest = p->head;
+    p->oldest = nearest_mark_below(p, floor);
     while (p->oldest < floor && p->oldest < p->head) {
         uint64_t off = p->oldest & p->mask;
         tachyon_msg_header_t *h = (tachyon_msg_header_t *)(p->ring + off);
@@ -428,6 +452,10 @@ tachyon_error_t tachyon_fanout_commit_tx(tachyon_fanout_t *p, size_t actual, uin
     write_slot_word64(&h->correlation_id, p->seq);
     p->head = p->pending_pos + p->pending_slot;
     p->seq++;
+    if (p->pending_pos >= p->mark_due) {
+        p->marks[p->next_mark++ % FAN_MARKS] = p->pending_pos;
+        p->mark_due = p->pending_pos + p->capacity / FAN_MARKS;
+    }
     p->pending_slot = 0;
     local_counter_store(&p->newest, p->pending_pos);
     publish(p, p->pending_pos);

@@ -166,6 +166,81 @@ static void test_fanout_late_join(void)
     CHECK_EQ(wait_child(streaming), 0);
 }
 
+/* Joining at the oldest message after many laps of mixed sizes, with
+ * nobody reading meanwhile: the joiner starts at a real message, reads
+ * every later one intact and in order, and gets the history the producer
+ * keeps (at least half a ring less a few slots, at most a ring). */
+#define MIXED_RING (1u << 14)
+#define MIXED_MAX 600u
+
+static size_t mixed_size(uint64_t n)
+{
+    return 8 + (size_t)(t_mix(n) % (MIXED_MAX - 8));
+}
+
+static uint64_t slot_bytes(size_t size)
+{
+    return (64 + (uint64_t)size + 63) / 64 * 64;
+}
+
+static void send_mixed(tachyon_fanout_t *fo, uint64_t from, uint64_t to)
+{
+    uint8_t buf[MIXED_MAX];
+    for (uint64_t n = from; n < to; n++) {
+        size_t size = mixed_size(n);
+        for (size_t i = 0; i < size; i++)
+            buf[i] = (uint8_t)(n + i);
+        memcpy(buf, &n, sizeof(n));
+        REQUIRE(tachyon_fanout_send(fo, buf, size, 9, 0) == TACHYON_SUCCESS);
+    }
+}
+
+static void check_oldest_join(tachyon_fanout_t *fo, const char *path, uint64_t sent)
+{
+    tachyon_fanout_rx_t *rx;
+    REQUIRE(tachyon_fanout_connect(path, TACHYON_FAN_START_OLDEST, JOIN_MS, &rx) == TACHYON_SUCCESS);
+    uint64_t first = UINT64_MAX, expect = 0, history = 0;
+    tachyon_fan_msg_t m;
+    while (expect < sent) {
+        tachyon_error_t err = tachyon_fanout_acquire_rx(rx, &m, 100, JOIN_MS);
+        REQUIRE(err == TACHYON_SUCCESS);
+        uint64_t n;
+        memcpy(&n, m.ptr, sizeof(n));
+        int ok = m.seq == n && m.size == mixed_size(n) && (first == UINT64_MAX || n == expect);
+        const uint8_t *bytes = m.ptr;
+        for (size_t i = sizeof(n); ok && i < m.size; i++)
+            ok = bytes[i] == (uint8_t)(n + i);
+        CHECK(ok);
+        if (!ok)
+            break;
+        if (first == UINT64_MAX)
+            first = n;
+        history += slot_bytes(m.size);
+        expect = n + 1;
+        CHECK_ERR(tachyon_fanout_commit_rx(rx), TACHYON_SUCCESS);
+    }
+    CHECK_EQ(expect, sent);
+    CHECK(history <= MIXED_RING);
+    CHECK(history >= MIXED_RING / 2 - 3 * slot_bytes(MIXED_MAX));
+    tachyon_fanout_rx_destroy(rx);
+    REQUIRE(wait_consumers(fo, 0)); /* gone before the producer writes on */
+}
+
+static void test_fanout_oldest_after_laps(void)
+{
+    char path[108];
+    t_socket_path(path, sizeof(path), "fo-laps");
+    tachyon_fanout_t *fo;
+    CHECK_ERR(tachyon_fanout_listen(path, MIXED_RING, 2, TACHYON_FAN_BLOCK, &fo), TACHYON_SUCCESS);
+    uint64_t stops[3] = {500, 4321, 20000}, sent = 0;
+    for (int i = 0; i < 3; i++) {
+        send_mixed(fo, sent, stops[i]);
+        sent = stops[i];
+        check_oldest_join(fo, path, sent);
+    }
+    tachyon_fanout_destroy(fo);
+}
+
 /* Join exactly at a wrap: the producer stops with its head just short of
  * the ring's end, so the joiner's first message comes after a skip marker. */
 static void test_fanout_join_at_wrap(void)
@@ -668,6 +743,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     test_fanout_all_see_all();
     test_fanout_late_join();
+    test_fanout_oldest_after_laps();
     test_fanout_join_at_wrap();
     test_fanout_block_timeout();
     test_fanout_drop();
