@@ -176,7 +176,7 @@ write("fuzz_rpc_handshake", "request-ring-full",
 
 
 # ---- fuzz_fan ---------------------------------------------------------------
-FAN_MAGIC, FAN_VERSION, FAN_CAP, FAN_MAX, FAN_RO = 0x5446414E, 1, 4096, 1, 4096
+FAN_MAGIC, FAN_VERSION, FAN_CAP, FAN_MAX, FAN_RO = 0x5446414E, 2, 4096, 1, 4096
 FAN_SALT = 0x5A17C0DE0000003F
 
 
@@ -185,10 +185,11 @@ def fan_hello(magic=FAN_MAGIC, version=FAN_VERSION, kind=1, index=0, max_peers=F
     return struct.pack("<8I", magic, version, kind, index, max_peers, cap, ring_offset, flags)
 
 
-def fan_segment(head=0, tail=0, messages=()):
+def fan_segment(head=0, tail=0, messages=(), fencing=1):
     seg = bytearray(FAN_RO + FAN_CAP)
     struct.pack_into("<6IiiQ", seg, 0, FAN_MAGIC, FAN_VERSION, FAN_CAP, FAN_MAX, FAN_RO, 0, READY, 1, FAN_SALT)
     struct.pack_into("<Q", seg, 128, head)
+    struct.pack_into("<I", seg, 392, fencing)  # producer_fencing: 0 asks readers for a membarrier
     struct.pack_into("<Q", seg, 512, tail)  # entry 0: tail
     off = FAN_RO
     for seq, size in messages:
@@ -207,6 +208,7 @@ def fan_input(hello=None, memfd_size=FAN_RO + FAN_CAP, seals=7, mode=0, second=N
 
 write("fuzz_fan", "honest-empty", fan_input())
 write("fuzz_fan", "honest-two-messages", fan_input(segment=fan_segment(head=64 + 128, messages=((0, 8), (1, 40)))))
+write("fuzz_fan", "unfenced-producer", fan_input(segment=fan_segment(fencing=0)))
 write("fuzz_fan", "bus-magic", fan_input(hello=fan_hello(magic=MAGIC)))
 write("fuzz_fan", "fd-with-first", fan_input(mode=1))
 write("fuzz_fan", "no-second", fan_input(mode=2))

@@ -445,6 +445,25 @@ static inline int local_ref_put(_Atomic int *refs)
  *   T  consumer: ack_drop (release) after it moved its tail to resume_pos
  *      pairs with U  producer: observe_ack (acquire) before it reads that
  *      tail again: an acknowledged consumer is counted by its new tail.
+ *   V  Q without the producer's fence, as E/F and M on a bus. A producer
+ *      registered for membarrier stores the stamp (release) and loads
+ *      sleepers (peek_sleeper_after_membarrier) while producer_fencing is 0;
+ *      a consumer that reads 0 there (observe_fencing_ack, after its P1)
+ *      calls membarrier(GLOBAL_EXPEDITED) before its P2, which puts a full
+ *      barrier in the producer's thread between the two: the E/F argument
+ *      above, for each consumer. A consumer that sleeps after nearly every
+ *      message asks for fences instead (request_fencing on wants_fence in
+ *      its table entry); the producer looks at the live entries every
+ *      fan_fence_look_every publications and switches as in M (switching on:
+ *      fence from the next stamp, then store 1; switching off: store 0, then
+ *      stop fencing), so a consumer that read 1 after its P1 is covered by a
+ *      fenced stamp or by the producer's seq_cst look at sleepers coming
+ *      after that read. Untrusted both ways: a consumer's request only makes
+ *      the producer fence; a producer's 1 only saves the consumer a
+ *      membarrier, and a wake it then misses costs at most a sleep slice.
+ *      Hot-line cost: the exchange of Q made the producer wait, per message,
+ *      for the stamp's cache line that a caught-up consumer keeps reading; a
+ *      plain store does not.
  */
 static inline uint32_t observe_wake_seq(_Atomic uint32_t *wake_seq)
 {

@@ -27,4 +27,11 @@ TACHYON_HIDDEN uint64_t fan_max_payload(uint64_t capacity);
  * receive) is never taken by the door instead. 0 on success. */
 TACHYON_HIDDEN int start_door(pthread_t *thread, void *(*main_fn)(void *), void *arg);
 
+/* Publications between two looks of a fan-out producer at its readers'
+ * requests for fenced stamps (pair V); tests make it 1. */
+TACHYON_HIDDEN extern uint32_t fan_fence_look_every;
+
+/* 1 while the producer fences every stamp (tests watch it switch). */
+TACHYON_HIDDEN uint32_t fan_producer_fencing(const tachyon_fanout_t *p);
+
 #endif /* TACHYON_FAN_H */

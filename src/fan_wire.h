@@ -20,7 +20,7 @@
 #include "wire.h"
 
 #define TACHYON_FAN_MAGIC 0x5446414Eu /* "TFAN" read as a little-endian word: 'N','A','F','T' */
-#define TACHYON_FAN_VERSION 1u
+#define TACHYON_FAN_VERSION 2u
 #define TACHYON_FAN_KIND_OUT 1u       /* one producer (the listener), many consumers */
 #define TACHYON_FAN_KIND_IN 2u        /* many producers, one consumer (the listener) */
 
@@ -61,7 +61,7 @@ _Static_assert(offsetof(tachyon_fan_hello_t, flags) == 28, "hello.flags");
 typedef struct {
     _Atomic uint64_t tail;        /* consumer: bytes it has released (monotonic) */
     _Atomic uint32_t ack_gen;     /* consumer: the drop_gen it has taken notice of */
-    uint32_t pad_c_;
+    _Atomic uint32_t wants_fence; /* consumer: 1 asks the producer to fence every stamp (pair V) */
     uint8_t pad_consumer_[64 - 16];
 
     _Atomic uint32_t drop_gen;    /* producer: bumped each time it drops (or re-drops) this consumer */
@@ -77,6 +77,7 @@ typedef struct {
 _Static_assert(sizeof(tachyon_fan_entry_t) == 128, "fan entry is 128 bytes");
 _Static_assert(offsetof(tachyon_fan_entry_t, tail) == 0, "entry.tail");
 _Static_assert(offsetof(tachyon_fan_entry_t, ack_gen) == 8, "entry.ack_gen");
+_Static_assert(offsetof(tachyon_fan_entry_t, wants_fence) == 12, "entry.wants_fence");
 _Static_assert(offsetof(tachyon_fan_entry_t, drop_gen) == 64, "entry.drop_gen");
 _Static_assert(offsetof(tachyon_fan_entry_t, active) == 68, "entry.active");
 _Static_assert(offsetof(tachyon_fan_entry_t, resume_pos) == 72, "entry.resume_pos");
@@ -107,7 +108,9 @@ typedef struct {
 
     _Atomic uint32_t wake_seq;    /* futex word the consumers sleep on; the producer bumps it */
     _Atomic uint32_t sleepers;    /* consumers between announcing sleep and waking (pair P/Q) */
-    uint8_t pad_sleep_[128 - 8];
+    _Atomic uint32_t producer_fencing; /* producer: 1 while it fences every stamp; 0: a consumer
+                                          issues a membarrier before it sleeps (pair V) */
+    uint8_t pad_sleep_[128 - 12];
 } tachyon_fanout_header_t;
 
 #define TACHYON_FANOUT_HEADER_BYTES 512u
@@ -127,6 +130,7 @@ _Static_assert(offsetof(tachyon_fanout_header_t, messages) == 136, "fo.messages"
 _Static_assert(offsetof(tachyon_fanout_header_t, producer_waiting) == 256, "fo.producer_waiting");
 _Static_assert(offsetof(tachyon_fanout_header_t, wake_seq) == 384, "fo.wake_seq");
 _Static_assert(offsetof(tachyon_fanout_header_t, sleepers) == 388, "fo.sleepers");
+_Static_assert(offsetof(tachyon_fanout_header_t, producer_fencing) == 392, "fo.producer_fencing");
 
 /* Messages in the fan-out ring use the bus's 64-byte header (wire.h 1.3);
  * correlation_id carries the message's sequence number (0, 1, 2, ...) and

@@ -52,6 +52,8 @@
 #define ROOM_SPIN_ROUNDS 512u /* looks for room before the producer sleeps */
 #define ROOM_SPIN_PAUSES 16   /* pauses between two looks */
 #define FAN_MARKS 64u         /* message starts remembered per lap (advance_oldest) */
+/* Publications between two looks at the readers' fence requests (pair V). */
+uint32_t fan_fence_look_every = 256;
 
 /* The producer's private view of one table entry (under the lock). */
 struct fan_consumer {
@@ -88,6 +90,9 @@ struct tachyon_fanout {
     uint64_t marks[FAN_MARKS];
     unsigned next_mark;
     uint64_t mark_due;       /* the next message starting at or past this is remembered */
+    int fence_free_ok;       /* registered for membarrier: may publish without a fence (pair V) */
+    uint32_t fencing;        /* 1: every stamp fenced (what producer_fencing says) */
+    uint32_t since_fence_look;
 
     /* Under the lock: the producer's slow path and the door. */
     pthread_mutex_t lock;
@@ -129,6 +134,10 @@ struct tachyon_fanout_rx {
     uint64_t last_missed, missed_total, received;
     int gone;               /* 0 present, else the error (PEER_CLOSED / PEER_DEAD) */
     int64_t next_gone_check_ns; /* producer_gone_paced: the next look while spinning */
+    uint64_t received_at_sleep; /* pair V: how sparse the stream is, judged at each sleep */
+    uint32_t sparse_sleeps;
+    uint32_t wants_fence;       /* what our entry's wants_fence says */
+    int membarrier_failed;      /* we cannot fence the producer: ask it to fence itself */
 };
 
 /* ---- Errors and checks shared by both ends ---------------------------------- */
@@ -426,13 +435,49 @@ static void publish(struct tachyon_fanout *p, uint64_t pos)
         last_value = p->unstamped_skip ^ p->salt;
         p->unstamped_skip = NO_MESSAGE;
     }
-    if (publish_slot_stamp_check_sleeper(last, last_value, &p->hdr->sleepers) != 0 &&
-        claim_fan_sleepers(&p->hdr->sleepers)) {
+    uint32_t sleepers;
+    if (p->fencing) {
+        sleepers = publish_slot_stamp_check_sleeper(last, last_value, &p->hdr->sleepers); /* Q */
+    } else {
+        publish_slot_stamp(last, last_value); /* H, and Q1 without a fence: V */
+        sleepers = peek_sleeper_after_membarrier(&p->hdr->sleepers);
+    }
+    if (sleepers != 0 && claim_fan_sleepers(&p->hdr->sleepers)) {
         bump_wake_seq(&p->hdr->wake_seq);
         futex_wake_all(&p->hdr->wake_seq);
     }
     write_counter_relaxed(&p->hdr->messages, p->seq);
     publish_head(&p->hdr->head, p->head); /* A: pairs with B (joiners, tools) */
+}
+
+/* Does a joined reader ask for fenced stamps? Entries are reader-written:
+ * any non-zero word is a request, and a request only costs us fences. */
+static int reader_wants_fence(struct tachyon_fanout *p)
+{
+    for (uint32_t i = 0; i < p->max_consumers; i++) {
+        tachyon_fan_entry_t *e = tachyon_fanout_entry(p->hdr, i);
+        if (load_table_word(&e->active) && peek_fencing_request(&e->wants_fence))
+            return 1;
+    }
+    return 0;
+}
+
+/* Publish with or without a fence from now on, switching in the order pair
+ * V needs: fences start before producer_fencing says 1, and stop only after
+ * it says 0. */
+static void update_fencing(struct tachyon_fanout *p)
+{
+    p->since_fence_look = 0;
+    uint32_t want = !p->fence_free_ok || reader_wants_fence(p);
+    if (want == p->fencing)
+        return;
+    if (want) {
+        p->fencing = 1;
+        ack_fencing(&p->hdr->producer_fencing, 1);
+    } else {
+        ack_fencing(&p->hdr->producer_fencing, 0);
+        p->fencing = 0;
+    }
 }
 
 tachyon_error_t tachyon_fanout_commit_tx(tachyon_fanout_t *p, size_t actual, uint32_t type_id)
@@ -458,6 +503,8 @@ tachyon_error_t tachyon_fanout_commit_tx(tachyon_fanout_t *p, size_t actual, uin
     }
     p->pending_slot = 0;
     local_counter_store(&p->newest, p->pending_pos);
+    if (unlikely(++p->since_fence_look >= fan_fence_look_every))
+        update_fencing(p);
     publish(p, p->pending_pos);
     return TACHYON_SUCCESS;
 }
@@ -483,6 +530,11 @@ tachyon_error_t tachyon_fanout_send(tachyon_fanout_t *p, const void *data, size_
     if (size)
         memcpy(slot, data, size);
     return tachyon_fanout_commit_tx(p, size, type_id);
+}
+
+uint32_t fan_producer_fencing(const tachyon_fanout_t *p)
+{
+    return p->fencing;
 }
 
 uint32_t tachyon_fanout_consumers(const tachyon_fanout_t *p)
@@ -670,6 +722,7 @@ static tachyon_error_t fanout_segment(struct tachyon_fanout *p, const char *path
     atomic_store_explicit(&h->producer_pid, (int32_t)getpid(), memory_order_relaxed);
     p->salt = shm_new_stamp_salt();
     write_counter_relaxed(&h->stamp_salt, p->salt);
+    ack_fencing(&h->producer_fencing, 1); /* every stamp fenced until the first look (V) */
     store_state(&h->state, TACHYON_STATE_READY); /* last: the format is complete */
     return TACHYON_SUCCESS;
 }
@@ -703,6 +756,9 @@ tachyon_error_t tachyon_fanout_listen_ex(const char *socket_path, size_t capacit
     p->newest = NO_MESSAGE;
     p->unstamped_skip = NO_MESSAGE;
     p->limit = p->locked_limit = capacity / 2;
+    p->fence_free_ok = wait_membarrier_ready();
+    p->fencing = 1;                          /* as the segment says until the first look, */
+    p->since_fence_look = UINT32_MAX - 1;    /* which the first publication makes */
     for (uint32_t i = 0; i < TACHYON_FAN_MAX_PEERS; i++)
         p->consumers[i].conn = -1;
     if (opts)
@@ -835,6 +891,7 @@ static tachyon_error_t map_fanout(struct tachyon_fanout_rx *c, int fd, const tac
                                    "the fan-out segment starts us at byte %llu, not on a slot boundary",
                                    (unsigned long long)c->tail);
     c->published_tail = c->tail;
+    request_fencing(&c->entry->wants_fence, 0); /* not what a previous reader of this entry asked */
     c->salt = read_counter_relaxed(&hdr->stamp_salt);
     if (c->salt == 0)
         return status_error_detail(NULL, TACHYON_ERR_ABI_MISMATCH, "the fan-out segment has no stamp salt");
@@ -1057,13 +1114,44 @@ static tachyon_error_t try_rx(struct tachyon_fanout_rx *c, tachyon_fan_msg_t *ms
     return TACHYON_ERR_EMPTY;
 }
 
+/* Ask the producer for fenced stamps, or stop asking (pair V). */
+static void ask_for_fences(struct tachyon_fanout_rx *c, uint32_t want)
+{
+    if (want == c->wants_fence)
+        return;
+    c->wants_fence = want;
+    request_fencing(&c->entry->wants_fence, want);
+}
+
+/* Pair V, between P1 and P2: a producer that publishes without a fence gets
+ * one from us. 0 when it needed one and we could not give it: the producer
+ * is asked to fence, and until it does the caller sleeps in short slices. */
+static int fence_unfenced_producer(struct tachyon_fanout_rx *c)
+{
+    if (observe_fencing_ack(&c->hdr->producer_fencing))
+        return 1; /* it fences every stamp */
+    if (!c->membarrier_failed && wait_membarrier_ready() && membarrier_global_expedited() == 0)
+        return 1;
+    c->membarrier_failed = 1;
+    ask_for_fences(c, 1);
+    return 0;
+}
+
+#define UNFENCED_SLICE_MS 1 /* a sleep that a missed wake-up may cost, while unfenced */
+
 /* Sleep until the producer publishes (P: count ourselves in, look at head
- * once more, then wait on wake_seq while it holds the value read first). */
+ * once more, then wait on wake_seq while it holds the value read first). A
+ * reader that sleeps after nearly every message asks for fenced stamps
+ * rather than making a membarrier per sleep (V). */
 static tachyon_error_t sleep_for_data(struct tachyon_fanout_rx *c, int slice_ms)
 {
     tachyon_fanout_header_t *hdr = c->hdr;
+    uint32_t want = wait_sleep_wants_fence(c->received, &c->received_at_sleep, &c->sparse_sleeps, c->wants_fence);
+    ask_for_fences(c, want || c->membarrier_failed);
     uint32_t seen = observe_wake_seq(&hdr->wake_seq);
     announce_fan_sleep(&hdr->sleepers); /* P1: pairs with Q2 */
+    if (!fence_unfenced_producer(c) && slice_ms > UNFENCED_SLICE_MS)
+        slice_ms = UNFENCED_SLICE_MS;
     tachyon_error_t err = TACHYON_SUCCESS;
     _Atomic uint64_t *stamp = &((tachyon_msg_header_t *)(c->ring + (c->tail & c->mask)))->stamp;
     if (recheck_slot_stamp(stamp) != (c->tail ^ c->salt) && /* P2: pairs with Q1 */

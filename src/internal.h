@@ -264,6 +264,12 @@ TACHYON_HIDDEN extern int wait_sleep_slice_ms;
 /* 1 when this process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED
  * (registers on first use in each process). */
 TACHYON_HIDDEN int wait_membarrier_ready(void);
+/* A consumer about to sleep, having taken `messages` so far: should it ask
+ * its producer to fence every stamp (it sleeps after nearly every message)
+ * instead of issuing a membarrier per sleep? `wants` is the current answer;
+ * the other two are the caller's bookkeeping (wait.c, SPARSE_*). */
+TACHYON_HIDDEN uint32_t wait_sleep_wants_fence(uint64_t messages, uint64_t *messages_at_sleep,
+                                               uint32_t *sparse_sleeps, uint32_t wants);
 /* Between a consumer's announcement and its recheck (pairs E/F and M). */
 TACHYON_HIDDEN void wait_fence_before_recheck(struct tachyon_bus *bus);
 TACHYON_HIDDEN tachyon_error_t wait_consumer_sleep(struct tachyon_bus *bus, int timeout_ms);

@@ -57,6 +57,19 @@ int wait_membarrier_ready(void)
 #define SPARSE_SLEEPS 8u   /* this many sparse sleeps in a row: ask for fences */
 #define DENSE_MESSAGES 64u /* this many between two sleeps: withdraw the request */
 
+uint32_t wait_sleep_wants_fence(uint64_t messages, uint64_t *messages_at_sleep, uint32_t *sparse_sleeps,
+                                uint32_t wants)
+{
+    uint64_t since = messages - *messages_at_sleep;
+    *messages_at_sleep = messages;
+    *sparse_sleeps = since <= SPARSE_MESSAGES ? *sparse_sleeps + 1 : 0;
+    if (*sparse_sleeps >= SPARSE_SLEEPS)
+        return 1;
+    if (since >= DENSE_MESSAGES)
+        return 0;
+    return wants;
+}
+
 static void note_sleep_pattern(struct tachyon_bus *bus)
 {
 #ifdef TACHYON_NO_STATS
@@ -64,14 +77,7 @@ static void note_sleep_pattern(struct tachyon_bus *bus)
     return;
 #endif
     struct tachyon_rx_state *rx = &bus->rx;
-    uint64_t since = rx->messages - rx->messages_at_sleep;
-    rx->messages_at_sleep = rx->messages;
-    rx->sparse_sleeps = since <= SPARSE_MESSAGES ? rx->sparse_sleeps + 1 : 0;
-    uint32_t want = rx->wants_fence;
-    if (rx->sparse_sleeps >= SPARSE_SLEEPS)
-        want = 1;
-    else if (since >= DENSE_MESSAGES)
-        want = 0;
+    uint32_t want = wait_sleep_wants_fence(rx->messages, &rx->messages_at_sleep, &rx->sparse_sleeps, rx->wants_fence);
     if (want != rx->wants_fence) {
         rx->wants_fence = want;
         request_fencing(&bus->hdr->consumer_wants_fence, want);

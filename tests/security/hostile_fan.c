@@ -211,7 +211,7 @@ static void run_case(const char *name, mutator mutate, tachyon_error_t want, tac
 }
 
 static void bad_magic(struct fake *f) { f->first.magic = TACHYON_MAGIC; f->second = f->first; }
-static void bad_version(struct fake *f) { f->first.version = 2; f->second = f->first; }
+static void bad_version(struct fake *f) { f->first.version = TACHYON_FAN_VERSION + 1; f->second = f->first; }
 static void kind_in(struct fake *f) { f->first.kind = TACHYON_FAN_KIND_IN; f->second = f->first; }
 static void max_zero(struct fake *f) { f->first.max_peers = 0; f->second = f->first; }
 static void max_huge(struct fake *f) { f->first.max_peers = 1000; f->second = f->first; }
@@ -414,7 +414,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     run_case("honest fan-out producer", NULL, TACHYON_SUCCESS, TACHYON_ERR_EMPTY);
     run_case("hello magic of a bus", bad_magic, TACHYON_ERR_ABI_MISMATCH, 0);
-    run_case("hello version 2", bad_version, TACHYON_ERR_ABI_MISMATCH, 0);
+    run_case("hello of a later version", bad_version, TACHYON_ERR_ABI_MISMATCH, 0);
     run_case("hello of a fan-in", kind_in, TACHYON_ERR_ABI_MISMATCH, 0);
     run_case("hello max_peers 0", max_zero, TACHYON_ERR_ABI_MISMATCH, 0);
     run_case("hello max_peers 1000", max_huge, TACHYON_ERR_ABI_MISMATCH, 0);
