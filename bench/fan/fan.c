@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,6 +62,7 @@ static uint64_t n_msgs, reps;
 /* Ring size of each fan-out and bus, and (section 4) the lap written before
  * the timed part: readers say they are ready once they have read it. */
 static uint64_t ring_bytes = 1 << 20;
+static int readers_cpu = -1; /* section 4: the CPU the children are pinned to (-1: none) */
 static uint64_t warmup_msgs;
 static uint64_t producer_cpu_ns; /* CPU time of the timed part of the producer's loop */
 
@@ -83,6 +85,14 @@ struct kids {
     int n;
 };
 
+static int pin_to_cpu(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set);
+}
+
 /* Fork n children running fn; each reports one struct result. go_fd: the
  * child reads one byte there before it starts (when the parent says go);
  * ready: the child may write one byte there when it is ready. */
@@ -97,6 +107,8 @@ static void spawn(struct kids *k, int n, child_fn fn, const char *paths, size_t 
         }
         pid_t pid = fork();
         if (pid == 0) {
+            if (readers_cpu >= 0)
+                pin_to_cpu(readers_cpu);
             close(res[0]);
             close(go[1]);
             close(ready[0]);
@@ -602,9 +614,10 @@ static const int readers[3] = {1, 2, 4};
 
 /* Section 4: the producer's messages per second of its own CPU time over a
  * burst of `burst` messages after a lap of the ring every reader has read
- * (median of the runs). CPU time, not wall time: on two cores the producer
- * shares them with the readers, and its wall time would be the scheduler's
- * choice; with a core of its own its rate is this. */
+ * (median of the runs). The producer is pinned to CPU 0 and the readers
+ * to CPU 1, so that the producer has a core of its own, as on a machine with
+ * a core per process; it is measured in CPU time, which leaves out what
+ * the machine's other work takes from it. */
 #define BURST_RING (256ull << 20)
 
 static double producer_rate(enum transport t, int n, size_t size, uint64_t burst)
@@ -627,6 +640,13 @@ static void producer_rates(void)
            "   own): after a lap of a %llu MiB ring that every reader has read, a burst of 9/10 of a ring, so that\n"
            "   it never waits for a reader (readers blocking, reading as it goes; waking them is counted)\n",
            (unsigned long long)(BURST_RING >> 20));
+    cpu_set_t all;
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || sched_getaffinity(0, sizeof(all), &all) != 0 || pin_to_cpu(0) != 0) {
+        printf("   (skipped: it needs two CPUs to pin the producer and the readers apart)\n");
+        return;
+    }
+    readers_cpu = 1;
+    printf("   the producer is pinned to CPU 0, the readers share CPU 1\n");
     printf("%-6s %-7s %14s %14s %10s\n", "size", "readers", "fan-out", "N buses", "fan/buses");
     ring_bytes = BURST_RING;
     for (int si = 0; si < 2; si++) {
@@ -644,6 +664,8 @@ static void producer_rates(void)
     }
     ring_bytes = 1 << 20;
     warmup_msgs = 0;
+    readers_cpu = -1;
+    sched_setaffinity(0, sizeof(all), &all);
 }
 
 static void print_load(void)
