@@ -88,10 +88,12 @@ class PlainV4Producer:
         struct.pack_into("<III", self.ring, off, len(payload), type_id, 128)
         self.ring[off + MSG_HEADER : off + MSG_HEADER + len(payload)] = payload
         self.head += 128
-        struct.pack_into("<Q", self.ring, OFF_HEAD, self.head)  # one aligned 8-byte store
+        # One aligned 8-byte store (struct.pack_into would clear the word
+        # first, and the consumer could read head as 0 in between).
+        self.ring[OFF_HEAD : OFF_HEAD + 8] = struct.pack("<Q", self.head)
 
     def set_fatal(self):
-        struct.pack_into("<I", self.ring, OFF_STATE, STATE_FATAL)
+        self.ring[OFF_STATE : OFF_STATE + 4] = struct.pack("<I", STATE_FATAL)  # one store, as above
 
     def close(self):
         self.ring.close()

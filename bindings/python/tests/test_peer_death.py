@@ -24,16 +24,22 @@ DETECT_LIMIT = 0.25
 SEQ = struct.Struct("<Q")
 
 
+# publish_count: a child that is killed at any instant publishes its count
+# with one 8-byte store into the shared counter. struct.pack_into would not
+# do: it clears its target before it writes the value, and a SIGKILL between
+# the two leaves 0 there.
+
+
 def producer_forever(path, counter):
     # A bare fork child: it must never return into pytest.
     try:
         with tachyon.Bus.connect(path, timeout=10) as bus:
-            pack = SEQ.pack_into
+            pack = SEQ.pack
             i = 0
             while True:
                 bus.send_packed(SEQ, 1, i)
                 i += 1
-                pack(counter, 0, i)
+                counter[0:8] = pack(i)  # see publish_count
     finally:
         os._exit(0)
 
@@ -44,7 +50,7 @@ def consumer_until_killed(path, counter):
             n = 0
             for msg in bus:
                 n += 1
-                SEQ.pack_into(counter, 0, n)
+                counter[0:8] = SEQ.pack(n)  # see publish_count
     finally:
         os._exit(0)
 
