@@ -150,6 +150,11 @@ static inline int claim_sleeper(_Atomic uint32_t *sleeping)
  * acknowledgement (M below). */
 static inline uint32_t peek_sleeper_after_membarrier(_Atomic uint32_t *sleeping)
 {
+    /* The stamp's store (release) must stay before this load in the
+     * instruction stream, which the membarrier argument needs and which C
+     * alone does not promise for a release store and a later load: a
+     * compiler barrier, no CPU fence. */
+    atomic_signal_fence(memory_order_seq_cst);
     return atomic_load_explicit(sleeping, memory_order_seq_cst);
 }
 

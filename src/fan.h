@@ -31,6 +31,10 @@ TACHYON_HIDDEN int start_door(pthread_t *thread, void *(*main_fn)(void *), void 
  * requests for fenced stamps (pair V); tests make it 1. */
 TACHYON_HIDDEN extern uint32_t fan_fence_look_every;
 
+/* 0: readers never ask for fenced stamps, so that a test can keep the
+ * producer on the unfenced protocol. */
+TACHYON_HIDDEN extern int fan_readers_ask_fences;
+
 /* 1 while the producer fences every stamp (tests watch it switch). */
 TACHYON_HIDDEN uint32_t fan_producer_fencing(const tachyon_fanout_t *p);
 

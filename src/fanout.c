@@ -54,6 +54,8 @@
 #define FAN_MARKS 64u         /* message starts remembered per lap (advance_oldest) */
 /* Publications between two looks at the readers' fence requests (pair V). */
 uint32_t fan_fence_look_every = 256;
+/* Readers that sleep after nearly every message ask for fences (pair V). */
+int fan_readers_ask_fences = 1;
 
 /* The producer's private view of one table entry (under the lock). */
 struct fan_consumer {
@@ -469,8 +471,14 @@ static void update_fencing(struct tachyon_fanout *p)
 {
     p->since_fence_look = 0;
     uint32_t want = !p->fence_free_ok || reader_wants_fence(p);
-    if (want == p->fencing)
+    if (want == p->fencing) {
+        /* Readers can write the header: one that stored a 1 there while
+         * we publish unfenced would have the others skip their membarrier
+         * (and miss wake-ups) until we say 0 again; we say it at each look. */
+        if (observe_fencing_ack(&p->hdr->producer_fencing) != want)
+            ack_fencing(&p->hdr->producer_fencing, want);
         return;
+    }
     if (want) {
         p->fencing = 1;
         ack_fencing(&p->hdr->producer_fencing, 1);
@@ -612,6 +620,7 @@ static void admit(struct tachyon_fanout *p, int conn, const struct tachyon_peer 
     uint64_t pos = join_position(p, req.flags);
     write_counter_relaxed(&e->tail, pos);
     store_table_word(&e->ack_gen, c->gen);
+    request_fencing(&e->wants_fence, 0); /* not what the entry's previous reader asked */
     store_table_word(&e->drop_gen, c->gen);
     atomic_store_explicit(&e->pid, (int32_t)peer->pid, memory_order_relaxed);
     store_table_word(&e->active, 1);
@@ -1147,7 +1156,7 @@ static tachyon_error_t sleep_for_data(struct tachyon_fanout_rx *c, int slice_ms)
 {
     tachyon_fanout_header_t *hdr = c->hdr;
     uint32_t want = wait_sleep_wants_fence(c->received, &c->received_at_sleep, &c->sparse_sleeps, c->wants_fence);
-    ask_for_fences(c, want || c->membarrier_failed);
+    ask_for_fences(c, (want && fan_readers_ask_fences) || c->membarrier_failed);
     uint32_t seen = observe_wake_seq(&hdr->wake_seq);
     announce_fan_sleep(&hdr->sleepers); /* P1: pairs with Q2 */
     if (!fence_unfenced_producer(c) && slice_ms > UNFENCED_SLICE_MS)
