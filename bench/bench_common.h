@@ -23,17 +23,35 @@ static inline uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* A clock in nanoseconds: CLOCK_REALTIME for stamps another process
+ * compares with its own reading, CLOCK_MONOTONIC for pacing. */
+static inline int64_t bench_clock_ns(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Sleep until CLOCK_MONOTONIC reads t (nanoseconds). */
+static inline void bench_sleep_until_mono(int64_t t)
+{
+    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
+        ;
+}
+
 /* Pin the calling process to one CPU (if it exists); a benchmark on two cores
- * is only repeatable when the scheduler does not move the two sides around. */
-static inline void bench_pin(int cpu)
+ * is only repeatable when the scheduler does not move the two sides around.
+ * 0 when pinned; -1 on a one-CPU machine or when the kernel refused. */
+static inline int bench_pin(int cpu)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n <= 1)
-        return;
+        return -1;
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu % (int)n, &set);
-    (void)sched_setaffinity(0, sizeof(set), &set);
+    return sched_setaffinity(0, sizeof(set), &set);
 }
 
 static inline void bench_print_machine(void)

@@ -41,13 +41,13 @@ $(BRIDGE_TEST_BIN): tests/bridge/tick_reader.c include/tachyon.h $(BUILD)/libtac
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) -O2 -g -Wall -Wextra -Iinclude $< $(BUILD)/libtachyon.a -o $@
 
-$(BRIDGE_BENCH_BIN): bench/bridge/paced_producer.c include/tachyon.h $(BUILD)/libtachyon.a
+$(BRIDGE_BENCH_BIN): bench/bridge/paced_producer.c bench/bench_common.h include/tachyon.h $(BUILD)/libtachyon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) -O2 -g -Wall -Wextra -Iinclude $< $(BUILD)/libtachyon.a -o $@
+	$(CC) $(CSTD) -O2 -g -Wall -Wextra -Wno-unused-function -Iinclude -Ibench $< $(BUILD)/libtachyon.a -o $@
 
-$(NATS_FLOOR_BIN): bench/bridge/nats_floor.c
+$(NATS_FLOOR_BIN): bench/bridge/nats_floor.c bench/bench_common.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) -O2 -g -Wall -Wextra $(NATS_CFLAGS) $< $(NATS_LIBS) -lpthread -o $@
+	$(CC) $(CSTD) -O2 -g -Wall -Wextra -Wno-unused-function -Ibench $(NATS_CFLAGS) $< $(NATS_LIBS) -lpthread -o $@
 
 install: install-tools
 install-tools: lib

@@ -16,6 +16,8 @@
 #define _GNU_SOURCE
 #include <nats/nats.h>
 
+#include "bench_common.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,31 +29,6 @@
 #define SEQ_OFFSET 16   /* and its quantity, here the tick's number */
 #define FLUSH_TIMEOUT_MS 1000
 #define RECEIVE_TIMEOUT_MS 60000
-
-static int64_t clock_ns(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_until_mono(int64_t t)
-{
-    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
-        ;
-}
-
-static int by_value(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static double percentile_us(int64_t *sorted, size_t n, int pct)
-{
-    return n ? sorted[(n - 1) * (size_t)pct / 100] / 1e3 : 0.0;
-}
 
 static natsConnection *connect_to(const char *url)
 {
@@ -81,7 +58,7 @@ static int subscribe_and_measure(const char *url, const char *subject, uint64_t 
     }
     natsSubscription_SetPendingLimits(sub, -1, -1);
     fprintf(stderr, "subscribed to %s\n", subject);
-    int64_t *lat = calloc(count ? count : 1, sizeof(*lat));
+    uint64_t *lat = calloc(count ? count : 1, sizeof(*lat));
     uint64_t received = 0;
     int ok = lat != NULL;
     while (ok && received < count) {
@@ -92,7 +69,7 @@ static int subscribe_and_measure(const char *url, const char *subject, uint64_t 
             ok = 0;
             break;
         }
-        int64_t now = clock_ns(CLOCK_REALTIME);
+        int64_t now = bench_clock_ns(CLOCK_REALTIME);
         const char *data = natsMsg_GetData(msg);
         uint32_t seq = 0;
         int64_t stamp = 0;
@@ -102,13 +79,12 @@ static int subscribe_and_measure(const char *url, const char *subject, uint64_t 
         }
         if (natsMsg_GetDataLength(msg) != TICK_SIZE || seq != received)
             ok = 0;
-        lat[received++] = now - stamp;
+        lat[received++] = now > stamp ? (uint64_t)(now - stamp) : 0;
         natsMsg_Destroy(msg);
     }
-    qsort(lat, received, sizeof(*lat), by_value);
     printf("{\"received\": %llu, \"ok\": %s, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f}\n",
-           (unsigned long long)received, ok ? "true" : "false", percentile_us(lat, received, 50),
-           percentile_us(lat, received, 90), percentile_us(lat, received, 99));
+           (unsigned long long)received, ok ? "true" : "false", bench_percentile(lat, received, 50) / 1e3,
+           bench_percentile(lat, received, 90) / 1e3, bench_percentile(lat, received, 99) / 1e3);
     free(lat);
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
@@ -118,13 +94,13 @@ static int subscribe_and_measure(const char *url, const char *subject, uint64_t 
 static int publish_paced(const char *url, const char *subject, uint64_t count, double rate)
 {
     natsConnection *nc = connect_to(url);
-    int64_t start = clock_ns(CLOCK_MONOTONIC);
+    int64_t start = bench_clock_ns(CLOCK_MONOTONIC);
     for (uint64_t i = 0; i < count; i++) {
         if (rate > 0)
-            sleep_until_mono(start + (int64_t)((double)i * 1e9 / rate));
+            bench_sleep_until_mono(start + (int64_t)((double)i * 1e9 / rate));
         char tick[TICK_SIZE] = "BTCUSDT";
         uint32_t seq = (uint32_t)i;
-        int64_t stamp = clock_ns(CLOCK_REALTIME);
+        int64_t stamp = bench_clock_ns(CLOCK_REALTIME);
         memcpy(tick + SEQ_OFFSET, &seq, sizeof(seq));
         memcpy(tick + STAMP_OFFSET, &stamp, sizeof(stamp));
         natsStatus s = natsConnection_Publish(nc, subject, tick, TICK_SIZE);

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include <tachyon.h>
 
+#include "bench_common.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,20 +21,6 @@
 #include <time.h>
 
 static const char *const symbols[4] = {"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"};
-
-static int64_t clock_ns(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_until_mono(int64_t t)
-{
-    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
-        ;
-}
 
 /* Returns 0, or -1 when the consumer is gone. */
 static int send_tick(tachyon_bus_t *bus, uint64_t i, uint32_t type_id, uint32_t qty, uint64_t *waits)
@@ -53,7 +41,7 @@ static int send_tick(tachyon_bus_t *bus, uint64_t i, uint32_t type_id, uint32_t 
     memcpy(p + 8, &price, 8);
     memcpy(p + 16, &qty, 4);
     memset(p + 28, 0, 4);
-    uint64_t ts = (uint64_t)clock_ns(CLOCK_REALTIME);
+    uint64_t ts = (uint64_t)bench_clock_ns(CLOCK_REALTIME);
     memcpy(p + 20, &ts, 8);
     return tachyon_commit_tx(bus, 32, type_id) == TACHYON_SUCCESS ? 0 : -1;
 }
@@ -73,16 +61,16 @@ int main(int argc, char **argv)
         return 1;
     }
     uint64_t waits = 0;
-    int64_t start = clock_ns(CLOCK_MONOTONIC);
+    int64_t start = bench_clock_ns(CLOCK_MONOTONIC);
     for (uint64_t i = 0; i < ticks; i++) {
         if (rate > 0)
-            sleep_until_mono(start + (int64_t)((double)i * 1e9 / rate));
+            bench_sleep_until_mono(start + (int64_t)((double)i * 1e9 / rate));
         if (send_tick(bus, i, (i & 1) ? 2 : 1, (uint32_t)(i + 1), &waits) < 0) {
             fprintf(stderr, "paced_producer: the consumer is gone after %llu ticks\n", (unsigned long long)i);
             return 1;
         }
     }
-    double elapsed = (clock_ns(CLOCK_MONOTONIC) - start) / 1e9;
+    double elapsed = (bench_clock_ns(CLOCK_MONOTONIC) - start) / 1e9;
     send_tick(bus, ticks, 0, (uint32_t)ticks, &waits);
     tachyon_bus_destroy(bus);
     printf("{\"ticks\": %llu, \"elapsed_s\": %.6f, \"rate\": %.1f, \"full_waits\": %llu}\n",

@@ -85,14 +85,6 @@ struct kids {
     int n;
 };
 
-static int pin_to_cpu(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return sched_setaffinity(0, sizeof(set), &set);
-}
-
 /* Fork n children running fn; each reports one struct result. go_fd: the
  * child reads one byte there before it starts (when the parent says go);
  * ready: the child may write one byte there when it is ready. */
@@ -108,7 +100,7 @@ static void spawn(struct kids *k, int n, child_fn fn, const char *paths, size_t 
         pid_t pid = fork();
         if (pid == 0) {
             if (readers_cpu >= 0)
-                pin_to_cpu(readers_cpu);
+                bench_pin(readers_cpu);
             close(res[0]);
             close(go[1]);
             close(ready[0]);
@@ -641,7 +633,7 @@ static void producer_rates(void)
            "   it never waits for a reader (readers blocking, reading as it goes; waking them is counted)\n",
            (unsigned long long)(BURST_RING >> 20));
     cpu_set_t all;
-    if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || sched_getaffinity(0, sizeof(all), &all) != 0 || pin_to_cpu(0) != 0) {
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || sched_getaffinity(0, sizeof(all), &all) != 0 || bench_pin(0) != 0) {
         printf("   (skipped: it needs two CPUs to pin the producer and the readers apart)\n");
         return;
     }
