@@ -900,7 +900,6 @@ static tachyon_error_t map_fanout(struct tachyon_fanout_rx *c, int fd, const tac
                                    "the fan-out segment starts us at byte %llu, not on a slot boundary",
                                    (unsigned long long)c->tail);
     c->published_tail = c->tail;
-    request_fencing(&c->entry->wants_fence, 0); /* not what a previous reader of this entry asked */
     c->salt = read_counter_relaxed(&hdr->stamp_salt);
     if (c->salt == 0)
         return status_error_detail(NULL, TACHYON_ERR_ABI_MISMATCH, "the fan-out segment has no stamp salt");
